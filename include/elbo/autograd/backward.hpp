@@ -1,0 +1,74 @@
+#pragma once
+// backward(): reverse-mode differentiation over the recorded graph.
+//
+// One depth-first walk, with an explicit stack instead of recursion, puts the nodes in topological
+// order; running the closures in the reverse of that order gives every node its whole gradient (from
+// all its uses) before it passes it on. The graph is then freed: interior nodes drop their parents,
+// closures and gradients, and only the leaves keep what they accumulated.
+
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "elbo/autograd/var.hpp"
+
+namespace elbo {
+
+// The nodes reachable from `root`, parents before children.
+template <class T>
+std::vector<Node<T>*> topological_order(Node<T>* root) {
+    std::vector<Node<T>*> order;
+    std::unordered_set<Node<T>*> seen{root};
+    std::vector<std::pair<Node<T>*, size_t>> stack{{root, 0}};
+    while (!stack.empty()) {
+        auto& [node, next] = stack.back();
+        if (next < node->parents.size()) {
+            Node<T>* parent = node->parents[next++].get();
+            if (seen.insert(parent).second) stack.emplace_back(parent, 0);
+        } else {
+            order.push_back(node);
+            stack.pop_back();
+        }
+    }
+    return order;
+}
+
+// Differentiates `output` with the seed gradient `seed` (output's shape): every leaf that requires
+// a gradient gets d<seed, output>/d leaf added to its grad().
+template <class T>
+void backward(const Var<T>& output, const Tensor<T>& seed) {
+    Node<T>& root = output.node();
+    check(!root.graph_freed, "backward",
+          "the graph of this Var was already differentiated and freed; build it again");
+    check(root.requires_grad, "backward",
+          "the output does not depend on any Var with requires_grad (op '", root.op, "')");
+    check(seed.shape() == root.value.shape(), "backward", "seed gradient has shape ", seed.shape(),
+          ", the output has ", root.value.shape());
+    const T* s = seed.data();
+    T* g = root.grad_buffer().data();
+    for (int64_t i = 0; i < seed.numel(); ++i) g[i] += s[i];
+
+    std::vector<Node<T>*> order = topological_order(&root);
+    for (auto it = order.rbegin(); it != order.rend(); ++it) {
+        Node<T>& node = **it;
+        if (node.backward && node.has_grad) node.backward(node);
+    }
+    for (Node<T>* node : order) {
+        if (!node->backward) continue;
+        node->backward = nullptr;
+        node->parents.clear();
+        node->grad = Tensor<T>();
+        node->has_grad = false;
+        node->graph_freed = true;
+    }
+}
+
+// Differentiates a scalar (one-element) loss: seed gradient 1.
+template <class T>
+void backward(const Var<T>& loss) {
+    check(loss.numel() == 1, "backward", "expected a scalar loss (one element), got shape ",
+          loss.shape(), "; pass a seed gradient for other outputs");
+    backward(loss, Tensor<T>::full(loss.shape(), T(1)));
+}
+
+}  // namespace elbo

@@ -1,0 +1,23 @@
+#pragma once
+// The whole CPU library of elbo. Layers, bottom-up: tensor/, kernels/cpu/, autograd/, ops/, io/.
+
+#include "elbo/error.hpp"
+#include "elbo/tensor/generator.hpp"
+#include "elbo/tensor/shape.hpp"
+#include "elbo/tensor/tensor.hpp"
+
+#include "elbo/autograd/backward.hpp"
+#include "elbo/autograd/dot.hpp"
+#include "elbo/autograd/gradcheck.hpp"
+#include "elbo/autograd/var.hpp"
+
+#include "elbo/ops/activations.hpp"
+#include "elbo/ops/arithmetic.hpp"
+#include "elbo/ops/conv.hpp"
+#include "elbo/ops/latent.hpp"
+#include "elbo/ops/linear.hpp"
+#include "elbo/ops/losses.hpp"
+#include "elbo/ops/reduce.hpp"
+#include "elbo/ops/shape.hpp"
+
+#include "elbo/io/safetensors.hpp"

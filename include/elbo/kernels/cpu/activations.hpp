@@ -1,0 +1,91 @@
+#pragma once
+// Element-wise activations, each forward next to its backward.  Derivations:
+// docs/gradients.md#activations
+//
+// Every backward accumulates dx[i] += dy[i] * f'(x[i]), with f' written from whichever of x and
+// y = f(x) is cheaper (sigmoid, tanh and exp reuse y).
+
+#include <cmath>
+
+#include "elbo/kernels/cpu/common.hpp"
+
+namespace elbo::kernels {
+
+// Applies y[i] = f(x[i]) for i in [0, n), in parallel when it pays.
+template <class T, class F>
+void map_unary(T* y, const T* x, int64_t n, F f) {
+#pragma omp parallel for schedule(static) if (n >= parallel_grain)
+    for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+}
+
+// dx[i] += dy[i] * g(x[i], y[i]) for i in [0, n).
+template <class T, class G>
+void map_unary_grad(T* dx, const T* dy, const T* x, const T* y, int64_t n, G g) {
+#pragma omp parallel for schedule(static) if (n >= parallel_grain)
+    for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * g(x[i], y[i]);
+}
+
+template <class T>
+T sigmoid_of(T x) {
+    // Written so that exp never overflows: for x < 0, e^x / (1 + e^x).
+    if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
+    const T e = std::exp(x);
+    return e / (T(1) + e);
+}
+
+// PyTorch's softplus with beta = 1 and threshold = 20: linear above the threshold.
+template <class T>
+T softplus_of(T x) {
+    return x > T(20) ? x : std::log1p(std::exp(x));
+}
+
+template <class T> void relu_forward(T* y, const T* x, int64_t n) {
+    map_unary(y, x, n, [](T v) { return v > T(0) ? v : T(0); });
+}
+template <class T> void relu_backward(T* dx, const T* dy, const T* x, int64_t n) {
+    map_unary_grad(dx, dy, x, x, n, [](T v, T) { return v > T(0) ? T(1) : T(0); });
+}
+
+template <class T> void leaky_relu_forward(T* y, const T* x, int64_t n, T slope) {
+    map_unary(y, x, n, [slope](T v) { return v > T(0) ? v : v * slope; });
+}
+template <class T> void leaky_relu_backward(T* dx, const T* dy, const T* x, int64_t n, T slope) {
+    map_unary_grad(dx, dy, x, x, n, [slope](T v, T) { return v > T(0) ? T(1) : slope; });
+}
+
+template <class T> void sigmoid_forward(T* y, const T* x, int64_t n) {
+    map_unary(y, x, n, [](T v) { return sigmoid_of(v); });
+}
+template <class T> void sigmoid_backward(T* dx, const T* dy, const T* y, int64_t n) {
+    map_unary_grad(dx, dy, y, y, n, [](T s, T) { return s * (T(1) - s); });
+}
+
+template <class T> void tanh_forward(T* y, const T* x, int64_t n) {
+    map_unary(y, x, n, [](T v) { return std::tanh(v); });
+}
+template <class T> void tanh_backward(T* dx, const T* dy, const T* y, int64_t n) {
+    map_unary_grad(dx, dy, y, y, n, [](T t, T) { return T(1) - t * t; });
+}
+
+template <class T> void softplus_forward(T* y, const T* x, int64_t n) {
+    map_unary(y, x, n, [](T v) { return softplus_of(v); });
+}
+template <class T> void softplus_backward(T* dx, const T* dy, const T* x, int64_t n) {
+    map_unary_grad(dx, dy, x, x, n, [](T v, T) { return v > T(20) ? T(1) : sigmoid_of(v); });
+}
+
+template <class T> void exp_forward(T* y, const T* x, int64_t n) {
+    map_unary(y, x, n, [](T v) { return std::exp(v); });
+}
+template <class T> void exp_backward(T* dx, const T* dy, const T* y, int64_t n) {
+    map_unary_grad(dx, dy, y, y, n, [](T e, T) { return e; });
+}
+
+template <class T> void log_forward(T* y, const T* x, int64_t n) {
+    map_unary(y, x, n, [](T v) { return std::log(v); });
+}
+template <class T> void log_backward(T* dx, const T* dy, const T* x, int64_t n) {
+    map_unary_grad(dx, dy, x, x, n, [](T v, T) { return T(1) / v; });
+}
+
+}  // namespace elbo::kernels

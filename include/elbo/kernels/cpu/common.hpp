@@ -1,0 +1,56 @@
+#pragma once
+// What every CPU kernel shares: Eigen maps over raw buffers, the loss reduction, and a
+// deterministic parallel sum.
+
+#include <Eigen/Core>
+#include <cstdint>
+#include <vector>
+
+namespace elbo {
+
+// How a loss reduces its per-element values: kept (none), summed, or averaged.
+enum class Reduction { none, mean, sum };
+
+inline const char* to_string(Reduction r) {
+    return r == Reduction::none ? "none" : r == Reduction::mean ? "mean" : "sum";
+}
+
+namespace kernels {
+
+template <class T>
+using RowMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T>
+using ColMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
+template <class T>
+using MapRow = Eigen::Map<RowMajor<T>, Eigen::Unaligned>;
+template <class T>
+using MapConstRow = Eigen::Map<const RowMajor<T>, Eigen::Unaligned>;
+template <class T>
+using MapCol = Eigen::Map<ColMajor<T>, Eigen::Unaligned>;
+template <class T>
+using MapConstCol = Eigen::Map<const ColMajor<T>, Eigen::Unaligned>;
+
+// Loops shorter than this stay on one thread: starting a team costs more than it saves.
+inline constexpr int64_t parallel_grain = 16384;
+
+// Sum of f(i) for i in [0, n), accumulated in double. The blocks are fixed by n alone and added in
+// order, so the result is bit-identical for every thread count (an OpenMP reduction is not).
+template <class F>
+double parallel_sum(int64_t n, F f) {
+    constexpr int64_t block = 4096;
+    const int64_t blocks = (n + block - 1) / block;
+    std::vector<double> partial(static_cast<size_t>(blocks), 0.0);
+#pragma omp parallel for schedule(static) if (n >= parallel_grain)
+    for (int64_t k = 0; k < blocks; ++k) {
+        double s = 0.0;
+        const int64_t end = std::min(n, (k + 1) * block);
+        for (int64_t i = k * block; i < end; ++i) s += static_cast<double>(f(i));
+        partial[static_cast<size_t>(k)] = s;
+    }
+    double total = 0.0;
+    for (double s : partial) total += s;
+    return total;
+}
+
+}  // namespace kernels
+}  // namespace elbo

@@ -1,0 +1,48 @@
+#pragma once
+// Sums: of a whole tensor, and along one axis.  Derivation: docs/gradients.md#sum-and-mean
+//
+// A tensor reduced along an axis is viewed as [outer, n, inner]: the axis has n elements, outer is
+// the product of the sizes before it and inner of those after it.
+
+#include "elbo/kernels/cpu/common.hpp"
+
+namespace elbo::kernels {
+
+// y [1] = scale * sum(x [n]), accumulated in double, the same for every thread count.
+template <class T>
+void sum_forward(T* y, const T* x, int64_t n, double scale) {
+    y[0] = static_cast<T>(scale * parallel_sum(n, [x](int64_t i) { return x[i]; }));
+}
+
+// dx [n] += scale * dy [1]
+template <class T>
+void sum_backward(T* dx, const T* dy, int64_t n, double scale) {
+    const T g = static_cast<T>(scale * dy[0]);
+#pragma omp parallel for schedule(static) if (n >= parallel_grain)
+    for (int64_t i = 0; i < n; ++i) dx[i] += g;
+}
+
+// y [outer, inner] = scale * sum over k of x [outer, n, inner]
+template <class T>
+void sum_axis_forward(T* y, const T* x, int64_t outer, int64_t n, int64_t inner, double scale) {
+#pragma omp parallel for schedule(static) if (outer * n * inner >= parallel_grain)
+    for (int64_t o = 0; o < outer; ++o) {
+        for (int64_t i = 0; i < inner; ++i) {
+            double s = 0.0;
+            for (int64_t k = 0; k < n; ++k) s += x[(o * n + k) * inner + i];
+            y[o * inner + i] = static_cast<T>(scale * s);
+        }
+    }
+}
+
+// dx [outer, n, inner] += scale * dy [outer, inner], broadcast along the axis
+template <class T>
+void sum_axis_backward(T* dx, const T* dy, int64_t outer, int64_t n, int64_t inner, double scale) {
+#pragma omp parallel for schedule(static) if (outer * n * inner >= parallel_grain)
+    for (int64_t o = 0; o < outer; ++o)
+        for (int64_t k = 0; k < n; ++k)
+            for (int64_t i = 0; i < inner; ++i)
+                dx[(o * n + k) * inner + i] += static_cast<T>(scale * dy[o * inner + i]);
+}
+
+}  // namespace elbo::kernels

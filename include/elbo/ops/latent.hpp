@@ -1,0 +1,85 @@
+#pragma once
+// The latent layer's ops: reparameterize (a differentiable sample) and permute_dims (FactorVAE's
+// shuffle of each latent across the batch).
+
+#include <numeric>
+
+#include "elbo/kernels/cpu/gather.hpp"
+#include "elbo/kernels/cpu/gaussian.hpp"
+#include "elbo/ops/common.hpp"
+
+namespace elbo {
+
+// z = mu + eps * exp(logvar / 2): a draw from N(mu, exp(logvar)) that gradients pass through.
+// mu, logvar, eps [N, D] (any one shape) -> z of that shape
+template <class T>
+Var<T> reparameterize(const Var<T>& mu, const Var<T>& logvar, const Var<T>& eps) {
+    const char* op = "reparameterize";
+    require_cpu<T>(op, {&mu, &logvar, &eps});
+    require_same_shape(op, "mu", mu, "logvar", logvar);
+    require_same_shape(op, "mu", mu, "eps", eps);
+    const int64_t n = mu.numel();
+    Tensor<T> z = Tensor<T>::uninitialized(mu.shape());
+    kernels::reparameterize_forward(z.data(), mu.value().data(), logvar.value().data(),
+                                    eps.value().data(), n);
+    return Var<T>::from_op(std::move(z), op, {mu, logvar, eps}, [=](Node<T>& self) {
+        kernels::reparameterize_backward(self.parent_grad(0), self.parent_grad(1), self.parent_grad(2),
+                                         self.grad.data(), self.parents[1]->value.data(),
+                                         self.parents[2]->value.data(), n);
+    });
+}
+
+// The same, with eps ~ N(0, I) drawn from `gen`.
+template <class T>
+Var<T> reparameterize(const Var<T>& mu, const Var<T>& logvar, Generator& gen) {
+    Tensor<T> eps(mu.shape());
+    eps.normal_(gen);
+    return reparameterize(mu, logvar, Var<T>(std::move(eps)));
+}
+
+// y[n, d] = z[index[d][n], d]: each column gathers its own rows. z [N, D], index: D rows of N.
+template <class T>
+Var<T> gather_columns(const Var<T>& z, const std::vector<std::vector<int64_t>>& index) {
+    const char* op = "gather_columns";
+    require_cpu<T>(op, {&z});
+    check(z.shape().rank() == 2, op, "expected z [N, D], got ", z.shape());
+    const int64_t N = z.shape()[0], D = z.shape()[1];
+    check(static_cast<int64_t>(index.size()) == D, op, "expected ", D, " index rows (one per column of ",
+          z.shape(), "), got ", index.size());
+    std::vector<int64_t> flat;
+    flat.reserve(static_cast<size_t>(N * D));
+    for (size_t d = 0; d < index.size(); ++d) {
+        check(static_cast<int64_t>(index[d].size()) == N, op, "index row ", d, " has ", index[d].size(),
+              " entries, expected ", N);
+        for (int64_t row : index[d]) {
+            check(row >= 0 && row < N, op, "index ", row, " in row ", d, " is outside [0, ", N, ")");
+            flat.push_back(row);
+        }
+    }
+    Tensor<T> y = Tensor<T>::uninitialized(z.shape());
+    kernels::gather_columns_forward(y.data(), z.value().data(), flat.data(), N, D);
+    return Var<T>::from_op(std::move(y), op, {z}, [=](Node<T>& self) {
+        if (T* dz = self.parent_grad(0)) kernels::gather_columns_backward(dz, self.grad.data(), flat.data(), N, D);
+    });
+}
+
+// One random permutation of [0, n) (Fisher-Yates), from `gen`.
+inline std::vector<int64_t> random_permutation(int64_t n, Generator& gen) {
+    std::vector<int64_t> p(static_cast<size_t>(n));
+    std::iota(p.begin(), p.end(), 0);
+    for (int64_t i = n - 1; i > 0; --i)
+        std::swap(p[static_cast<size_t>(i)], p[gen.below(static_cast<uint64_t>(i + 1))]);
+    return p;
+}
+
+// FactorVAE's permute_dims: every latent column of z [N, D] shuffled across the batch by its own
+// random permutation, which keeps each latent's marginal and breaks their dependence.
+template <class T>
+Var<T> permute_dims(const Var<T>& z, Generator& gen) {
+    check(z.shape().rank() == 2, "permute_dims", "expected z [N, D], got ", z.shape());
+    std::vector<std::vector<int64_t>> index;
+    for (int64_t d = 0; d < z.shape()[1]; ++d) index.push_back(random_permutation(z.shape()[0], gen));
+    return gather_columns(z, index);
+}
+
+}  // namespace elbo

@@ -1,0 +1,70 @@
+#pragma once
+// reshape, flatten and concat: ops that move no arithmetic, only elements.
+
+#include <algorithm>
+
+#include "elbo/ops/common.hpp"
+
+namespace elbo {
+
+// A view of x with another shape of as many elements (one size may be -1). The gradient flows
+// back reshaped.
+template <class T>
+Var<T> reshape(const Var<T>& x, std::vector<int64_t> dims) {
+    require_cpu<T>("reshape", {&x});
+    Tensor<T> y = x.value().reshape(std::move(dims));
+    return Var<T>::from_op(std::move(y), "reshape", {x}, [](Node<T>& self) {
+        if (T* dx = self.parent_grad(0)) {
+            const T* dy = self.grad.data();
+            for (int64_t i = 0; i < self.grad.numel(); ++i) dx[i] += dy[i];
+        }
+    });
+}
+
+// Collapses the axes from start_axis on into one: [N, C, H, W] -> [N, C*H*W] by default.
+template <class T>
+Var<T> flatten(const Var<T>& x, int64_t start_axis = 1) {
+    const Shape& s = x.shape();
+    const int64_t a = s.axis(start_axis, "flatten");
+    std::vector<int64_t> dims(s.dims().begin(), s.dims().begin() + a);
+    dims.push_back(s.span(a, s.rank()));
+    return reshape(x, dims);
+}
+
+// Stacks tensors of equal shapes but for the first axis along that axis (the batch).
+template <class T>
+Var<T> concat(const std::vector<Var<T>>& parts) {
+    const char* op = "concat";
+    check(!parts.empty(), op, "expected at least one tensor, got none");
+    const Shape& first = parts[0].shape();
+    check(first.rank() >= 1, op, "expected tensors of rank >= 1, got ", first);
+    int64_t rows = 0;
+    for (size_t i = 0; i < parts.size(); ++i) {
+        require_cpu<T>(op, {&parts[i]});
+        const Shape& s = parts[i].shape();
+        bool same = s.rank() == first.rank();
+        for (int64_t d = 1; same && d < s.rank(); ++d) same = s[d] == first[d];
+        check(same, op, "tensor ", i, " has shape ", s, ", expected the shape of tensor 0 ", first,
+              " in every axis but the first");
+        rows += s[0];
+    }
+    std::vector<int64_t> dims = first.dims();
+    dims[0] = rows;
+    Tensor<T> y = Tensor<T>::uninitialized(Shape(dims));
+    std::vector<int64_t> offsets;
+    T* out = y.data();
+    for (const Var<T>& p : parts) {
+        offsets.push_back(out - y.data());
+        out = std::copy(p.value().begin(), p.value().end(), out);
+    }
+    return Var<T>::from_op(std::move(y), op, parts, [offsets](Node<T>& self) {
+        for (size_t i = 0; i < self.parents.size(); ++i) {
+            if (T* dp = self.parent_grad(i)) {
+                const T* dy = self.grad.data() + offsets[i];
+                for (int64_t k = 0; k < self.parents[i]->value.numel(); ++k) dp[k] += dy[k];
+            }
+        }
+    });
+}
+
+}  // namespace elbo

@@ -1,0 +1,198 @@
+#pragma once
+// Tensor<T>: a shape over contiguous, row-major (NCHW) storage that views share.
+//
+// Copying a Tensor copies a handle: both see the same elements. `reshape` and `slice` are views
+// of the same storage; `clone` makes an independent copy. T is float (training) or double
+// (gradient checks).
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <vector>
+
+#include "elbo/error.hpp"
+#include "elbo/tensor/generator.hpp"
+#include "elbo/tensor/shape.hpp"
+
+namespace elbo {
+
+enum class Device { cpu, cuda };
+
+inline const char* to_string(Device d) { return d == Device::cpu ? "cpu" : "cuda"; }
+
+namespace detail {
+
+// Every tensor buffer of the library comes from here: 64-byte aligned for AVX-512 loads.
+template <class T>
+std::shared_ptr<T[]> allocate(int64_t count) {
+    const size_t bytes = ((std::max<int64_t>(count, 1) * sizeof(T) + 63) / 64) * 64;
+    void* p = std::aligned_alloc(64, bytes);
+    if (!p) throw std::bad_alloc();
+    return std::shared_ptr<T[]>(static_cast<T*>(p), [](T* q) { std::free(q); });
+}
+
+}  // namespace detail
+
+template <class T>
+class Tensor {
+public:
+    using value_type = T;
+
+    // An empty tensor: rank 1, no elements.
+    Tensor() : Tensor(Shape{0}) {}
+
+    // A tensor of the given shape, filled with zeros.
+    explicit Tensor(const Shape& shape) : Tensor(uninitialized(shape)) { fill(T(0)); }
+
+    // A tensor whose elements are left unset; for kernels that overwrite every element.
+    static Tensor uninitialized(const Shape& shape) {
+        Tensor t(shape, detail::allocate<T>(shape.numel()), 0);
+        return t;
+    }
+
+    static Tensor zeros(const Shape& shape) { return Tensor(shape); }
+    static Tensor full(const Shape& shape, T value) {
+        Tensor t = uninitialized(shape);
+        t.fill(value);
+        return t;
+    }
+    static Tensor scalar(T value) { return full(Shape{}, value); }
+
+    static Tensor from_vector(const Shape& shape, const std::vector<T>& values) {
+        check(static_cast<int64_t>(values.size()) == shape.numel(), "Tensor::from_vector", "shape ",
+              shape, " holds ", shape.numel(), " elements, the vector has ", values.size());
+        Tensor t = uninitialized(shape);
+        std::copy(values.begin(), values.end(), t.data());
+        return t;
+    }
+
+    const Shape& shape() const { return shape_; }
+    int64_t numel() const { return shape_.numel(); }
+    int64_t rank() const { return shape_.rank(); }
+    int64_t size(int64_t axis) const { return shape_[shape_.axis(axis, "Tensor::size")]; }
+    Device device() const { return device_; }
+
+    T* data() { return storage_.get() + offset_; }
+    const T* data() const { return storage_.get() + offset_; }
+    T* begin() { return data(); }
+    T* end() { return data() + numel(); }
+    const T* begin() const { return data(); }
+    const T* end() const { return data() + numel(); }
+
+    // Flat element access, in row-major order.
+    T& operator[](int64_t i) { return data()[i]; }
+    const T& operator[](int64_t i) const { return data()[i]; }
+
+    // Element access by index, checked: t.at({n, c, h, w}).
+    T& at(std::initializer_list<int64_t> index) { return data()[flat_index(index)]; }
+    const T& at(std::initializer_list<int64_t> index) const { return data()[flat_index(index)]; }
+
+    // The scalar held by a one-element tensor.
+    T item() const {
+        check(numel() == 1, "Tensor::item", "expected one element, got shape ", shape_);
+        return data()[0];
+    }
+
+    std::vector<T> to_vector() const { return std::vector<T>(begin(), end()); }
+
+    Tensor& fill(T value) {
+        std::fill(begin(), end(), value);
+        return *this;
+    }
+
+    // Fills with N(mean, stddev^2) draws, in element order.
+    Tensor& normal_(Generator& gen, double mean = 0.0, double stddev = 1.0) {
+        for (T& v : *this) v = static_cast<T>(gen.normal(mean, stddev));
+        return *this;
+    }
+
+    // Fills with U[low, high) draws, in element order.
+    Tensor& uniform_(Generator& gen, double low = 0.0, double high = 1.0) {
+        for (T& v : *this) v = static_cast<T>(gen.uniform(low, high));
+        return *this;
+    }
+
+    // A view with another shape of the same number of elements; one size may be -1 (inferred).
+    Tensor reshape(std::vector<int64_t> dims) const {
+        int64_t known = 1, infer = -1;
+        for (size_t i = 0; i < dims.size(); ++i) {
+            if (dims[i] == -1) {
+                check(infer < 0, "reshape", "only one size may be -1, got ", Shape(fixed(dims)));
+                infer = static_cast<int64_t>(i);
+            } else {
+                check(dims[i] >= 0, "reshape", "sizes must be non-negative or -1");
+                known *= dims[i];
+            }
+        }
+        if (infer >= 0) {
+            check(known > 0 && numel() % known == 0, "reshape", "cannot infer -1 to view shape ",
+                  shape_, " with ", numel(), " elements");
+            dims[static_cast<size_t>(infer)] = numel() / known;
+        }
+        Shape target(dims);
+        check(target.numel() == numel(), "reshape", "shape ", target, " holds ", target.numel(),
+              " elements, the tensor ", shape_, " has ", numel());
+        return Tensor(target, storage_, offset_);
+    }
+
+    // Rows [begin, end) of the first axis, as a view.
+    Tensor slice(int64_t begin, int64_t end) const {
+        check(rank() >= 1, "slice", "needs a tensor of rank >= 1, got ", shape_);
+        check(0 <= begin && begin <= end && end <= shape_[0], "slice", "range [", begin, ", ", end,
+              ") is outside the first axis of ", shape_);
+        std::vector<int64_t> dims = shape_.dims();
+        dims[0] = end - begin;
+        const int64_t row = shape_.span(1, rank());
+        return Tensor(Shape(dims), storage_, offset_ + begin * row);
+    }
+
+    // An independent copy.
+    Tensor clone() const {
+        Tensor t = uninitialized(shape_);
+        std::copy(begin(), end(), t.data());
+        return t;
+    }
+
+    // A copy with elements converted to U.
+    template <class U>
+    Tensor<U> cast() const {
+        Tensor<U> t = Tensor<U>::uninitialized(shape_);
+        std::transform(begin(), end(), t.data(), [](T v) { return static_cast<U>(v); });
+        return t;
+    }
+
+    // Whether two tensors are views of one storage.
+    bool shares_storage_with(const Tensor& other) const { return storage_ == other.storage_; }
+
+private:
+    Tensor(const Shape& shape, std::shared_ptr<T[]> storage, int64_t offset)
+        : shape_(shape), storage_(std::move(storage)), offset_(offset) {}
+
+    static std::vector<int64_t> fixed(std::vector<int64_t> dims) {
+        for (int64_t& d : dims) d = std::max<int64_t>(d, 0);
+        return dims;
+    }
+
+    int64_t flat_index(std::initializer_list<int64_t> index) const {
+        check(static_cast<int64_t>(index.size()) == rank(), "Tensor::at", "expected ", rank(),
+              " indices for shape ", shape_, ", got ", index.size());
+        int64_t flat = 0, axis = 0;
+        for (int64_t i : index) {
+            check(i >= 0 && i < shape_[axis], "Tensor::at", "index ", i, " is out of range for axis ",
+                  axis, " of shape ", shape_);
+            flat = flat * shape_[axis] + i;
+            ++axis;
+        }
+        return flat;
+    }
+
+    Shape shape_;
+    std::shared_ptr<T[]> storage_;
+    int64_t offset_ = 0;
+    Device device_ = Device::cpu;
+};
+
+}  // namespace elbo

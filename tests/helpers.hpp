@@ -1,0 +1,59 @@
+#pragma once
+// Small helpers the tests share.
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <string>
+
+#include "elbo/elbo.hpp"
+
+namespace elbo::testing {
+
+// A tensor of N(0, 1) draws (or U[low, high) when low < high) from a seeded generator.
+template <class T = double>
+Tensor<T> randn(const Shape& s, uint64_t seed) {
+    Generator gen(seed);
+    Tensor<T> t(s);
+    t.normal_(gen);
+    return t;
+}
+
+template <class T = double>
+Tensor<T> rand(const Shape& s, uint64_t seed, double low, double high) {
+    Generator gen(seed);
+    Tensor<T> t(s);
+    t.uniform_(gen, low, high);
+    return t;
+}
+
+// A leaf that requires a gradient.
+template <class T>
+Var<T> param(Tensor<T> t) {
+    return Var<T>(std::move(t), true);
+}
+
+// The largest |a - b| over max|b|: an error relative to the tensor's own scale.
+template <class T, class U>
+double relative_difference(const Tensor<T>& a, const Tensor<U>& b) {
+    REQUIRE(a.shape() == b.shape());
+    double diff = 0.0, scale = 0.0;
+    for (int64_t i = 0; i < a.numel(); ++i) {
+        diff = std::max(diff, std::abs(static_cast<double>(a[i]) - static_cast<double>(b[i])));
+        scale = std::max(scale, std::abs(static_cast<double>(b[i])));
+    }
+    return scale > 0 ? diff / scale : diff;
+}
+
+// The message of the Error that f throws, or "" when it throws none.
+template <class F>
+std::string error_of(F f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace elbo::testing

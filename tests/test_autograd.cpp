@@ -1,0 +1,110 @@
+#include "helpers.hpp"
+
+using namespace elbo;
+using testing::error_of;
+
+TEST_SUITE("autograd") {
+
+TEST_CASE("a variable used twice accumulates both gradients") {
+    // f(x) = x*x + 3x  ->  f'(x) = 2x + 3
+    Var<double> x(Tensor<double>::from_vector(Shape{3}, {1, -2, 0.5}), true);
+    Var<double> f = sum(x * x + x * 3.0);
+    backward(f);
+    CHECK(x.grad()[0] == doctest::Approx(5.0));
+    CHECK(x.grad()[1] == doctest::Approx(-1.0));
+    CHECK(x.grad()[2] == doctest::Approx(4.0));
+}
+
+TEST_CASE("gradients accumulate across backward calls until zero_grad") {
+    Var<double> x(Tensor<double>::scalar(2.0), true);
+    backward(x * x);
+    backward(x * x);
+    CHECK(x.grad().item() == doctest::Approx(8.0));
+    x.zero_grad();
+    CHECK(x.grad().item() == 0.0);
+}
+
+TEST_CASE("a graph 100,000 nodes deep differentiates and frees without recursion") {
+    Var<float> x(Tensor<float>::scalar(1.0f), true);
+    Var<float> y = x;
+    for (int i = 0; i < 100000; ++i) y = y + 1.0f;
+    CHECK(y.item() == 100001.0f);
+    backward(y);
+    CHECK(x.grad().item() == 1.0f);
+
+    // Dropping an un-differentiated deep graph must not overflow the stack either.
+    Var<float> z = x;
+    for (int i = 0; i < 100000; ++i) z = z * 1.0f;
+    z = Var<float>();
+    CHECK_FALSE(z.defined());
+}
+
+TEST_CASE("backward frees the graph: a second backward through it is an error") {
+    Var<double> x(Tensor<double>::scalar(3.0), true);
+    Var<double> y = x * x;
+    backward(y);
+    CHECK(error_of([&] { backward(y); }).find("already differentiated and freed") != std::string::npos);
+}
+
+TEST_CASE("NoGrad records nothing and detach cuts the graph") {
+    Var<double> x(Tensor<double>::scalar(3.0), true);
+    {
+        NoGrad guard;
+        Var<double> y = x * x;
+        CHECK_FALSE(y.requires_grad());
+        CHECK(y.is_leaf());
+    }
+    CHECK(grad_enabled());
+    Var<double> y = x.detach() * x;  // only the second factor carries a gradient
+    backward(y);
+    CHECK(x.grad().item() == doctest::Approx(3.0));
+    CHECK(error_of([&] { backward(x.detach() * 2.0); }).find("does not depend on any Var") != std::string::npos);
+}
+
+TEST_CASE("backward of a non-scalar output needs a seed of its shape") {
+    Var<double> x(Tensor<double>::from_vector(Shape{2}, {1, 2}), true);
+    Var<double> y = x * 2.0;
+    CHECK(error_of([&] { backward(y); }) ==
+          "backward: expected a scalar loss (one element), got shape [2]; pass a seed gradient for other outputs");
+    CHECK(error_of([&] { backward(y, Tensor<double>(Shape{3})); }) ==
+          "backward: seed gradient has shape [3], the output has [2]");
+    backward(y, Tensor<double>::from_vector(Shape{2}, {1, 10}));
+    CHECK(x.grad()[1] == doctest::Approx(20.0));
+}
+
+TEST_CASE("to_dot writes every node and edge of the graph") {
+    Var<double> w(Tensor<double>::scalar(2.0), true);
+    Var<double> x(Tensor<double>::scalar(3.0));
+    Var<double> y = exp(w * x);
+    const std::string dot = to_dot(y, {{&w.node(), "w"}});
+    CHECK(dot.rfind("digraph elbo {", 0) == 0);
+    CHECK(dot.find("label=\"w\\n[]\", shape=box]") != std::string::npos);
+    CHECK(dot.find("label=\"mul") != std::string::npos);
+    CHECK(dot.find("label=\"exp") != std::string::npos);
+    size_t edges = 0;
+    for (size_t at = dot.find("->"); at != std::string::npos; at = dot.find("->", at + 1)) ++edges;
+    CHECK(edges == 3);  // w -> mul, x -> mul, mul -> exp
+}
+
+TEST_CASE("gradcheck catches a wrong backward") {
+    // An op whose recorded backward is off by 1%: gradcheck must fail it.
+    auto wrong = [](const std::vector<Var<double>>& in) {
+        Tensor<double> y = in[0].value().clone();
+        for (double& v : y) v = v * v;
+        return Var<double>::from_op(std::move(y), "wrong_square", {in[0]}, [](Node<double>& self) {
+            double* dx = self.parent_grad(0);
+            for (int64_t i = 0; i < self.grad.numel(); ++i)
+                dx[i] += 2.02 * self.parents[0]->value[i] * self.grad[i];
+        });
+    };
+    Var<double> x(testing::randn(Shape{4}, 1), true);
+    GradcheckResult r = gradcheck(wrong, {x});
+    CHECK_FALSE(r.ok);
+    CHECK(r.max_error > 1e-3);
+    CHECK(r.report().find("FAILED") != std::string::npos);
+
+    auto right = [](const std::vector<Var<double>>& in) { return in[0] * in[0]; };
+    CHECK(gradcheck(right, {x}).ok);
+}
+
+}

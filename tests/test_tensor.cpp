@@ -1,0 +1,90 @@
+#include "helpers.hpp"
+
+using namespace elbo;
+
+TEST_SUITE("tensor") {
+
+TEST_CASE("a tensor is zero-filled, row-major, and indexed by at()") {
+    Tensor<float> t(Shape{2, 3, 4});
+    CHECK(t.numel() == 24);
+    CHECK(t.rank() == 3);
+    for (float v : t) CHECK(v == 0.0f);
+    t.at({1, 2, 3}) = 5.0f;
+    CHECK(t[1 * 12 + 2 * 4 + 3] == 5.0f);
+    CHECK(t.device() == Device::cpu);
+}
+
+TEST_CASE("reshape and slice are views that share storage; clone copies") {
+    Tensor<double> t = Tensor<double>::from_vector(Shape{2, 3}, {0, 1, 2, 3, 4, 5});
+    Tensor<double> r = t.reshape({3, -1});
+    CHECK(r.shape() == Shape{3, 2});
+    CHECK(r.shares_storage_with(t));
+    r[5] = 50;
+    CHECK(t.at({1, 2}) == 50);
+
+    Tensor<double> row = t.slice(1, 2);
+    CHECK(row.shape() == Shape{1, 3});
+    CHECK(row[0] == 3);
+    row[1] = 40;
+    CHECK(t.at({1, 1}) == 40);
+
+    Tensor<double> c = t.clone();
+    c[0] = -1;
+    CHECK(t[0] == 0);
+    CHECK_FALSE(c.shares_storage_with(t));
+}
+
+TEST_CASE("from_vector and to_vector round-trip; cast converts") {
+    std::vector<float> v{1.5f, -2.0f, 3.25f};
+    Tensor<float> t = Tensor<float>::from_vector(Shape{3}, v);
+    CHECK(t.to_vector() == v);
+    Tensor<double> d = t.cast<double>();
+    CHECK(d[2] == 3.25);
+    CHECK(Tensor<float>::full(Shape{2}, 7.0f)[1] == 7.0f);
+    CHECK(Tensor<float>::scalar(2.0f).item() == 2.0f);
+}
+
+TEST_CASE("a seeded generator repeats itself and draws the right moments") {
+    Generator a(42), b(42), c(43);
+    CHECK(a.next_u64() == b.next_u64());
+    CHECK(a.next_u64() != c.next_u64());
+
+    Generator gen(7);
+    Tensor<double> n(Shape{200000});
+    n.normal_(gen, 1.0, 2.0);
+    double mean = 0, var = 0;
+    for (double v : n) mean += v;
+    mean /= n.numel();
+    for (double v : n) var += (v - mean) * (v - mean);
+    var /= n.numel();
+    // Standard errors: 2/sqrt(2e5) = 0.0045 for the mean, about 0.013 for the variance.
+    CHECK(mean == doctest::Approx(1.0).epsilon(0.02));
+    CHECK(var == doctest::Approx(4.0).epsilon(0.02));
+
+    Tensor<float> u(Shape{100000});
+    u.uniform_(gen, -1.0, 3.0);
+    float lo = 10, hi = -10, sum = 0;
+    for (float v : u) lo = std::min(lo, v), hi = std::max(hi, v), sum += v;
+    CHECK(lo >= -1.0f);
+    CHECK(hi < 3.0f);
+    CHECK(sum / u.numel() == doctest::Approx(1.0).epsilon(0.02));
+
+    for (int i = 0; i < 1000; ++i) CHECK(gen.below(7) < 7);
+}
+
+TEST_CASE("tensor misuse gives clear errors") {
+    Tensor<float> t(Shape{2, 3});
+    CHECK(testing::error_of([&] { t.reshape({4, 2}); }) ==
+          "reshape: shape [4,2] holds 8 elements, the tensor [2,3] has 6");
+    CHECK(testing::error_of([&] { t.reshape({-1, -1}); }).find("only one size may be -1") != std::string::npos);
+    CHECK(testing::error_of([&] { t.at({2, 0}); }) ==
+          "Tensor::at: index 2 is out of range for axis 0 of shape [2,3]");
+    CHECK(testing::error_of([&] { t.at({0}); }) == "Tensor::at: expected 2 indices for shape [2,3], got 1");
+    CHECK(testing::error_of([&] { t.slice(1, 3); }) == "slice: range [1, 3) is outside the first axis of [2,3]");
+    CHECK(testing::error_of([&] { Tensor<float>::from_vector(Shape{2}, {1.0f}); }) ==
+          "Tensor::from_vector: shape [2] holds 2 elements, the vector has 1");
+    CHECK(testing::error_of([&] { Shape{2, -3}; }) == "Shape: sizes must be non-negative, got [2,-3]");
+    CHECK(testing::error_of([&] { t.item(); }) == "Tensor::item: expected one element, got shape [2,3]");
+}
+
+}

@@ -1,1 +1,197 @@
+// Kernels against the plainest loops that define them.
+#include <omp.h>
+
 #include "helpers.hpp"
+
+using namespace elbo;
+using testing::randn;
+using testing::relative_difference;
+
+namespace {
+
+// The seven loops of the definition: y[n,o,oh,ow] = b[o] + sum_{c,i,j} w[o,c,i,j] x[n,c,ih,iw].
+template <class T>
+Tensor<T> naive_conv2d(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b, int64_t stride,
+                       int64_t pad, int64_t dil) {
+    const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+    const int64_t O = w.size(0), kh = w.size(2), kw = w.size(3);
+    const int64_t Ho = (H + 2 * pad - dil * (kh - 1) - 1) / stride + 1;
+    const int64_t Wo = (W + 2 * pad - dil * (kw - 1) - 1) / stride + 1;
+    Tensor<T> y(Shape{N, O, Ho, Wo});
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t o = 0; o < O; ++o)
+            for (int64_t oh = 0; oh < Ho; ++oh)
+                for (int64_t ow = 0; ow < Wo; ++ow) {
+                    double s = b[o];
+                    for (int64_t c = 0; c < C; ++c)
+                        for (int64_t i = 0; i < kh; ++i)
+                            for (int64_t j = 0; j < kw; ++j) {
+                                const int64_t h = oh * stride - pad + i * dil, v = ow * stride - pad + j * dil;
+                                if (h >= 0 && h < H && v >= 0 && v < W)
+                                    s += double(w.at({o, c, i, j})) * double(x.at({n, c, h, v}));
+                            }
+                    y.at({n, o, oh, ow}) = static_cast<T>(s);
+                }
+    return y;
+}
+
+// The transposed convolution by its definition: every input element scatters w times itself.
+template <class T>
+Tensor<T> naive_conv_transpose2d(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b,
+                                 int64_t stride, int64_t pad, int64_t out_pad, int64_t dil) {
+    const int64_t N = x.size(0), Ci = x.size(1), H = x.size(2), W = x.size(3);
+    const int64_t Co = w.size(1), kh = w.size(2), kw = w.size(3);
+    const int64_t Ho = (H - 1) * stride - 2 * pad + dil * (kh - 1) + out_pad + 1;
+    const int64_t Wo = (W - 1) * stride - 2 * pad + dil * (kw - 1) + out_pad + 1;
+    Tensor<T> y(Shape{N, Co, Ho, Wo});
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t co = 0; co < Co; ++co)
+            for (int64_t h = 0; h < Ho; ++h)
+                for (int64_t v = 0; v < Wo; ++v) y.at({n, co, h, v}) = b[co];
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t ci = 0; ci < Ci; ++ci)
+            for (int64_t h = 0; h < H; ++h)
+                for (int64_t v = 0; v < W; ++v)
+                    for (int64_t co = 0; co < Co; ++co)
+                        for (int64_t i = 0; i < kh; ++i)
+                            for (int64_t j = 0; j < kw; ++j) {
+                                const int64_t oh = h * stride - pad + i * dil, ow = v * stride - pad + j * dil;
+                                if (oh >= 0 && oh < Ho && ow >= 0 && ow < Wo)
+                                    y.at({n, co, oh, ow}) += w.at({ci, co, i, j}) * x.at({n, ci, h, v});
+                            }
+    return y;
+}
+
+struct ConvCase {
+    int64_t N, C, H, W, O, k, stride, pad, dil, out_pad;
+};
+
+// Batch 1 and 5, odd and non-square images, strides 1-3, padding 0-2, dilation 2, output_padding 1.
+std::string describe(const ConvCase& c) {
+    return str("N=", c.N, " C=", c.C, " HxW=", c.H, "x", c.W, " O=", c.O, " k=", c.k, " stride=", c.stride,
+               " padding=", c.pad, " dilation=", c.dil, " output_padding=", c.out_pad);
+}
+
+const ConvCase conv_cases[] = {
+    {1, 1, 5, 5, 1, 3, 1, 0, 1, 0},  {5, 3, 7, 6, 4, 3, 2, 1, 1, 1}, {2, 2, 9, 11, 3, 4, 3, 2, 1, 2},
+    {1, 3, 8, 7, 2, 3, 1, 1, 2, 0},  {5, 2, 6, 5, 3, 2, 2, 0, 2, 1}, {3, 4, 16, 16, 5, 4, 2, 1, 1, 1},
+    {1, 2, 4, 9, 2, 1, 3, 0, 1, 0},
+};
+
+}  // namespace
+
+TEST_SUITE("kernels") {
+
+TEST_CASE_TEMPLATE("conv2d forward matches the seven-loop definition", T, float, double) {
+    for (const ConvCase& c : conv_cases) {
+        INFO(describe(c));
+        Var<T> x(randn<T>(Shape{c.N, c.C, c.H, c.W}, 1));
+        Var<T> w(randn<T>(Shape{c.O, c.C, c.k, c.k}, 2));
+        Var<T> b(randn<T>(Shape{c.O}, 3));
+        Var<T> y = conv2d(x, w, b, {.stride = c.stride, .padding = c.pad, .dilation = c.dil});
+        // float: each output sums C*k*k products of N(0,1) values, rounded once per term.
+        CHECK(relative_difference(y.value(), naive_conv2d(x.value(), w.value(), b.value(), c.stride, c.pad, c.dil)) <
+              (sizeof(T) == 4 ? 1e-5 : 1e-13));
+    }
+}
+
+TEST_CASE_TEMPLATE("conv_transpose2d forward matches its scatter definition", T, float, double) {
+    for (const ConvCase& c : conv_cases) {
+        if (c.out_pad >= c.stride && c.out_pad >= c.dil) continue;
+        INFO(describe(c));
+        Var<T> x(randn<T>(Shape{c.N, c.C, c.H, c.W}, 4));
+        Var<T> w(randn<T>(Shape{c.C, c.O, c.k, c.k}, 5));
+        Var<T> b(randn<T>(Shape{c.O}, 6));
+        Var<T> y = conv_transpose2d(
+            x, w, b, {.stride = c.stride, .padding = c.pad, .output_padding = c.out_pad, .dilation = c.dil});
+        CHECK(relative_difference(y.value(), naive_conv_transpose2d(x.value(), w.value(), b.value(), c.stride,
+                                                                    c.pad, c.out_pad, c.dil)) <
+              (sizeof(T) == 4 ? 1e-5 : 1e-13));
+    }
+}
+
+TEST_CASE("conv_transpose2d is the adjoint of conv2d: <conv2d(x), y> = <x, conv_transpose2d(y)>") {
+    for (const ConvCase& c : conv_cases) {
+        if (c.out_pad >= c.stride && c.out_pad >= c.dil) continue;
+        INFO(describe(c));
+        // y lives in conv2d's output space; conv_transpose2d maps it back to x's size.
+        Var<double> w(randn(Shape{c.O, c.C, c.k, c.k}, 7));
+        Var<double> y(randn(Shape{c.N, c.O, c.H, c.W}, 8));
+        const ConvTranspose2dOptions t{.stride = c.stride, .padding = c.pad, .output_padding = c.out_pad, .dilation = c.dil};
+        Var<double> xt = conv_transpose2d(y, w, {}, t);
+        Var<double> x(randn(xt.shape(), 9));
+        Var<double> cx = conv2d(x, w, {}, {.stride = c.stride, .padding = c.pad, .dilation = c.dil});
+        REQUIRE(cx.shape() == y.shape());
+        double lhs = 0, rhs = 0;
+        for (int64_t i = 0; i < y.numel(); ++i) lhs += cx.value()[i] * y.value()[i];
+        for (int64_t i = 0; i < x.numel(); ++i) rhs += x.value()[i] * xt.value()[i];
+        CHECK(lhs == doctest::Approx(rhs).epsilon(1e-12));
+    }
+}
+
+TEST_CASE("linear matches its definition") {
+    Var<double> x(randn(Shape{5, 7}, 1)), w(randn(Shape{3, 7}, 2)), b(randn(Shape{3}, 3));
+    Var<double> y = linear(x, w, b);
+    for (int64_t n = 0; n < 5; ++n)
+        for (int64_t o = 0; o < 3; ++o) {
+            double s = b.value()[o];
+            for (int64_t i = 0; i < 7; ++i) s += x.value().at({n, i}) * w.value().at({o, i});
+            CHECK(y.value().at({n, o}) == doctest::Approx(s).epsilon(1e-14));
+        }
+}
+
+TEST_CASE("sums are bit-identical for every thread count") {
+    Tensor<float> x = randn<float>(Shape{1 << 20}, 11);
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const double one = kernels::parallel_sum(x.numel(), [&](int64_t i) { return x[i]; });
+    omp_set_num_threads(2);
+    const double two = kernels::parallel_sum(x.numel(), [&](int64_t i) { return x[i]; });
+    omp_set_num_threads(threads);
+    CHECK(one == two);
+}
+
+TEST_CASE("bce_with_logits stays finite where sigmoid saturates and equals bce elsewhere") {
+    Var<float> logits(Tensor<float>::from_vector(Shape{4}, {-1000.0f, 1000.0f, 0.3f, -2.0f}));
+    Var<float> target(Tensor<float>::from_vector(Shape{4}, {1.0f, 0.0f, 0.25f, 0.9f}));
+    Var<float> l = bce_with_logits(logits, target, Reduction::none);
+    CHECK(l.value()[0] == doctest::Approx(1000.0f));
+    CHECK(l.value()[1] == doctest::Approx(1000.0f));
+    // The probability form clamps each log at -100 instead.
+    Var<float> p = bce(sigmoid(logits), target, Reduction::none);
+    CHECK(p.value()[0] == doctest::Approx(100.0f));
+    for (int i = 2; i < 4; ++i) CHECK(l.value()[i] == doctest::Approx(p.value()[i]).epsilon(1e-6));
+}
+
+TEST_CASE("log_softmax rows are normalised and survive huge logits") {
+    Var<double> x(Tensor<double>::from_vector(Shape{2, 3}, {1000, 1001, 1002, -5, 0, 5}));
+    Var<double> y = log_softmax(x);
+    for (int64_t n = 0; n < 2; ++n) {
+        double s = 0;
+        for (int64_t k = 0; k < 3; ++k) s += std::exp(y.value().at({n, k}));
+        CHECK(s == doctest::Approx(1.0).epsilon(1e-12));  // 1000 - 1002.4 keeps 13 digits
+    }
+    // Shifting a row changes nothing: [1000, 1001, 1002] behaves as [0, 1, 2].
+    CHECK(y.value().at({0, 2}) == doctest::Approx(-std::log(std::exp(-2.0) + std::exp(-1.0) + 1.0)).epsilon(1e-12));
+}
+
+TEST_CASE("permute_dims permutes each column within itself") {
+    Generator gen(3);
+    Var<float> z(randn<float>(Shape{6, 4}, 12));
+    Var<float> p = permute_dims(z, gen);
+    bool moved = false;
+    for (int64_t d = 0; d < 4; ++d) {
+        std::vector<float> before, after;
+        for (int64_t n = 0; n < 6; ++n) {
+            before.push_back(z.value().at({n, d}));
+            after.push_back(p.value().at({n, d}));
+        }
+        moved = moved || before != after;
+        std::sort(before.begin(), before.end());
+        std::sort(after.begin(), after.end());
+        CHECK(before == after);
+    }
+    CHECK(moved);
+}
+
+}

@@ -26,7 +26,8 @@ std::string str(Args&&... args) {
     return out.str();
 }
 
-// Throws Error("op: <message>") when `ok` is false. The message parts are only formatted on failure.
+// Throws Error("op: <message>") when `ok` is false. The message parts are only formatted on failure,
+// but they are evaluated always: pass nothing that is only valid when `ok` holds.
 template <class... Args>
 void check(bool ok, const char* op, Args&&... message) {
     if (!ok) throw Error(str(op, ": ", std::forward<Args>(message)...));

@@ -12,9 +12,10 @@ namespace elbo {
 template <class T>
 void require_cpu(const char* op, std::initializer_list<const Var<T>*> operands) {
     for (const Var<T>* v : operands)
-        check(!v->defined() || v->value().device() == Device::cpu, op,
-              "expected tensors on cpu, got one on ", to_string(v->value().device()),
-              " (this build has no CUDA module)");
+        if (v->defined())
+            check(v->value().device() == Device::cpu, op,
+                  "expected tensors on cpu, got one on ", to_string(v->value().device()),
+                  " (this build has no CUDA module)");
 }
 
 // Checks that two operands of an element-wise op have one shape.

@@ -10,15 +10,16 @@
 
 namespace elbo::testing {
 
-// A tensor of N(0, 1) draws (or U[low, high) when low < high) from a seeded generator.
+// A tensor of N(0, stddev^2) draws from a seeded generator.
 template <class T = double>
-Tensor<T> randn(const Shape& s, uint64_t seed) {
+Tensor<T> randn(const Shape& s, uint64_t seed, double stddev = 1.0) {
     Generator gen(seed);
     Tensor<T> t(s);
-    t.normal_(gen);
+    t.normal_(gen, 0.0, stddev);
     return t;
 }
 
+// A tensor of U[low, high) draws from a seeded generator.
 template <class T = double>
 Tensor<T> rand(const Shape& s, uint64_t seed, double low, double high) {
     Generator gen(seed);

@@ -1,0 +1,79 @@
+# elbo's front door: `make demo` and `make test` set up a fresh Debian 12 machine themselves.
+#
+#   make test           Release build in build/, then every test with ctest
+#   make demo           the main job (for now: the teaching examples)
+#   make test-sanitize  the tests again, built with AddressSanitizer and UBSan (build-sanitize/)
+#   make fuzz           the safetensors reader under libFuzzer for FUZZ_SECONDS (build-fuzz/)
+#   make consumer       install elbo, then build a project that uses it three ways (build-consumer/)
+#   make reference      regenerate tests/reference/ops.safetensors with Debian's python3-torch
+
+BUILD        ?= build
+JOBS         ?= 2
+FUZZ_SECONDS ?= 60
+CMAKE_ARGS   ?=
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PACKAGES      := cmake make g++ git libeigen3-dev doctest-dev nlohmann-json3-dev
+FUZZ_PACKAGES := clang libclang-rt-14-dev
+TORCH_PACKAGES := python3-torch python3-numpy libopenblas0-openmp
+
+# Installs those of the given Debian packages that are missing, without questions.
+define install_missing
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "make: installing" $$missing; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+endef
+
+.PHONY: deps build test demo test-sanitize fuzz consumer reference clean
+
+deps:
+	$(call install_missing,$(PACKAGES))
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
+	cmake --build $(BUILD) -j$(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+demo: build
+	@echo "== a scalar function's gradient, step by step"
+	$(BUILD)/examples/scalar_gradient
+	@echo "== conv2d: analytic against numeric gradients"
+	$(BUILD)/examples/conv2d_gradcheck
+	@echo "== a small VAE's loss graph"
+	$(BUILD)/examples/vae_graph $(BUILD)/vae_graph.dot
+
+test-sanitize:
+	$(MAKE) test BUILD=build-sanitize CMAKE_ARGS="-DELBO_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo"
+
+fuzz: deps
+	$(call install_missing,$(FUZZ_PACKAGES))
+	mkdir -p build-fuzz/corpus
+	cp tests/data/safetensors-samples/*.safetensors tests/data/malformed/*.safetensors build-fuzz/corpus/
+	clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  -Iinclude -I/usr/include/eigen3 tests/fuzz/fuzz_safetensors.cpp -o build-fuzz/fuzz_safetensors
+	build-fuzz/fuzz_safetensors -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
+	  build-fuzz/corpus
+
+consumer: deps
+	rm -rf build-consumer
+	cmake -S . -B build-consumer/elbo -DCMAKE_BUILD_TYPE=Release -DELBO_BUILD_TESTS=OFF -DELBO_BUILD_EXAMPLES=OFF
+	cmake --install build-consumer/elbo --prefix build-consumer/prefix
+	for how in find_package add_subdirectory fetchcontent; do \
+	  cmake -S tests/consumer -B build-consumer/$$how -DCMAKE_BUILD_TYPE=Release -DELBO_CONSUME=$$how \
+	    -DCMAKE_PREFIX_PATH=$(CURDIR)/build-consumer/prefix -DELBO_SOURCE_DIR=$(CURDIR) \
+	    -DELBO_GIT_TAG=$$(git rev-parse HEAD) && \
+	  cmake --build build-consumer/$$how -j$(JOBS) && \
+	  (cd build-consumer/$$how && ./consumer) || exit 1; \
+	done
+
+reference:
+	$(call install_missing,$(TORCH_PACKAGES))
+	/usr/bin/python3 tests/reference/make_reference.py
+
+clean:
+	rm -rf build build-sanitize build-fuzz build-consumer

@@ -14,7 +14,7 @@ TEST_CASE("a tensor is zero-filled, row-major, and indexed by at()") {
     CHECK(t.device() == Device::cpu);
 }
 
-TEST_CASE("reshape and slice are views that share storage; clone copies") {
+TEST_CASE("reshape and slice are views that share storage and clone copies") {
     Tensor<double> t = Tensor<double>::from_vector(Shape{2, 3}, {0, 1, 2, 3, 4, 5});
     Tensor<double> r = t.reshape({3, -1});
     CHECK(r.shape() == Shape{3, 2});
@@ -34,7 +34,7 @@ TEST_CASE("reshape and slice are views that share storage; clone copies") {
     CHECK_FALSE(c.shares_storage_with(t));
 }
 
-TEST_CASE("from_vector and to_vector round-trip; cast converts") {
+TEST_CASE("from_vector and to_vector round-trip and cast converts") {
     std::vector<float> v{1.5f, -2.0f, 3.25f};
     Tensor<float> t = Tensor<float>::from_vector(Shape{3}, v);
     CHECK(t.to_vector() == v);

@@ -6,8 +6,6 @@
 // NCHW layout [N, O, Ho*Wo] (adding the bias on the way). The three building blocks below serve
 // conv_transpose2d too, which is this convolution run backwards.
 
-#include <vector>
-
 #include "elbo/kernels/cpu/im2col.hpp"
 
 namespace elbo::kernels {
@@ -42,32 +40,33 @@ void nchw_to_rows(T* m, const T* y, int64_t N, int64_t O, int64_t HW) {
 template <class T>
 void conv2d_apply(T* y, const T* x, const T* w, const T* b, bool accumulate, const Conv2dShape& s) {
     const int64_t K = s.K(), P = s.P();
-    std::vector<T> cols(static_cast<size_t>(K * P)), m(static_cast<size_t>(s.O * P));
-    im2col(cols.data(), x, s);
-    MapRow<T>(m.data(), s.O, P).noalias() = MapConstRow<T>(w, s.O, K) * MapConstCol<T>(cols.data(), K, P);
-    rows_to_nchw(y, m.data(), b, accumulate, s.N, s.O, s.Ho * s.Wo);
+    T* cols = scratch<T>(Scratch::cols, K * P);
+    T* m = scratch<T>(Scratch::rows, s.O * P);
+    im2col(cols, x, s);
+    MapRow<T>(m, s.O, P).noalias() = MapConstRow<T>(w, s.O, K) * MapConstCol<T>(cols, K, P);
+    rows_to_nchw(y, m, b, accumulate, s.N, s.O, s.Ho * s.Wo);
 }
 
 // dx [N, C, H, W] += the convolution's input gradient for dy [N, O, Ho, Wo]: col2im(Wm^T dY)
 template <class T>
 void conv2d_input_grad(T* dx, const T* dy, const T* w, const Conv2dShape& s) {
     const int64_t K = s.K(), P = s.P();
-    std::vector<T> m(static_cast<size_t>(s.O * P)), cols(static_cast<size_t>(K * P));
-    nchw_to_rows(m.data(), dy, s.N, s.O, s.Ho * s.Wo);
-    MapCol<T>(cols.data(), K, P).noalias() =
-        MapConstRow<T>(w, s.O, K).transpose() * MapConstRow<T>(m.data(), s.O, P);
-    col2im(dx, cols.data(), s);
+    T* m = scratch<T>(Scratch::rows, s.O * P);
+    T* cols = scratch<T>(Scratch::cols, K * P);
+    nchw_to_rows(m, dy, s.N, s.O, s.Ho * s.Wo);
+    MapCol<T>(cols, K, P).noalias() = MapConstRow<T>(w, s.O, K).transpose() * MapConstRow<T>(m, s.O, P);
+    col2im(dx, cols, s);
 }
 
 // dw [O, C, kh, kw] += dY im2col(x)^T, with dY = dy [N, O, Ho, Wo] as a matrix [O, P]
 template <class T>
 void conv2d_weight_grad(T* dw, const T* dy, const T* x, const Conv2dShape& s) {
     const int64_t K = s.K(), P = s.P();
-    std::vector<T> m(static_cast<size_t>(s.O * P)), cols(static_cast<size_t>(K * P));
-    nchw_to_rows(m.data(), dy, s.N, s.O, s.Ho * s.Wo);
-    im2col(cols.data(), x, s);
-    MapRow<T>(dw, s.O, K).noalias() +=
-        MapConstRow<T>(m.data(), s.O, P) * MapConstCol<T>(cols.data(), K, P).transpose();
+    T* m = scratch<T>(Scratch::rows, s.O * P);
+    T* cols = scratch<T>(Scratch::cols, K * P);
+    nchw_to_rows(m, dy, s.N, s.O, s.Ho * s.Wo);
+    im2col(cols, x, s);
+    MapRow<T>(dw, s.O, K).noalias() += MapConstRow<T>(m, s.O, P) * MapConstCol<T>(cols, K, P).transpose();
 }
 
 // db [O] += the sum of dy [N, O, HW] over n and the image

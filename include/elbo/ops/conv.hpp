@@ -59,17 +59,12 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = {}, Conv2dOpti
     s.Ho = (s.H + 2 * s.padding - reach_h) / s.stride + 1;
     s.Wo = (s.W + 2 * s.padding - reach_w) / s.stride + 1;
 
-    Tensor<T> y = Tensor<T>::uninitialized(Shape{s.N, s.O, s.Ho, s.Wo});
-    const bool has_bias = b.defined();
-    kernels::conv2d_forward(y.data(), x.value().data(), w.value().data(),
-                            has_bias ? b.value().data() : nullptr, s);
-    std::vector<Var<T>> parents{x, w};
-    if (has_bias) parents.push_back(b);
-    return Var<T>::from_op(std::move(y), op, std::move(parents), [=](Node<T>& self) {
-        kernels::conv2d_backward(self.parent_grad(0), self.parent_grad(1),
-                                 has_bias ? self.parent_grad(2) : nullptr, self.grad.data(),
-                                 self.parents[0]->value.data(), self.parents[1]->value.data(), s);
-    });
+    return detail::layer_op(
+        op, Shape{s.N, s.O, s.Ho, s.Wo}, x, w, b,
+        [s](T* y, const T* xd, const T* wd, const T* bd) { kernels::conv2d_forward(y, xd, wd, bd, s); },
+        [s](T* dx, T* dw, T* db, const T* dy, const T* xd, const T* wd) {
+            kernels::conv2d_backward(dx, dw, db, dy, xd, wd, s);
+        });
 }
 
 // x [N, Ci, H, W], w [Ci, Co, kh, kw], b [Co] or empty  ->  [N, Co, Ho, Wo]
@@ -97,18 +92,12 @@ Var<T> conv_transpose2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = {},
     const kernels::Conv2dShape s{xs[0], ws[1], Ho, Wo, ws[0], xs[2], xs[3], ws[2], ws[3],
                                  opt.stride, opt.padding, opt.dilation};
 
-    Tensor<T> y = Tensor<T>::uninitialized(Shape{s.N, s.C, Ho, Wo});
-    const bool has_bias = b.defined();
-    kernels::conv_transpose2d_forward(y.data(), x.value().data(), w.value().data(),
-                                      has_bias ? b.value().data() : nullptr, s);
-    std::vector<Var<T>> parents{x, w};
-    if (has_bias) parents.push_back(b);
-    return Var<T>::from_op(std::move(y), op, std::move(parents), [=](Node<T>& self) {
-        kernels::conv_transpose2d_backward(self.parent_grad(0), self.parent_grad(1),
-                                           has_bias ? self.parent_grad(2) : nullptr, self.grad.data(),
-                                           self.parents[0]->value.data(),
-                                           self.parents[1]->value.data(), s);
-    });
+    return detail::layer_op(
+        op, Shape{s.N, s.C, Ho, Wo}, x, w, b,
+        [s](T* y, const T* xd, const T* wd, const T* bd) { kernels::conv_transpose2d_forward(y, xd, wd, bd, s); },
+        [s](T* dx, T* dw, T* db, const T* dy, const T* xd, const T* wd) {
+            kernels::conv_transpose2d_backward(dx, dw, db, dy, xd, wd, s);
+        });
 }
 
 }  // namespace elbo

@@ -15,20 +15,13 @@ Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b = {}) {
     const int64_t N = x.shape()[0], I = x.shape()[1], O = w.shape()[0];
     check(w.shape()[1] == I, "linear", "input has ", I, " features, weight expects ", w.shape()[1],
           " (input ", x.shape(), ", weight ", w.shape(), ")");
-    const bool has_bias = b.defined();
-    if (has_bias)
-        check(b.shape() == Shape{O}, "linear", "expected bias [", O, "], got ", b.shape());
-
-    Tensor<T> y = Tensor<T>::uninitialized(Shape{N, O});
-    kernels::linear_forward(y.data(), x.value().data(), w.value().data(),
-                            has_bias ? b.value().data() : nullptr, N, I, O);
-    std::vector<Var<T>> parents{x, w};
-    if (has_bias) parents.push_back(b);
-    return Var<T>::from_op(std::move(y), "linear", std::move(parents), [=](Node<T>& self) {
-        kernels::linear_backward(self.parent_grad(0), self.parent_grad(1),
-                                 has_bias ? self.parent_grad(2) : nullptr, self.grad.data(),
-                                 self.parents[0]->value.data(), self.parents[1]->value.data(), N, I, O);
-    });
+    if (b.defined()) check(b.shape() == Shape{O}, "linear", "expected bias [", O, "], got ", b.shape());
+    return detail::layer_op(
+        "linear", Shape{N, O}, x, w, b,
+        [=](T* y, const T* xd, const T* wd, const T* bd) { kernels::linear_forward(y, xd, wd, bd, N, I, O); },
+        [=](T* dx, T* dw, T* db, const T* dy, const T* xd, const T* wd) {
+            kernels::linear_backward(dx, dw, db, dy, xd, wd, N, I, O);
+        });
 }
 
 }  // namespace elbo

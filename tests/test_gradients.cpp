@@ -80,6 +80,7 @@ TEST_CASE("activation backwards match finite differences") {
         expect_gradients_match([](const Vars& v) { return sigmoid(v[0]); }, {x});
         expect_gradients_match([](const Vars& v) { return tanh(v[0]); }, {x});
         expect_gradients_match([](const Vars& v) { return exp(v[0]); }, {x});
+        expect_gradients_match([](const Vars& v) { return abs(v[0]); }, {x});
         Var<double> wide = param(randn(s, 11, 12.0));  // softplus on both sides of its threshold 20
         expect_gradients_match([](const Vars& v) { return softplus(v[0]); }, {wide});
         Var<double> positive = param(rand(s, 12, 0.2, 3.0));

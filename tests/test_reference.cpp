@@ -45,6 +45,7 @@ const Case cases[] = {
     {"softplus", [](const Vars& v, auto&) { return softplus(v[0]); }},
     {"exp", [](const Vars& v, auto&) { return exp(v[0]); }},
     {"log", [](const Vars& v, auto&) { return log(v[0]); }},
+    {"abs", [](const Vars& v, auto&) { return abs(v[0]); }},
     {"add_broadcast", [](const Vars& v, auto&) { return v[0] + v[1]; }},
     {"sub_broadcast", [](const Vars& v, auto&) { return v[0] - v[1]; }},
     {"mul_broadcast", [](const Vars& v, auto&) { return v[0] * v[1]; }},

@@ -1,5 +1,6 @@
 #pragma once
-// The whole CPU library of elbo. Layers, bottom-up: tensor/, kernels/cpu/, autograd/, ops/, io/.
+// The whole CPU library of elbo. Layers, bottom-up: tensor/, kernels/cpu/, autograd/, ops/, io/,
+// nn/, models/.
 
 #include "elbo/error.hpp"
 #include "elbo/tensor/generator.hpp"
@@ -21,3 +22,12 @@
 #include "elbo/ops/shape.hpp"
 
 #include "elbo/io/safetensors.hpp"
+
+#include "elbo/nn/layers.hpp"
+#include "elbo/nn/module.hpp"
+#include "elbo/nn/optim.hpp"
+
+#include "elbo/models/checkpoint.hpp"
+#include "elbo/models/config.hpp"
+#include "elbo/models/factor_vae.hpp"
+#include "elbo/models/vae.hpp"

@@ -79,6 +79,7 @@ CASES = {
     "tanh": (torch.tanh, [randn(2, 3, 4, 5, scale=2.0)], []),
     "softplus": (F.softplus, [randn(4, 25, scale=12.0)], []),
     "exp": (torch.exp, [randn(3, 7)], []),
+    "abs": (torch.abs, [away_from_zero(3, 7)], []),
     "log": (torch.log, [uniform(3, 7, low=0.1, high=4.0)], []),
     "add_broadcast": (lambda a, b: a + b, [randn(2, 3, 4), randn(3, 1)], []),
     "sub_broadcast": (lambda a, b: a - b, [randn(5, 1), randn(1, 4)], []),

@@ -1,5 +1,5 @@
 #pragma once
-// Element-wise activations and functions: relu, leaky_relu, sigmoid, tanh, softplus, exp, log.
+// Element-wise activations and functions: relu, leaky_relu, sigmoid, tanh, softplus, exp, log, abs.
 
 #include "elbo/kernels/cpu/activations.hpp"
 #include "elbo/ops/common.hpp"
@@ -81,6 +81,15 @@ Var<T> log(const Var<T>& x) {
     return detail::unary<T>("log", x, kernels::log_forward<T>,
                             [](T* dx, const T* dy, const T* in, const T*, int64_t n) {
                                 kernels::log_backward(dx, dy, in, n);
+                            });
+}
+
+// |x|; the gradient at 0 is 0, as PyTorch's.
+template <class T>
+Var<T> abs(const Var<T>& x) {
+    return detail::unary<T>("abs", x, kernels::abs_forward<T>,
+                            [](T* dx, const T* dy, const T* in, const T*, int64_t n) {
+                                kernels::abs_backward(dx, dy, in, n);
                             });
 }
 

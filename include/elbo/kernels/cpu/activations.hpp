@@ -81,6 +81,14 @@ template <class T> void exp_backward(T* dx, const T* dy, const T* y, int64_t n) 
     map_unary_grad(dx, dy, y, y, n, [](T e, T) { return e; });
 }
 
+// |x|, with PyTorch's subgradient sign(0) = 0.
+template <class T> void abs_forward(T* y, const T* x, int64_t n) {
+    map_unary(y, x, n, [](T v) { return std::abs(v); });
+}
+template <class T> void abs_backward(T* dx, const T* dy, const T* x, int64_t n) {
+    map_unary_grad(dx, dy, x, x, n, [](T v, T) { return v > T(0) ? T(1) : v < T(0) ? T(-1) : T(0); });
+}
+
 template <class T> void log_forward(T* y, const T* x, int64_t n) {
     map_unary(y, x, n, [](T v) { return std::log(v); });
 }

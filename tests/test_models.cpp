@@ -1,0 +1,275 @@
+// The models against PyTorch, their checkpoints, and a few steps of training.
+#include <cstdlib>
+#include <filesystem>
+
+#include "helpers.hpp"
+
+using namespace elbo;
+using namespace elbo::models;
+using testing::error_of;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string reference = std::string(ELBO_TEST_DIR) + "/reference/";
+
+fs::path scratch_dir(const std::string& name) {
+    fs::path p = fs::temp_directory_path() / ("elbo-models-" + name + "-" + std::to_string(::getpid()));
+    fs::remove_all(p);
+    fs::create_directories(p);
+    return p;
+}
+
+// Every parameter gradient and the loss of `grads` against PyTorch's file, 1e-4 relative to each
+// tensor's scale (float sums over up to 2 x 8192 terms, in another order than PyTorch's).
+void expect_matches_pytorch(const std::map<std::string, Tensor<float>>& grads, const Safetensors<float>& torch_file,
+                            size_t expected_parameters) {
+    size_t compared = 0;
+    for (auto& [name, g] : grads) {
+        if (name == "loss") continue;
+        INFO(name);
+        REQUIRE(torch_file.contains(name));
+        CHECK(testing::relative_difference(g, torch_file.at(name)) < 1e-4);
+        ++compared;
+    }
+    CHECK(compared == expected_parameters);
+    CHECK(grads.at("loss").item() == doctest::Approx(torch_file.at("loss").item()).epsilon(1e-5));
+}
+
+// The gradients elbo computes for a checkpoint and a batch file, as `elbo grads` does.
+std::map<std::string, Tensor<float>> gradients(const std::string& checkpoint, const Safetensors<float>& batch,
+                                               Reduction reduction, double gamma) {
+    Checkpoint<float> ck = read_checkpoint<float>(checkpoint);
+    ck.config.reduction = reduction;
+    ck.config.gamma = gamma;
+    Generator gen(0);
+    auto model = load_model(ck, gen);
+    const Var<float> x(batch.at("x"));
+    auto out = model->forward(x, Var<float>(batch.at("eps")));
+    auto loss = model->loss(x, out);
+    backward(loss.total);
+    std::map<std::string, Tensor<float>> grads{{"loss", loss.total.value()}};
+    for (auto& [name, p] : model->named_parameters()) grads.emplace(name, p.grad());
+    return grads;
+}
+
+// 32 one-channel 16x16 images of filled rectangles, values 0 or 1.
+Tensor<float> rectangles(Generator& gen) {
+    Tensor<float> images(Shape{32, 1, 16, 16});
+    for (int64_t n = 0; n < 32; ++n) {
+        const int64_t top = gen.below(10), left = gen.below(10), h = 3 + gen.below(4), w = 3 + gen.below(4);
+        for (int64_t i = top; i < top + h; ++i)
+            for (int64_t j = left; j < left + w; ++j) images.at({n, 0, i, j}) = 1.0f;
+    }
+    return images;
+}
+
+ModelConfig small(const std::string& kind) {
+    ModelConfig c;
+    c.kind = kind;
+    c.channels = 1;
+    c.image_size = 16;
+    c.latent = 4;
+    c.discriminator_hidden = 32;
+    c.reduction = Reduction::mean;
+    return c;
+}
+
+}  // namespace
+
+TEST_SUITE("models") {
+
+TEST_CASE("a PyTorch-saved seed VAE loads, its configuration inferred from the shapes") {
+    Checkpoint<float> ck = read_checkpoint<float>(reference + "seed_vae.safetensors");
+    CHECK(ck.metadata.empty());
+    CHECK(ck.config.kind == "vae");
+    CHECK(ck.config.channels == 3);
+    CHECK(ck.config.image_size == 64);
+    CHECK(ck.config.latent == 64);
+    Generator gen(0);
+    auto model = load_model(ck, gen);
+    CHECK(model->named_parameters().size() == 18);
+    CHECK(model->encoder.fc_mu.weight.value().to_vector() == ck.model.at("encoder.fc_mu.weight").to_vector());
+}
+
+TEST_CASE("the seed VAE's loss and gradients are PyTorch's") {
+    const auto torch_grads = load_safetensors<float>(reference + "seed_vae_grads.safetensors");
+    expect_matches_pytorch(gradients(reference + "seed_vae.safetensors", torch_grads, Reduction::sum, 0.0), torch_grads, 18);
+}
+
+TEST_CASE("a small FactorVAE's loss and gradients, discriminator included, are PyTorch's") {
+    const auto torch_grads = load_safetensors<float>(reference + "factor_vae_grads.safetensors");
+    expect_matches_pytorch(gradients(reference + "factor_vae.safetensors", torch_grads, Reduction::mean, 6.4), torch_grads,
+                           30);
+}
+
+TEST_CASE("elbo grads writes PyTorch's loss and gradients") {
+    const fs::path dir = scratch_dir("cli");
+    struct Run { const char* model; const char* flags; size_t parameters; };
+    for (const Run& r : {Run{"seed_vae", "", 18}, Run{"factor_vae", " --reduction mean --gamma 6.4", 30}}) {
+        INFO(r.model);
+        const std::string out = (dir / (std::string(r.model) + ".grads.safetensors")).string();
+        const std::string command = std::string(ELBO_CLI) + " grads --checkpoint " + reference + r.model +
+                                    ".safetensors --input " + reference + r.model + "_grads.safetensors --out " + out +
+                                    r.flags + " > " + (dir / "stdout.txt").string();
+        REQUIRE(std::system(command.c_str()) == 0);
+        const auto torch_grads = load_safetensors<float>(reference + r.model + "_grads.safetensors");
+        expect_matches_pytorch(load_safetensors<float>(out).tensors, torch_grads, r.parameters);
+    }
+    // Bad input: an error message and exit status 1, no output file.
+    const std::string bad = std::string(ELBO_CLI) + " grads --checkpoint " + reference + "seed_vae.safetensors --input " +
+                            reference + "factor_vae_grads.safetensors --out " + (dir / "bad.safetensors").string() +
+                            " 2> " + (dir / "stderr.txt").string();
+    CHECK(WEXITSTATUS(std::system(bad.c_str())) == 1);
+    std::ifstream err(dir / "stderr.txt");
+    std::string message((std::istreambuf_iterator<char>(err)), std::istreambuf_iterator<char>());
+    CHECK(message == "elbo: grads: x must be [N, 3, 64, 64] for this checkpoint, got [5,1,16,16]\n");
+    CHECK_FALSE(fs::exists(dir / "bad.safetensors"));
+    fs::remove_all(dir);
+}
+
+TEST_CASE("a checkpoint round-trips weights, optimizer state and configuration") {
+    const fs::path dir = scratch_dir("roundtrip");
+    const std::string path = (dir / "ck.safetensors").string();
+    Generator gen(5);
+    ModelConfig c = small("factor-vae");
+    c.gamma = 35;
+    FactorVAE<float> model(c, gen);
+    optim::Adam<float> vae_opt(model.vae_parameters(), factor_vae_adam());
+    optim::Adam<float> d_opt(model.discriminator_parameters(), factor_vae_discriminator_adam());
+    write_checkpoint<float>(path, model, {{"vae", &vae_opt}, {"discriminator", &d_opt}}, {{"step", "7"}});
+
+    Checkpoint<float> ck = read_checkpoint<float>(path);
+    CHECK(ck.config.to_metadata() == c.to_metadata());
+    CHECK(ck.metadata.at("step") == "7");
+    CHECK(ck.optimizer.count("optimizer.vae.encoder.conv1.weight.exp_avg"));
+    CHECK(ck.optimizer.count("optimizer.discriminator.step"));
+    Generator other(6);
+    auto loaded = load_model(ck, other);
+    CHECK(loaded->name() == "FactorVAE");
+    for (auto& [name, t] : model.state_dict()) CHECK(loaded->state_dict().at(name).to_vector() == t.to_vector());
+    optim::Adam<float> resumed(loaded->vae_parameters(), factor_vae_adam());
+    resumed.load_state_dict(ck.optimizer, "optimizer.vae.");
+    fs::remove_all(dir);
+}
+
+TEST_CASE("a checkpoint that does not fit the model names every mismatch") {
+    const fs::path dir = scratch_dir("mismatch");
+    Generator gen(7);
+    VAE<float> model(small("vae"), gen);
+    auto state = model.state_dict();
+    state.erase("decoder.fc.bias");
+    state["encoder.conv2.weight"] = Tensor<float>(Shape{64, 32, 3, 3});
+    state["decoder.extra"] = Tensor<float>(Shape{2});
+    CHECK(error_of([&] { model.load_state_dict(state); }) ==
+          "load_state_dict: the checkpoint does not fit the VAE (3 mismatches):\n"
+          "  'encoder.conv2.weight' has shape [64,32,3,3] in the checkpoint, [64,32,4,4] in the model\n"
+          "  missing 'decoder.fc.bias' [512]\n"
+          "  unexpected 'decoder.extra' [2]");
+
+    const std::string path = (dir / "odd.safetensors").string();
+    save_safetensors<float>(path, {{"encoder.conv1.weight", Tensor<float>(Shape{32, 1, 4, 4})},
+                                   {"encoder.fc_mu.weight", Tensor<float>(Shape{4, 100})}});
+    CHECK(error_of([&] { read_checkpoint<float>(path); }) ==
+          "checkpoint: encoder.fc_mu.weight [4,100] does not take 128 x s x s features");
+    save_safetensors<float>(path, {{"weight", Tensor<float>(Shape{2})}});
+    CHECK(error_of([&] { read_checkpoint<float>(path); }) ==
+          "checkpoint: no 'encoder.conv1.weight' to infer the model from (is this a VAE checkpoint?)");
+    save_safetensors<float>(path, {{"w", Tensor<float>(Shape{2})}}, {{"kind", "vae"}, {"latent", "four"}});
+    CHECK(error_of([&] { read_checkpoint<float>(path); }) == "checkpoint: metadata 'latent' = 'four' is not a number");
+    fs::remove_all(dir);
+}
+
+TEST_CASE("models reject bad configurations and inputs") {
+    Generator gen(8);
+    ModelConfig c = small("vae");
+    c.image_size = 20;
+    CHECK(error_of([&] { VAE<float>(c, gen); }) == "ModelConfig: image_size must be a positive multiple of 8, got 20");
+    c = small("vae");
+    c.capacity_max = 25;
+    CHECK(error_of([&] { VAE<float>(c, gen); }) == "ModelConfig: a capacity schedule needs capacity_steps > 0, got 0");
+    CHECK(error_of([&] { FactorVAE<float>(small("vae"), gen); }) == "FactorVAE: config kind must be factor-vae, got 'vae'");
+    VAE<float> model(small("vae"), gen);
+    CHECK(error_of([&] { model.forward(Var<float>(Tensor<float>(Shape{2, 3, 16, 16})), gen); }) ==
+          "VAE: expected images [N, 1, 16, 16], got [2,3,16,16]");
+}
+
+TEST_CASE("the capacity schedule weighs |KL - C| with C growing linearly to C_max") {
+    Generator gen(9);
+    ModelConfig c = small("beta-vae");
+    c.capacity_max = 20;
+    c.capacity_steps = 100;
+    c.gamma = 10;
+    c.reduction = Reduction::sum;
+    VAE<float> model(c, gen);
+    const Var<float> x(rectangles(gen).slice(0, 4));
+    auto out = model.forward(x, Var<float>());
+    for (int64_t step : {0, 50, 100, 200}) {
+        auto l = model.loss(x, out, step);
+        const double capacity = 20.0 * std::min<int64_t>(step, 100) / 100.0;
+        CHECK(l.capacity == doctest::Approx(capacity));
+        CHECK(l.total.item() == doctest::Approx(l.recon.item() + 10 * std::abs(l.kl.item() - 4 * capacity)).epsilon(1e-6));
+    }
+}
+
+TEST_CASE("the discriminator's loss sends no gradient to the VAE") {
+    Generator gen(10);
+    FactorVAE<float> model(small("factor-vae"), gen);
+    const Tensor<float> images = rectangles(gen);
+    auto out = model.forward(Var<float>(images.slice(0, 8)), gen);
+    auto other = model.forward(Var<float>(images.slice(8, 16)), gen);
+    backward(model.discriminator_loss(out.z, other.z, gen));
+    for (auto& [name, p] : model.vae_parameters()) CHECK_FALSE(p.has_grad());
+    for (auto& [name, p] : model.discriminator_parameters()) CHECK(p.has_grad());
+}
+
+TEST_CASE("VAE, beta-VAE and FactorVAE train: their losses fall") {
+    for (const char* kind : {"vae", "beta-vae", "factor-vae"}) {
+        INFO(kind);
+        Generator gen(11);
+        ModelConfig c = small(kind);
+        if (c.kind == "beta-vae") c.beta = 4;
+        if (c.is_factor_vae()) c.gamma = 10;
+        auto model = make_model<float>(c, gen);
+        optim::Adam<float> opt(model->vae_parameters(), {.lr = 2e-3});
+        auto* factor = dynamic_cast<FactorVAE<float>*>(model.get());
+        std::unique_ptr<optim::Adam<float>> d_opt;
+        if (factor) d_opt = std::make_unique<optim::Adam<float>>(factor->discriminator_parameters(), factor_vae_discriminator_adam());
+
+        const Tensor<float> images = rectangles(gen);
+        std::vector<double> losses, d_losses;
+        for (int step = 0; step < 40; ++step) {
+            const int64_t at = (step * 8) % 32;
+            const Var<float> x(images.slice(at, at + 8));
+            model->zero_grad();
+            auto out = model->forward(x, gen);
+            auto loss = model->loss(x, out, step);
+            backward(loss.total);
+            opt.step();
+            losses.push_back(loss.total.item());
+            if (factor) {
+                auto second = factor->forward(Var<float>(images.slice((at + 8) % 32, (at + 8) % 32 + 8)), gen);
+                factor->discriminator.zero_grad();  // clear what the VAE's TC term sent
+                Var<float> d_loss = factor->discriminator_loss(out.z, second.z, gen);
+                backward(d_loss);
+                d_opt->step();
+                d_losses.push_back(d_loss.item());
+            }
+        }
+        auto average = [](const std::vector<double>& v, size_t from, size_t to) {
+            double s = 0;
+            for (size_t i = from; i < to; ++i) s += v[i];
+            return s / static_cast<double>(to - from);
+        };
+        INFO("first 5: ", average(losses, 0, 5), ", last 5: ", average(losses, 35, 40));
+        CHECK(average(losses, 35, 40) < 0.8 * average(losses, 0, 5));
+        for (double l : losses) CHECK(std::isfinite(l));
+        if (factor) {
+            // Near log 2 = 0.693 while it cannot tell the codes apart; finite throughout.
+            for (double l : d_losses) CHECK(std::isfinite(l));
+            CHECK(average(d_losses, 0, 40) < 1.0);
+        }
+    }
+}
+
+}

@@ -1,0 +1,148 @@
+// Modules (names, state_dict, init) and optimizers (PyTorch's trajectories).
+#include "helpers.hpp"
+
+using namespace elbo;
+using testing::error_of;
+
+namespace {
+
+// A two-level tree as PyTorch would name it: block.0 (Linear), block.1 (ReLU), block.2 (Conv2d), head.
+struct Net : nn::Module<double> {
+    nn::Sequential<double> block;
+    nn::Linear<double> head;
+    explicit Net(Generator& gen) : head(4, 2, gen) {
+        block.add<nn::Linear<double>>(3, 4, gen);
+        block.add<nn::ReLU<double>>();
+        block.add<nn::Conv2d<double>>(1, 2, 3, gen, Conv2dOptions{.padding = 1});
+        register_module("block", block);
+        register_module("head", head);
+    }
+    std::string name() const override { return "Net"; }
+};
+
+}  // namespace
+
+TEST_SUITE("nn") {
+
+TEST_CASE("parameters are named as PyTorch's module tree names them") {
+    Generator gen(1);
+    Net net(gen);
+    std::vector<std::string> names;
+    for (auto& [n, p] : net.named_parameters()) {
+        names.push_back(n);
+        CHECK(p.requires_grad());
+    }
+    CHECK(names == std::vector<std::string>{"block.0.weight", "block.0.bias", "block.2.weight", "block.2.bias",
+                                            "head.weight", "head.bias"});
+    CHECK(net.state_dict().at("block.2.weight").shape() == Shape{2, 1, 3, 3});
+    CHECK(error_of([&] { net.forward(Var<double>()); }) == "Net: this module has no forward(x); call its own methods");
+    net.eval();
+    CHECK_FALSE(net.block.is_training());
+    net.train();
+    CHECK(net.head.is_training());
+}
+
+TEST_CASE("default initialisation is PyTorch's: U(-1/sqrt(fan_in), 1/sqrt(fan_in))") {
+    Generator gen(2);
+    nn::Linear<double> linear(400, 300, gen);
+    nn::Conv2d<double> conv(16, 8, 5, gen);
+    nn::ConvTranspose2d<double> deconv(16, 8, 5, gen);  // fan_in = 8 * 5 * 5, PyTorch's rule
+    auto bounds = [](const Tensor<double>& t) {
+        double lo = 1e9, hi = -1e9, sum2 = 0;
+        for (double v : t) lo = std::min(lo, v), hi = std::max(hi, v), sum2 += v * v;
+        return std::tuple{lo, hi, std::sqrt(sum2 / t.numel())};
+    };
+    const std::pair<const Tensor<double>*, double> cases[] = {
+        {&linear.weight.value(), 400}, {&linear.bias.value(), 400}, {&conv.weight.value(), 16 * 25},
+        {&deconv.weight.value(), 8 * 25}, {&deconv.bias.value(), 8 * 25},
+    };
+    for (auto [t, fan] : cases) {
+        auto [lo, hi, rms] = bounds(*t);
+        const double b = 1 / std::sqrt(fan);
+        CHECK(lo >= -b);
+        CHECK(hi <= b);
+        if (t->numel() > 1000) CHECK(rms == doctest::Approx(b / std::sqrt(3.0)).epsilon(0.05));  // U(-b, b): b/sqrt(3)
+    }
+}
+
+TEST_CASE("load_state_dict copies matching tensors and lists every mismatch otherwise") {
+    Generator gen(3);
+    Net a(gen), b(gen);
+    b.load_state_dict(a.state_dict());
+    CHECK(b.head.weight.value().to_vector() == a.head.weight.value().to_vector());
+    CHECK_FALSE(b.head.weight.value().shares_storage_with(a.head.weight.value()));
+
+    auto state = a.state_dict();
+    state.erase("head.bias");
+    state["block.0.weight"] = Tensor<double>(Shape{4, 5});
+    state["extra"] = Tensor<double>(Shape{1});
+    const Tensor<double> before = b.block.named_parameters()[0].second.value().clone();
+    CHECK(error_of([&] { b.load_state_dict(state); }) ==
+          "load_state_dict: the checkpoint does not fit the Net (3 mismatches):\n"
+          "  'block.0.weight' has shape [4,5] in the checkpoint, [4,3] in the model\n"
+          "  missing 'head.bias' [2]\n"
+          "  unexpected 'extra' [1]");
+    CHECK(b.block.named_parameters()[0].second.value().to_vector() == before.to_vector());  // nothing copied
+}
+
+TEST_CASE("optimizers replay PyTorch's trajectories to 1e-6") {
+    const auto file = load_safetensors<float>(std::string(ELBO_TEST_DIR) + "/reference/optim.safetensors");
+    const char* runs[] = {"sgd", "sgd_nesterov", "adam", "adam_wd", "adamw"};
+    for (const char* run : runs) {
+        INFO(run);
+        Var<float> a(file.at("start.a").clone(), true), b(file.at("start.b").clone(), true);
+        optim::Optimizer<float>::Parameters params{{"a", a}, {"b", b}};
+        std::unique_ptr<optim::Optimizer<float>> opt;
+        const std::string r = run;
+        if (r == "sgd") opt = std::make_unique<optim::SGD<float>>(params, optim::SGDOptions{.lr = 0.1, .momentum = 0.9, .weight_decay = 0.01});
+        if (r == "sgd_nesterov") opt = std::make_unique<optim::SGD<float>>(params, optim::SGDOptions{.lr = 0.05, .momentum = 0.8, .nesterov = true});
+        if (r == "adam") opt = std::make_unique<optim::Adam<float>>(params, optim::AdamOptions{.lr = 1e-2});
+        if (r == "adam_wd") opt = std::make_unique<optim::Adam<float>>(params, optim::AdamOptions{.lr = 1e-2, .beta1 = 0.5, .beta2 = 0.9, .weight_decay = 0.1});
+        if (r == "adamw") opt = std::make_unique<optim::AdamW<float>>(params, optim::AdamOptions{.lr = 1e-2, .weight_decay = 0.1});
+        REQUIRE(opt);
+        for (int k = 0; file.contains("grad" + std::to_string(k) + ".a"); ++k) {
+            opt->zero_grad();
+            backward(sum(a * Var<float>(file.at("grad" + std::to_string(k) + ".a"))) +
+                     sum(b * Var<float>(file.at("grad" + std::to_string(k) + ".b"))));
+            opt->step();
+            INFO("step ", k);
+            const std::string at = r + ".step" + std::to_string(k) + ".";
+            CHECK(testing::relative_difference(a.value(), file.at(at + "a")) < 1e-6);
+            CHECK(testing::relative_difference(b.value(), file.at(at + "b")) < 1e-6);
+        }
+        CHECK(opt->steps() == 6);
+    }
+}
+
+TEST_CASE("optimizer state round-trips, so a resumed run continues exactly") {
+    Generator gen(4);
+    auto run = [](optim::Adam<double>& opt, Var<double>& w, int steps) {
+        for (int i = 0; i < steps; ++i) {
+            opt.zero_grad();
+            backward(sum(w * w * w));
+            opt.step();
+        }
+    };
+    Var<double> w1(testing::randn(Shape{3}, 5), true), w2(w1.value().clone(), true);
+    optim::Adam<double> a({{"w", w1}}, {.lr = 0.1});
+    run(a, w1, 5);
+
+    optim::Adam<double> first({{"w", w2}}, {.lr = 0.1});
+    run(first, w2, 2);
+    const auto state = first.state_dict("optimizer.vae.");
+    CHECK(state.count("optimizer.vae.step"));
+    CHECK(state.count("optimizer.vae.w.exp_avg_sq"));
+    optim::Adam<double> resumed({{"w", w2}}, {.lr = 0.1});
+    resumed.load_state_dict(state, "optimizer.vae.");
+    run(resumed, w2, 3);
+    CHECK(w2.value().to_vector() == w1.value().to_vector());
+
+    CHECK(error_of([&] { resumed.load_state_dict({}, "optimizer.vae."); }) ==
+          "Adam.load_state_dict: the state does not fit:\n  missing 'optimizer.vae.step' []\n"
+          "  missing 'optimizer.vae.w.exp_avg' [3]\n  missing 'optimizer.vae.w.exp_avg_sq' [3]");
+    CHECK(error_of([&] { optim::Adam<double>({{"w", w2}}, {.beta1 = 1.0}); }) == "Adam: betas must be in [0, 1), got (1, 0.999)");
+    CHECK(error_of([&] { optim::SGD<double>({{"w", w2}}, {.lr = -1}); }) ==
+          "SGD: lr, momentum and weight_decay must be non-negative, got -1, 0, 0");
+}
+
+}

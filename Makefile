@@ -5,7 +5,7 @@
 #   make test-sanitize  the tests again, built with AddressSanitizer and UBSan (build-sanitize/)
 #   make fuzz           the safetensors reader under libFuzzer for FUZZ_SECONDS (build-fuzz/)
 #   make consumer       install elbo, then build a project that uses it three ways (build-consumer/)
-#   make reference      regenerate tests/reference/ops.safetensors with Debian's python3-torch
+#   make reference      regenerate tests/reference/*.safetensors with Debian's python3-torch
 
 BUILD        ?= build
 JOBS         ?= 2
@@ -74,6 +74,7 @@ consumer: deps
 reference:
 	$(call install_missing,$(TORCH_PACKAGES))
 	/usr/bin/python3 tests/reference/make_reference.py
+	/usr/bin/python3 tests/reference/make_model_reference.py
 
 clean:
 	rm -rf build build-sanitize build-fuzz build-consumer

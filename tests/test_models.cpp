@@ -125,6 +125,23 @@ TEST_CASE("elbo grads writes PyTorch's loss and gradients") {
     std::string message((std::istreambuf_iterator<char>(err)), std::istreambuf_iterator<char>());
     CHECK(message == "elbo: grads: x must be [N, 3, 64, 64] for this checkpoint, got [5,1,16,16]\n");
     CHECK_FALSE(fs::exists(dir / "bad.safetensors"));
+
+    auto run_status = [&](const std::string& args) {
+        const std::string command = std::string(ELBO_CLI) + " " + args + " > /dev/null 2> " + (dir / "stderr.txt").string();
+        const int status = WEXITSTATUS(std::system(command.c_str()));
+        std::ifstream in(dir / "stderr.txt");
+        return std::pair{status, std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>())};
+    };
+    auto [missing_status, missing_message] = run_status("grads --checkpoint " + reference + "seed_vae.safetensors");
+    CHECK(missing_status != 0);
+    CHECK(missing_message.find("--input is required") != std::string::npos);
+    auto [absent_status, absent_message] = run_status("grads --checkpoint /nonexistent.safetensors --input x --out y");
+    CHECK(absent_status == 1);
+    CHECK(absent_message == "elbo: safetensors: cannot open '/nonexistent.safetensors': No such file or directory\n");
+    auto [reduction_status, reduction_message] =
+        run_status("grads --checkpoint " + reference + "seed_vae.safetensors --input x --out y --reduction max");
+    CHECK(reduction_status == 1);
+    CHECK(reduction_message == "elbo: grads: --reduction must be sum or mean, got 'max'\n");
     fs::remove_all(dir);
 }
 

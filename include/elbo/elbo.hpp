@@ -31,3 +31,5 @@
 #include "elbo/models/config.hpp"
 #include "elbo/models/factor_vae.hpp"
 #include "elbo/models/vae.hpp"
+
+#include "elbo/data/dsprites.hpp"

@@ -115,20 +115,16 @@ public:
 
     // Encodes x and decodes z = mu + eps * exp(logvar / 2); with eps empty, z = mu.
     VAEOutput<T> forward(const Var<T>& x, const Var<T>& eps) {
-        check_images(x);
-        auto [mu, logvar] = encoder.encode(x);
-        if (eps.defined())
-            check(eps.shape() == mu.shape(), "VAE", "eps must be [N, D] = ", mu.shape(), ", got ", eps.shape());
-        Var<T> z = eps.defined() ? reparameterize(mu, logvar, eps) : mu;
-        return {mu, logvar, z, decoder.decode(z)};
+        return run(x, [&](const Var<T>& mu) {
+            if (eps.defined())
+                check(eps.shape() == mu.shape(), "VAE", "eps must be [N, D] = ", mu.shape(), ", got ", eps.shape());
+            return eps;
+        });
     }
 
     // The same, with eps ~ N(0, I) drawn from `gen`.
     VAEOutput<T> forward(const Var<T>& x, Generator& gen) {
-        check_images(x);
-        auto [mu, logvar] = encoder.encode(x);
-        Var<T> z = reparameterize(mu, logvar, gen);
-        return {mu, logvar, z, decoder.decode(z)};
+        return run(x, [&](const Var<T>& mu) { return Var<T>(Tensor<T>(mu.shape()).normal_(gen)); });
     }
 
     // The objective for the batch x and its forward pass `out`, at training step `step` (which
@@ -173,6 +169,16 @@ private:
     static const ModelConfig& validated(const ModelConfig& c) {
         c.validate();
         return c;
+    }
+
+    // The forward pass, with eps = eps_for(mu) (empty: z = mu).
+    template <class EpsFor>
+    VAEOutput<T> run(const Var<T>& x, EpsFor eps_for) {
+        check_images(x);
+        auto [mu, logvar] = encoder.encode(x);
+        const Var<T> eps = eps_for(mu);
+        Var<T> z = eps.defined() ? reparameterize(mu, logvar, eps) : mu;
+        return {mu, logvar, z, decoder.decode(z)};
     }
 
     void check_images(const Var<T>& x) const {

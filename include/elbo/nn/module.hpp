@@ -10,6 +10,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -61,9 +62,9 @@ public:
     void load_state_dict(const std::map<std::string, Tensor<T>>& state, bool strict = true) {
         auto params = named_parameters();
         std::vector<std::string> problems;
-        std::map<std::string, bool> known;
+        std::set<std::string> known;
         for (auto& [n, p] : params) {
-            known[n] = true;
+            known.insert(n);
             auto it = state.find(n);
             if (it == state.end())
                 problems.push_back(str("missing '", n, "' ", p.shape()));

@@ -124,3 +124,94 @@ TEST_CASE("dsprites batches are [N, 1, 64, 64] binary images, deterministic") {
 }
 
 }
+
+#include <zlib.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "elbo/data/idx.hpp"
+
+namespace {
+
+std::vector<uint8_t> idx_bytes(uint8_t type, std::vector<uint32_t> dims, const std::vector<uint8_t>& values) {
+    std::vector<uint8_t> b{0, 0, type, static_cast<uint8_t>(dims.size())};
+    for (uint32_t d : dims)
+        for (int k = 3; k >= 0; --k) b.push_back(static_cast<uint8_t>(d >> (8 * k)));
+    b.insert(b.end(), values.begin(), values.end());
+    return b;
+}
+
+std::string write_temp(const std::string& name, const std::vector<uint8_t>& bytes, bool gzip) {
+    const std::string path = (std::filesystem::temp_directory_path() / (name + std::to_string(::getpid()))).string();
+    if (gzip) {
+        gzFile f = gzopen(path.c_str(), "wb");
+        gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
+        gzclose(f);
+    } else {
+        std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    }
+    return path;
+}
+
+}  // namespace
+
+TEST_SUITE("data") {
+
+TEST_CASE("IDX files read plain or gzip'd, images scaled to [0, 1] and padded with zeros") {
+    std::vector<uint8_t> pixels;
+    for (int i = 0; i < 24; ++i) pixels.push_back(static_cast<uint8_t>(i * 10));
+    const std::string path = write_temp("elbo-idx-u8-", idx_bytes(0x08, {2, 3, 4}, pixels), true);
+    Tensor<float> images = data::idx_images(path, 1);
+    CHECK(images.shape() == Shape{2, 1, 5, 6});
+    CHECK(images.at({0, 0, 1, 1}) == 0.0f);
+    CHECK(images.at({1, 0, 3, 4}) == doctest::Approx(230.0 / 255.0));  // pixel 23 of the 24
+    CHECK(images.at({1, 0, 0, 0}) == 0.0f);
+    CHECK(images.at({1, 0, 4, 5}) == 0.0f);
+    std::filesystem::remove(path);
+
+    // Big-endian f32: 1.5 is 0x3FC00000.
+    const std::string plain = write_temp("elbo-idx-f32-", idx_bytes(0x0D, {1}, {0x3F, 0xC0, 0, 0}), false);
+    CHECK(data::load_idx(plain).values == std::vector<double>{1.5});
+    std::filesystem::remove(plain);
+}
+
+TEST_CASE("malformed IDX files are rejected with what is wrong") {
+    const std::pair<std::vector<uint8_t>, std::string> cases[] = {
+        {{0, 0}, "file is 2 bytes, shorter than the 4-byte magic number"},
+        {{1, 0, 8, 1, 0, 0, 0, 1, 7}, "not an IDX file (the magic number must start with two zero bytes)"},
+        {idx_bytes(0x07, {1}, {1}), "unknown value type 0x7"},
+        {idx_bytes(0x08, {2, 2}, {1, 2, 3}), "dimensions [2,2] need 4 bytes of values, the file has 3"},
+        {{0, 0, 8, 2, 0, 0}, "file ends inside its 2 dimension sizes"},
+        {idx_bytes(0x08, {0xFFFFFF, 0xFFFFFF}, {1}), "dimension sizes ask for more values than the file holds"},
+    };
+    for (const auto& [bytes, message] : cases) {
+        const std::string path = write_temp("elbo-idx-bad-", bytes, false);
+        CHECK(testing::error_of([&] { data::load_idx(path); }) == "idx: " + path + ": " + message);
+        std::filesystem::remove(path);
+    }
+    CHECK(testing::error_of([] { data::load_idx("/nonexistent.idx"); }) == "idx: cannot open '/nonexistent.idx'");
+}
+
+TEST_CASE("Fashion-MNIST loads from Debian's package, padded to 32x32") {
+    const auto train = data::FashionMnist::load(true);
+    CHECK(train.images.shape() == Shape{60000, 1, 32, 32});
+    REQUIRE(train.labels.size() == 60000);
+    // The first labels, and the first image's pixel sum, as Python's gzip module reads the files.
+    CHECK(std::vector<int64_t>(train.labels.begin(), train.labels.begin() + 10) ==
+          std::vector<int64_t>{9, 0, 0, 3, 0, 2, 7, 2, 5, 5});
+    double sum = 0;
+    for (int64_t i = 0; i < 32 * 32; ++i) sum += train.images[i];
+    CHECK(sum * 255 == doctest::Approx(76247).epsilon(1e-6));
+    for (int64_t i = 0; i < 32; ++i) {
+        CHECK(train.images.at({0, 0, 0, i}) == 0.0f);
+        CHECK(train.images.at({0, 0, i, 31}) == 0.0f);
+    }
+    const auto test = data::FashionMnist::load(false);
+    CHECK(test.images.size(0) == 10000);
+    CHECK(test.labels[1] == 2);
+    CHECK(testing::error_of([] { data::FashionMnist::load(true, "/nonexistent"); }) ==
+          "idx: cannot open '/nonexistent/train-images-idx3-ubyte.gz'");
+}
+
+}

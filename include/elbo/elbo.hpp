@@ -33,3 +33,4 @@
 #include "elbo/models/vae.hpp"
 
 #include "elbo/data/dsprites.hpp"
+#include "elbo/data/idx.hpp"

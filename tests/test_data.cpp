@@ -215,3 +215,61 @@ TEST_CASE("Fashion-MNIST loads from Debian's package, padded to 32x32") {
 }
 
 }
+
+#include "elbo/data/loader.hpp"
+
+namespace {
+
+// Images whose every pixel holds the item's index, so a batch shows which items it holds.
+Tensor<float> index_images(const std::vector<int64_t>& indices) {
+    Tensor<float> t(Shape{static_cast<int64_t>(indices.size()), 1, 2, 2});
+    for (size_t n = 0; n < indices.size(); ++n)
+        for (int k = 0; k < 4; ++k) t[static_cast<int64_t>(n) * 4 + k] = static_cast<float>(indices[n]);
+    return t;
+}
+
+}  // namespace
+
+TEST_SUITE("data") {
+
+TEST_CASE("the loader visits every item once an epoch, in a seeded order, one batch ahead") {
+    data::Loader loader(10, 3, 42, index_images);
+    CHECK(loader.batches_per_epoch() == 3);
+    std::vector<int64_t> seen;
+    for (int k = 0; k < 3; ++k) {
+        data::Batch b = loader.next();
+        CHECK(b.step == k);
+        CHECK(b.epoch == 0);
+        CHECK(b.images.shape() == Shape{3, 1, 2, 2});
+        for (size_t n = 0; n < 3; ++n) CHECK(b.images[static_cast<int64_t>(n) * 4 + 3] == static_cast<float>(b.indices[n]));
+        seen.insert(seen.end(), b.indices.begin(), b.indices.end());
+    }
+    std::sort(seen.begin(), seen.end());
+    CHECK(std::adjacent_find(seen.begin(), seen.end()) == seen.end());  // nine distinct items of ten
+    data::Batch next_epoch = loader.next();
+    CHECK(next_epoch.epoch == 1);
+    CHECK(loader.order(0) != loader.order(1));
+    CHECK(data::Loader(10, 3, 42, index_images).order(1) == loader.order(1));
+    CHECK(data::Loader(10, 3, 43, index_images).order(0) != loader.order(0));
+}
+
+TEST_CASE("a loader that seeks to batch k gives what an uninterrupted one gives there") {
+    data::Loader straight(50, 4, 7, index_images);
+    std::vector<std::vector<int64_t>> batches;
+    for (int k = 0; k < 20; ++k) batches.push_back(straight.next().indices);
+    data::Loader resumed(50, 4, 7, index_images);
+    resumed.seek(13);
+    for (int k = 13; k < 20; ++k) CHECK(resumed.next().indices == batches[static_cast<size_t>(k)]);
+}
+
+TEST_CASE("the loader rejects impossible sizes and a source of the wrong shape") {
+    CHECK(testing::error_of([] { data::Loader(10, 0, 1, index_images); }) == "Loader: batch size must be positive, got 0");
+    CHECK(testing::error_of([] { data::Loader(3, 4, 1, index_images); }) ==
+          "Loader: the data set has 3 items, fewer than one batch of 4");
+    data::Loader broken(10, 2, 1, [](const std::vector<int64_t>&) { return Tensor<float>(Shape{1, 1}); });
+    CHECK(testing::error_of([&] { broken.next(); }) == "Loader: the source made [1,1] for 2 items");
+    CHECK(testing::error_of([&] { broken.next(); }) ==
+          "Loader: the previous batch failed to load; seek() to a step to go on");
+}
+
+}

@@ -34,3 +34,4 @@
 
 #include "elbo/data/dsprites.hpp"
 #include "elbo/data/idx.hpp"
+#include "elbo/data/loader.hpp"

@@ -76,15 +76,23 @@ public:
         const double cx = 16 + 32 * position_value(f.pos_x), cy = 16 + 32 * position_value(f.pos_y);
         const double c = std::cos(theta), sn = std::sin(theta);
         const double reach = 14.0 * s;  // every shape lies within this distance of its centre
+        std::vector<double> crossings;
         for (int64_t j = 0; j < image_size; ++j) {
+            const double dy = j + 0.5 - cy;
+            T* row = out + j * image_size;
+            if (f.shape == 2) crossings = heart_crossings(dy, c / s, sn / s);
             for (int64_t i = 0; i < image_size; ++i) {
-                const double dx = i + 0.5 - cx, dy = j + 0.5 - cy;
+                const double dx = i + 0.5 - cx;
                 bool inside = false;
-                if (dx * dx + dy * dy < reach * reach) {
+                if (f.shape == 2) {
+                    // Even-odd rule along the row: inside after an odd number of boundary crossings.
+                    for (double x : crossings) inside ^= x < dx;
+                } else if (dx * dx + dy * dy < reach * reach) {
                     const double u = (c * dx - sn * dy) / s, v = (sn * dx + c * dy) / s;  // upright, scale 1
-                    inside = contains(f.shape, u, v);
+                    inside = f.shape == 0 ? std::abs(u) < 9.6 && std::abs(v) < 9.6
+                                          : (u / 12.76) * (u / 12.76) + (v / 7.22) * (v / 7.22) < 1.0;
                 }
-                out[j * image_size + i] = inside ? T(1) : T(0);
+                row[i] = inside ? T(1) : T(0);
             }
         }
     }
@@ -99,18 +107,23 @@ public:
     }
 
 private:
-    // Whether (u, v), in the upright shape's frame at scale 1, is strictly inside it.
-    bool contains(int64_t shape, double u, double v) const {
-        if (shape == 0) return std::abs(u) < 9.6 && std::abs(v) < 9.6;
-        if (shape == 1) return (u / 12.76) * (u / 12.76) + (v / 7.22) * (v / 7.22) < 1.0;
-        // Even-odd rule: a ray to the right crosses the polygon's boundary an odd number of times.
-        bool inside = false;
+    // Where the pixel row at offset dy from the centre crosses the heart's boundary, as offsets dx
+    // along the row. A row point (dx, dy) sits at (u, v) = (a_u + b_u dx, a_v + b_v dx) in the
+    // upright heart's frame at scale 1, with b = (cos θ, sin θ) / s; each polygon edge P + λ(Q - P),
+    // λ in [0, 1), that this line meets gives one crossing (Cramer's rule on the 2x2 system).
+    std::vector<double> heart_crossings(double dy, double cos_s, double sin_s) const {
+        const double au = -sin_s * dy, av = cos_s * dy, bu = cos_s, bv = sin_s;
+        std::vector<double> out;
         for (size_t a = 0, b = heart_.size() - 1; a < heart_.size(); b = a++) {
-            const auto [ua, va] = heart_[a];
-            const auto [ub, vb] = heart_[b];
-            if ((va > v) != (vb > v) && u < ua + (v - va) * (ub - ua) / (vb - va)) inside = !inside;
+            const auto [pu, pv] = heart_[b];
+            const double eu = heart_[a].first - pu, ev = heart_[a].second - pv;
+            const double det = eu * bv - bu * ev;
+            if (det == 0) continue;  // the edge runs along the row
+            const double ru = pu - au, rv = pv - av;
+            const double lambda = (bu * rv - bv * ru) / det;
+            if (lambda >= 0 && lambda < 1) out.push_back((eu * rv - ev * ru) / det);
         }
-        return inside;
+        return out;
     }
 
     std::vector<std::pair<double, double>> heart_;

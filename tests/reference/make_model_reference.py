@@ -17,14 +17,14 @@ Writes into tests/reference/:
 
 The model classes below are the definition elbo's models follow (docs/models.md).
 """
-import json
 import os
-import struct
 import sys
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from safetensors_io import load, save
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -96,42 +96,6 @@ class VAE(nn.Module):
         return loss / x.shape[0] if reduction == "mean" else loss
 
 
-def save(path, tensors, metadata=None):
-    """A safetensors writer in a few lines (Debian 12 has no python3-safetensors)."""
-    header, blobs, offset = {}, [], 0
-    if metadata:
-        header["__metadata__"] = metadata
-    kinds = {torch.float32: ("F32", "<f4"), torch.float16: ("F16", "<f2"), torch.int64: ("I64", "<i8")}
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous()
-        dtype, numpy_type = kinds[t.dtype]
-        data = t.numpy().astype(numpy_type).tobytes()
-        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
-    print(f"wrote {len(tensors)} tensors to {path}")
-
-
-def load(path):
-    """Reads F32/F16 safetensors into float32 tensors, and the metadata."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    metadata = header.pop("__metadata__", {})
-    types = {"F32": torch.float32, "F16": torch.float16, "F64": torch.float64}
-    out = {}
-    for name, e in header.items():
-        b, end = e["data_offsets"]
-        buf = bytearray(raw[8 + n + b:8 + n + end])
-        out[name] = torch.frombuffer(buf, dtype=types[e["dtype"]]).reshape(e["shape"]).float()
-    return out, metadata
-
-
 def grads_file(model, x, eps, path, **objective):
     loss = model.objective(x, eps, **objective)
     model.zero_grad()
@@ -193,8 +157,13 @@ def load_in_pytorch(path):
     """Loads a checkpoint elbo wrote into the PyTorch model and evaluates it on zeros."""
     tensors, metadata = load(path)
     state = {n: t for n, t in tensors.items() if not n.startswith("optimizer.")}
-    c, s, d = int(metadata["channels"]), int(metadata["image_size"]), int(metadata["latent"])
-    hidden = int(metadata["discriminator_hidden"]) if metadata.get("kind") == "factor-vae" else None
+    if "channels" in metadata:
+        c, s, d = int(metadata["channels"]), int(metadata["image_size"]), int(metadata["latent"])
+        hidden = int(metadata["discriminator_hidden"]) if metadata.get("kind") == "factor-vae" else None
+    else:  # no metadata: the shapes say it, as elbo infers it
+        c, (d, features) = state["encoder.conv1.weight"].shape[1], state["encoder.fc_mu.weight"].shape
+        s = 8 * round((features / 128) ** 0.5)
+        hidden = state["discriminator.net.0.weight"].shape[0] if "discriminator.net.0.weight" in state else None
     model = VAE(c, s, d, hidden)
     model.load_state_dict(state, strict=True)
     loss = model.objective(torch.zeros(1, c, s, s), torch.zeros(1, d), gamma=float(metadata.get("gamma", 0)))

@@ -6,15 +6,15 @@ it stores, in float32, the inputs `<case>.in<k>`, the output `<case>.out`, a ran
 `<case>.seed`, and the gradient of <seed, out> with respect to each input, `<case>.grad<k>`.
 tests/test_reference.cpp recomputes every case with elbo and compares.
 
-The file is written by a few lines of struct + json below (Debian 12 has no python3-safetensors),
+The file is written by safetensors_io.py beside this script (Debian 12 has no python3-safetensors),
 which is also a second, independent writer for elbo's safetensors reader.
 """
-import json
 import os
-import struct
 
 import torch
 import torch.nn.functional as F
+
+from safetensors_io import save
 
 torch.manual_seed(0)
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops.safetensors")
@@ -109,23 +109,7 @@ def main():
             tensors[f"{name}.const{k}"] = c
         tensors[f"{name}.out"] = out.detach()
         tensors[f"{name}.seed"] = seed
-    save(tensors, {"generator": f"torch {torch.__version__}, tests/reference/make_reference.py"})
-
-
-def save(tensors, metadata):
-    header, blobs, offset = {"__metadata__": metadata}, [], 0
-    for name in sorted(tensors):
-        t = tensors[name].contiguous()
-        dtype, data = ("I64", t.numpy().astype("<i8").tobytes()) if t.dtype == torch.int64 else \
-            ("F32", t.to(torch.float32).numpy().astype("<f4").tobytes())
-        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(OUT, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
-    print(f"wrote {len(tensors)} tensors to {OUT}")
+    save(OUT, tensors, {"generator": f"torch {torch.__version__}, tests/reference/make_reference.py"})
 
 
 if __name__ == "__main__":

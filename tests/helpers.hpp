@@ -3,7 +3,10 @@
 
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
 #include <string>
 
 #include "elbo/elbo.hpp"
@@ -44,6 +47,15 @@ double relative_difference(const Tensor<T>& a, const Tensor<U>& b) {
         scale = std::max(scale, std::abs(static_cast<double>(b[i])));
     }
     return scale > 0 ? diff / scale : diff;
+}
+
+// A fresh, empty folder under the system's temporary directory, unique to this process.
+inline std::filesystem::path scratch_dir(const std::string& name) {
+    namespace fs = std::filesystem;
+    fs::path p = fs::temp_directory_path() / ("elbo-test-" + name + "-" + std::to_string(::getpid()));
+    fs::remove_all(p);
+    fs::create_directories(p);
+    return p;
 }
 
 // The message of the Error that f throws, or "" when it throws none.

@@ -13,13 +13,6 @@ namespace {
 
 const std::string reference = std::string(ELBO_TEST_DIR) + "/reference/";
 
-fs::path scratch_dir(const std::string& name) {
-    fs::path p = fs::temp_directory_path() / ("elbo-models-" + name + "-" + std::to_string(::getpid()));
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p;
-}
-
 // Every parameter gradient and the loss of `grads` against PyTorch's file, 1e-4 relative to each
 // tensor's scale (float sums over up to 2 x 8192 terms, in another order than PyTorch's).
 void expect_matches_pytorch(const std::map<std::string, Tensor<float>>& grads, const Safetensors<float>& torch_file,
@@ -104,7 +97,7 @@ TEST_CASE("a small FactorVAE's loss and gradients, discriminator included, are P
 }
 
 TEST_CASE("elbo grads writes PyTorch's loss and gradients") {
-    const fs::path dir = scratch_dir("cli");
+    const fs::path dir = testing::scratch_dir("models-cli");
     struct Run { const char* model; const char* flags; size_t parameters; };
     for (const Run& r : {Run{"seed_vae", "", 18}, Run{"factor_vae", " --reduction mean --gamma 6.4", 30}}) {
         INFO(r.model);
@@ -146,7 +139,7 @@ TEST_CASE("elbo grads writes PyTorch's loss and gradients") {
 }
 
 TEST_CASE("a checkpoint round-trips weights, optimizer state and configuration") {
-    const fs::path dir = scratch_dir("roundtrip");
+    const fs::path dir = testing::scratch_dir("models-roundtrip");
     const std::string path = (dir / "ck.safetensors").string();
     Generator gen(5);
     ModelConfig c = small("factor-vae");
@@ -171,7 +164,7 @@ TEST_CASE("a checkpoint round-trips weights, optimizer state and configuration")
 }
 
 TEST_CASE("a checkpoint that does not fit the model names every mismatch") {
-    const fs::path dir = scratch_dir("mismatch");
+    const fs::path dir = testing::scratch_dir("models-mismatch");
     Generator gen(7);
     VAE<float> model(small("vae"), gen);
     auto state = model.state_dict();

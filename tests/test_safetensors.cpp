@@ -10,14 +10,6 @@ namespace {
 
 const std::string data_dir = std::string(ELBO_TEST_DIR) + "/data";
 
-// A fresh, empty folder under the system's temporary directory.
-fs::path scratch(const std::string& name) {
-    fs::path p = fs::temp_directory_path() / ("elbo-test-" + name + "-" + std::to_string(::getpid()));
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p;
-}
-
 }  // namespace
 
 TEST_SUITE("safetensors") {
@@ -50,7 +42,7 @@ TEST_CASE("the safetensors project's own sample files load exactly, every dtype 
 }
 
 TEST_CASE("a written file reads back the same, in every float dtype, with its metadata") {
-    const fs::path dir = scratch("roundtrip");
+    const fs::path dir = testing::scratch_dir("safetensors-roundtrip");
     std::map<std::string, Tensor<float>> tensors{
         {"encoder.conv1.weight", testing::randn<float>(Shape{4, 3, 2, 2}, 1)},
         {"encoder.conv1.bias", testing::randn<float>(Shape{4}, 2)},
@@ -129,7 +121,7 @@ TEST_CASE("every malformed file is rejected with a message that says what is wro
 }
 
 TEST_CASE("writes are atomic: the target is replaced whole and nothing is left behind on failure") {
-    const fs::path dir = scratch("atomic");
+    const fs::path dir = testing::scratch_dir("safetensors-atomic");
     const std::string path = (dir / "ck.safetensors").string();
     save_safetensors<float>(path, {{"a", Tensor<float>::full(Shape{3}, 1.0f)}});
     save_safetensors<float>(path, {{"b", Tensor<float>::full(Shape{2}, 2.0f)}});

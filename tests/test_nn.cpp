@@ -56,6 +56,8 @@ TEST_CASE("default initialisation is PyTorch's: U(-1/sqrt(fan_in), 1/sqrt(fan_in
         {&linear.weight.value(), 400}, {&linear.bias.value(), 400}, {&conv.weight.value(), 16 * 25},
         {&deconv.weight.value(), 8 * 25}, {&deconv.bias.value(), 8 * 25},
     };
+    CHECK(error_of([&] { nn::Conv2d<double>(3, 0, 4, gen); }) == "Conv2d: out_channels must be positive, got 0");
+    CHECK(error_of([&] { nn::Linear<double>(-1, 2, gen); }) == "Linear: in_features must be positive, got -1");
     for (auto [t, fan] : cases) {
         auto [lo, hi, rms] = bounds(*t);
         const double b = 1 / std::sqrt(fan);

@@ -13,73 +13,74 @@
 
 namespace elbo::nn {
 
-// y = x weight^T + bias; weight [out, in], bias [out].
-template <class T = float>
-class Linear : public Module<T> {
+// What Linear, Conv2d and ConvTranspose2d share: a weight and an optional bias [bias_size], drawn
+// with PyTorch's default initialisation (weight first, then bias) and registered under PyTorch's names.
+template <class T>
+class WeightedLayer : public Module<T> {
 public:
-    Var<T> weight, bias;
+    Var<T> weight, bias;  // bias is empty without one
 
-    Linear(int64_t in_features, int64_t out_features, Generator& gen, bool with_bias = true) {
-        check(in_features > 0 && out_features > 0, "Linear", "features must be positive, got in ", in_features,
-              ", out ", out_features);
-        weight = Var<T>(init::default_uniform<T>(Shape{out_features, in_features}, in_features, gen));
+protected:
+    WeightedLayer(const Shape& weight_shape, int64_t bias_size, bool with_bias, Generator& gen) {
+        const int64_t fan = init::fan_in(weight_shape);
+        weight = Var<T>(init::default_uniform<T>(weight_shape, fan, gen));
         this->register_parameter("weight", weight);
         if (with_bias) {
-            bias = Var<T>(init::default_uniform<T>(Shape{out_features}, in_features, gen));
+            bias = Var<T>(init::default_uniform<T>(Shape{bias_size}, fan, gen));
             this->register_parameter("bias", bias);
         }
     }
-    Var<T> forward(const Var<T>& x) override { return linear(x, weight, bias); }
+
+    // Checks the sizes before any Shape is made of them.
+    static int64_t positive(int64_t v, const char* layer, const char* what) {
+        check(v > 0, layer, what, " must be positive, got ", v);
+        return v;
+    }
+};
+
+// y = x weight^T + bias; weight [out, in], bias [out].
+template <class T = float>
+class Linear : public WeightedLayer<T> {
+public:
+    Linear(int64_t in_features, int64_t out_features, Generator& gen, bool with_bias = true)
+        : WeightedLayer<T>(Shape{WeightedLayer<T>::positive(out_features, "Linear", "out_features"),
+                                 WeightedLayer<T>::positive(in_features, "Linear", "in_features")},
+                           out_features, with_bias, gen) {}
+    Var<T> forward(const Var<T>& x) override { return linear(x, this->weight, this->bias); }
     std::string name() const override { return "Linear"; }
 };
 
 // weight [out, in, k, k], bias [out].
 template <class T = float>
-class Conv2d : public Module<T> {
+class Conv2d : public WeightedLayer<T> {
 public:
-    Var<T> weight, bias;
     Conv2dOptions options;
 
     Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, Generator& gen, Conv2dOptions opt = {},
            bool with_bias = true)
-        : options(opt) {
-        check(in_channels > 0 && out_channels > 0 && kernel_size > 0, "Conv2d",
-              "channels and kernel_size must be positive, got in ", in_channels, ", out ", out_channels, ", kernel ",
-              kernel_size);
-        const Shape ws{out_channels, in_channels, kernel_size, kernel_size};
-        weight = Var<T>(init::default_uniform<T>(ws, init::fan_in(ws), gen));
-        this->register_parameter("weight", weight);
-        if (with_bias) {
-            bias = Var<T>(init::default_uniform<T>(Shape{out_channels}, init::fan_in(ws), gen));
-            this->register_parameter("bias", bias);
-        }
-    }
-    Var<T> forward(const Var<T>& x) override { return conv2d(x, weight, bias, options); }
+        : WeightedLayer<T>(Shape{WeightedLayer<T>::positive(out_channels, "Conv2d", "out_channels"),
+                                 WeightedLayer<T>::positive(in_channels, "Conv2d", "in_channels"),
+                                 WeightedLayer<T>::positive(kernel_size, "Conv2d", "kernel_size"), kernel_size},
+                           out_channels, with_bias, gen),
+          options(opt) {}
+    Var<T> forward(const Var<T>& x) override { return conv2d(x, this->weight, this->bias, options); }
     std::string name() const override { return "Conv2d"; }
 };
 
 // weight [in, out, k, k], bias [out].
 template <class T = float>
-class ConvTranspose2d : public Module<T> {
+class ConvTranspose2d : public WeightedLayer<T> {
 public:
-    Var<T> weight, bias;
     ConvTranspose2dOptions options;
 
     ConvTranspose2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, Generator& gen,
                     ConvTranspose2dOptions opt = {}, bool with_bias = true)
-        : options(opt) {
-        check(in_channels > 0 && out_channels > 0 && kernel_size > 0, "ConvTranspose2d",
-              "channels and kernel_size must be positive, got in ", in_channels, ", out ", out_channels, ", kernel ",
-              kernel_size);
-        const Shape ws{in_channels, out_channels, kernel_size, kernel_size};
-        weight = Var<T>(init::default_uniform<T>(ws, init::fan_in(ws), gen));
-        this->register_parameter("weight", weight);
-        if (with_bias) {
-            bias = Var<T>(init::default_uniform<T>(Shape{out_channels}, init::fan_in(ws), gen));
-            this->register_parameter("bias", bias);
-        }
-    }
-    Var<T> forward(const Var<T>& x) override { return conv_transpose2d(x, weight, bias, options); }
+        : WeightedLayer<T>(Shape{WeightedLayer<T>::positive(in_channels, "ConvTranspose2d", "in_channels"),
+                                 WeightedLayer<T>::positive(out_channels, "ConvTranspose2d", "out_channels"),
+                                 WeightedLayer<T>::positive(kernel_size, "ConvTranspose2d", "kernel_size"), kernel_size},
+                           out_channels, with_bias, gen),
+          options(opt) {}
+    Var<T> forward(const Var<T>& x) override { return conv_transpose2d(x, this->weight, this->bias, options); }
     std::string name() const override { return "ConvTranspose2d"; }
 };
 

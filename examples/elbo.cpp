@@ -1,20 +1,27 @@
-// elbo: the command-line program.
+// elbo: the command-line program. docs/cli.md shows every subcommand with an example.
 //
-//   elbo grads --checkpoint W.safetensors --input BATCH.safetensors --out G.safetensors
-//              [--reduction sum|mean] [--beta B] [--gamma G] [--step N]
-//
-// `grads` evaluates the model's objective on one batch and writes the loss and the gradient of every
-// parameter under the parameter's own name: the file to compare with PyTorch's autograd.
+//   elbo train        train a VAE, β-VAE or FactorVAE; a run folder with metrics, pictures, checkpoints
+//   elbo eval         a checkpoint's ELBO, importance-weighted NLL, active latents (and on dSprites,
+//                     the FactorVAE metric and MIG) as one JSON object
+//   elbo sample       a grid of images decoded from the prior
+//   elbo reconstruct  data items and their reconstructions
+//   elbo traverse     each latent swept from -3 to 3
+//   elbo data         items of a data set as a grid, and their labels or factors as JSON lines
+//   elbo grads        the loss and every parameter's gradient for one batch (to compare with PyTorch)
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <optional>
 
-#include "elbo/elbo.hpp"
+#include "cli/train.hpp"
+#include "elbo/metrics/disentanglement.hpp"
+#include "elbo/metrics/likelihood.hpp"
 
 using namespace elbo;
 
 namespace {
+
+// ---- grads
 
 struct GradsOptions {
     std::string checkpoint, input, out;
@@ -69,29 +76,251 @@ int run_grads(const GradsOptions& o) {
     return 0;
 }
 
+// ---- what eval, sample, reconstruct and traverse share: a checkpoint, its model, its data
+
+struct ModelOptions {
+    std::string checkpoint;
+    std::string data;  // empty: the data set the checkpoint was trained on (Fashion-MNIST: its test split)
+    uint64_t seed = 0;
+    int threads = 0;
+};
+
+struct Loaded {
+    models::Checkpoint<float> ck;
+    std::unique_ptr<models::VAE<float>> model;
+};
+
+Loaded load(const ModelOptions& o) {
+    cli::set_threads(o.threads);
+    Loaded l{models::read_checkpoint<float>(o.checkpoint), nullptr};
+    Generator gen(0);
+    l.model = models::load_model(l.ck, gen);
+    return l;
+}
+
+std::unique_ptr<data::Dataset> open_data(const ModelOptions& o, const Loaded& l) {
+    std::string spec = o.data;
+    if (spec.empty()) {
+        check(l.ck.metadata.count("train"), "data", "'", o.checkpoint,
+              "' does not say what it was trained on; name the data set with --data");
+        spec = nlohmann::json::parse(l.ck.metadata.at("train")).at("data");
+        if (spec == "fashion-mnist") spec = "fashion-mnist:test";
+    }
+    return data::open_dataset(spec, {.image_size = l.ck.config.image_size, .channels = l.ck.config.channels});
+}
+
+// The given items, or `count` items drawn with `seed`.
+std::vector<int64_t> pick_items(const data::Dataset& d, std::vector<int64_t> items, int64_t count, uint64_t seed) {
+    if (!items.empty()) return items;
+    check(count > 0, "data", "--count must be positive, got ", count);
+    Generator gen(seed);
+    std::vector<int64_t> order = random_permutation(d.size(), gen);
+    order.resize(static_cast<size_t>(std::min(count, d.size())));
+    return order;
+}
+
+// ---- eval
+
+struct EvalOptions {
+    ModelOptions m;
+    metrics::LikelihoodOptions likelihood;
+    metrics::FactorVAEMetricOptions factor;
+    metrics::MIGOptions mig;
+};
+
+int run_eval(EvalOptions o) {
+    Loaded l = load(o.m);
+    const auto d = open_data(o.m, l);
+    o.likelihood.seed = o.factor.seed = o.mig.seed = o.m.seed;
+    const metrics::Likelihood r = metrics::evaluate_likelihood(*l.model, *d, o.likelihood);
+    nlohmann::ordered_json j{{"checkpoint", o.m.checkpoint}, {"data", d->name()},  {"images", r.images},
+                             {"elbo", r.elbo},                {"recon", r.recon},    {"kl", r.kl},
+                             {"nll_iw", r.nll_iw},            {"iw_samples", r.iw_samples}, {"iw_images", r.iw_images},
+                             {"active_dims", r.active_dims},  {"latent", l.model->config.latent}};
+    if (d->name() == "dsprites") {
+        const metrics::Representation codes = metrics::mean_codes(*l.model);
+        j["factorvae_metric"] = metrics::factorvae_metric(codes, o.factor);
+        j["mig"] = metrics::mig(codes, o.mig);
+    }
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+}
+
+// ---- sample, reconstruct, traverse, data
+
+struct PictureOptions {
+    ModelOptions m;
+    std::string out;
+    std::vector<int64_t> items;
+    int64_t count = 64;
+    int64_t steps = 11, rows = 10;
+    double range = 3.0;
+};
+
+int run_sample(const PictureOptions& o) {
+    Loaded l = load(o.m);
+    write_png(o.out, cli::sample_grid(*l.model, o.count, o.m.seed));
+    std::printf("{\"out\": \"%s\", \"images\": %lld}\n", o.out.c_str(), static_cast<long long>(o.count));
+    return 0;
+}
+
+int run_reconstruct(const PictureOptions& o) {
+    Loaded l = load(o.m);
+    const auto d = open_data(o.m, l);
+    const std::vector<int64_t> items = pick_items(*d, o.items, o.count, o.m.seed);
+    write_png(o.out, cli::reconstruction_grid(*l.model, d->images(items)));
+    std::printf("{\"out\": \"%s\", \"images\": %zu}\n", o.out.c_str(), items.size());
+    return 0;
+}
+
+int run_traverse(const PictureOptions& o) {
+    Loaded l = load(o.m);
+    const auto d = open_data(o.m, l);
+    const std::vector<int64_t> base = pick_items(*d, o.items, 1, o.m.seed);
+    const std::vector<int64_t> shown = pick_items(*d, {}, 256, o.m.seed);
+    const std::vector<int64_t> latents = cli::latents_by_kl(*l.model, d->images(shown), o.rows);
+    write_png(o.out, cli::traversal_grid(*l.model, cli::posterior_mean(*l.model, d->images({base[0]})), latents,
+                                         o.steps, o.range));
+    nlohmann::json j{{"out", o.out}, {"base_item", base[0]}, {"latents", latents}, {"range", o.range}, {"steps", o.steps}};
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+}
+
+struct DataOptions {
+    std::string data, out;
+    std::vector<int64_t> items;
+    int64_t count = 64, image_size = 0, channels = 0;
+    uint64_t seed = 0;
+};
+
+int run_data(const DataOptions& o) {
+    const auto d = data::open_dataset(o.data, {.image_size = o.image_size, .channels = o.channels});
+    const std::vector<int64_t> items = pick_items(*d, o.items, o.count, o.seed);
+    const Tensor<float> images = d->images(items);
+    write_png(o.out, image_grid(images, static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(items.size()))))));
+    for (int64_t i : items) std::printf("%s\n", d->describe(i).dump().c_str());
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{"elbo: variational autoencoders on a small, readable autodiff library"};
     app.require_subcommand(1);
 
-    GradsOptions grads;
-    CLI::App* g = app.add_subcommand("grads", "Write the loss and every parameter's gradient for one batch");
-    g->add_option("--checkpoint", grads.checkpoint, "Model weights (safetensors; PyTorch names)")->required();
-    g->add_option("--input", grads.input, "Batch: x [N,C,S,S] in [0,1], optional eps [N,D]")->required();
-    g->add_option("--out", grads.out, "Where to write the loss and the gradients (safetensors)")->required();
-    g->add_option("--reduction", grads.reduction, "sum (over the batch) or mean (sum / N); default: the checkpoint's");
-    g->add_option("--beta", grads.beta, "Weight of the KL term; default: the checkpoint's");
-    g->add_option("--gamma", grads.gamma, "FactorVAE: weight of TC; capacity VAE: weight of |KL - C|");
-    g->add_option("--step", grads.step, "Training step (sets the capacity C when scheduled)")->capture_default_str();
+    // train
+    cli::TrainOptions t;
+    CLI::App* train = app.add_subcommand("train", "Train a VAE, β-VAE or FactorVAE into a run folder");
+    train->add_option("--model", t.model, "vae, beta-vae or factor-vae")->capture_default_str();
+    train->add_option("--data", t.data, "fashion-mnist, dsprites, images:DIR or idx:FILE")->capture_default_str();
+    train->add_option("--beta", t.beta, "Weight of the KL term (default 1; beta-vae: 4)");
+    train->add_option("--gamma", t.gamma, "FactorVAE: weight of TC (default 35); capacity: weight of |KL - C| (1000)");
+    train->add_option("--capacity-max", t.capacity_max, "Capacity C_max in nats (Burgess et al.); 0: off")->capture_default_str();
+    train->add_option("--capacity-steps", t.capacity_steps, "Steps over which C grows to C_max")->capture_default_str();
+    train->add_option("--latent", t.latent, "Latent dimensions D")->capture_default_str();
+    train->add_option("--image-size", t.image_size, "Resize images to S x S (default: the data set's own)");
+    train->add_option("--channels", t.channels, "images:DIR only: 3 (RGB) or 1 (grey); default 3");
+    train->add_option("--reduction", t.reduction, "sum (over the batch, the seed's) or mean")->capture_default_str();
+    train->add_option("--batch", t.batch, "Batch size")->capture_default_str();
+    auto* steps = train->add_option("--steps", t.steps, "Training steps (default: one epoch)");
+    train->add_option("--epochs", t.epochs, "Epochs, instead of --steps")->excludes(steps);
+    train->add_option("--lr", t.lr, "Adam's learning rate (default 1e-3; factor-vae: 1e-4, the paper's)");
+    train->add_option("--seed", t.seed, "Seed of the initial weights, the batches and every draw")->capture_default_str();
+    train->add_option("--threads", t.threads, "Threads (default: all cores)");
+    train->add_option("--out", t.out, "Run folder (default runs/MODEL)");
+    train->add_option("--resume", t.resume, "Continue the run of this checkpoint, in its folder");
+    train->add_option("--device", t.device, "cpu or cuda")->capture_default_str();
+    train->add_option("--checkpoint-every", t.checkpoint_every, "Checkpoint and pictures every N steps (default 1000)");
+    train->add_option("--log-every", t.log_every, "A metrics.csv row every N steps")->capture_default_str();
+    train->add_option("--time-limit", t.time_limit, "Stop (with a checkpoint) after this many seconds; 0: no limit");
+    // With --resume, these come from the checkpoint.
+    const std::vector<std::string> fixed_by_checkpoint{"--model", "--data", "--beta", "--gamma", "--capacity-max",
+                                                       "--capacity-steps", "--latent", "--image-size", "--channels",
+                                                       "--reduction", "--batch", "--lr", "--seed", "--log-every"};
+
+    // eval
+    EvalOptions e;
+    CLI::App* eval = app.add_subcommand("eval", "Evaluate a checkpoint; prints one JSON object");
+    auto add_model_options = [](CLI::App* c, ModelOptions& m) {
+        c->add_option("--checkpoint", m.checkpoint, "A checkpoint (safetensors)")->required();
+        c->add_option("--data", m.data, "Data set (default: the checkpoint's; fashion-mnist: its test split)");
+        c->add_option("--seed", m.seed, "Seed of the items and draws")->capture_default_str();
+        c->add_option("--threads", m.threads, "Threads (default: all cores)");
+    };
+    add_model_options(eval, e.m);
+    eval->add_option("--images", e.likelihood.images, "Images for elbo, recon, kl and active_dims")->capture_default_str();
+    eval->add_option("--iw-samples", e.likelihood.iw_samples, "K, importance samples per image for nll_iw")->capture_default_str();
+    eval->add_option("--iw-images", e.likelihood.iw_images, "Images for nll_iw")->capture_default_str();
+    eval->add_option("--train-votes", e.factor.train_votes, "dSprites: FactorVAE metric training votes")->capture_default_str();
+    eval->add_option("--eval-votes", e.factor.eval_votes, "dSprites: FactorVAE metric evaluation votes")->capture_default_str();
+    eval->add_option("--global-images", e.factor.global_images, "dSprites: images for the latents' global variance")
+        ->capture_default_str();
+    eval->add_option("--mig-images", e.mig.images, "dSprites: images for MIG")->capture_default_str();
+
+    // sample, reconstruct, traverse
+    PictureOptions s, r, v;
+    CLI::App* sample = app.add_subcommand("sample", "Write a grid of images decoded from z ~ N(0, I)");
+    sample->add_option("--checkpoint", s.m.checkpoint, "A checkpoint (safetensors)")->required();
+    sample->add_option("--count", s.count, "How many images")->capture_default_str();
+    sample->add_option("--seed", s.m.seed, "Seed of the draws")->capture_default_str();
+    sample->add_option("--out", s.out, "PNG file")->required();
+    CLI::App* reconstruct = app.add_subcommand("reconstruct", "Write data items above their reconstructions");
+    add_model_options(reconstruct, r.m);
+    reconstruct->add_option("--index", r.items, "Items to show (default: --count random ones)");
+    reconstruct->add_option("--count", r.count, "How many random items")->capture_default_str();
+    reconstruct->add_option("--out", r.out, "PNG file")->required();
+    CLI::App* traverse = app.add_subcommand("traverse", "Write each latent swept from -range to range");
+    add_model_options(traverse, v.m);
+    traverse->add_option("--index", v.items, "The item whose code is the starting point (default: a random one)")
+        ->expected(1);
+    traverse->add_option("--steps", v.steps, "Values per latent")->capture_default_str();
+    traverse->add_option("--range", v.range, "Sweep from -range to range")->capture_default_str();
+    traverse->add_option("--rows", v.rows, "Latents shown, those with the largest KL first")->capture_default_str();
+    traverse->add_option("--out", v.out, "PNG file")->required();
+
+    // data
+    DataOptions d;
+    CLI::App* data = app.add_subcommand("data", "Write items of a data set as a grid; print their labels or factors");
+    data->add_option("--data", d.data, "fashion-mnist, fashion-mnist:test, dsprites, images:DIR or idx:FILE")->required();
+    data->add_option("--index", d.items, "Items to show (default: --count random ones)");
+    data->add_option("--count", d.count, "How many random items")->capture_default_str();
+    data->add_option("--seed", d.seed, "Seed of the random items")->capture_default_str();
+    data->add_option("--image-size", d.image_size, "Resize to S x S");
+    data->add_option("--channels", d.channels, "images:DIR only: 3 (RGB) or 1 (grey)");
+    data->add_option("--out", d.out, "PNG file")->required();
+
+    // grads
+    GradsOptions g;
+    CLI::App* grads = app.add_subcommand("grads", "Write the loss and every parameter's gradient for one batch");
+    grads->add_option("--checkpoint", g.checkpoint, "Model weights (safetensors; PyTorch names)")->required();
+    grads->add_option("--input", g.input, "Batch: x [N,C,S,S] in [0,1], optional eps [N,D]")->required();
+    grads->add_option("--out", g.out, "Where to write the loss and the gradients (safetensors)")->required();
+    grads->add_option("--reduction", g.reduction, "sum (over the batch) or mean (sum / N); default: the checkpoint's");
+    grads->add_option("--beta", g.beta, "Weight of the KL term; default: the checkpoint's");
+    grads->add_option("--gamma", g.gamma, "FactorVAE: weight of TC; capacity VAE: weight of |KL - C|");
+    grads->add_option("--step", g.step, "Training step (sets the capacity C when scheduled)")->capture_default_str();
 
     try {
         app.parse(argc, argv);
-        if (*g) return run_grads(grads);
-    } catch (const CLI::ParseError& e) {
-        return app.exit(e);
-    } catch (const Error& e) {
-        std::fprintf(stderr, "elbo: %s\n", e.what());
+        if (*train) {
+            if (!t.resume.empty())
+                for (const std::string& flag : fixed_by_checkpoint)
+                    check(train->count(flag) == 0, "train", flag, " comes from the checkpoint when resuming; leave it out");
+            return cli::Trainer(t).run();
+        }
+        if (*eval) return run_eval(e);
+        if (*sample) return run_sample(s);
+        if (*reconstruct) return run_reconstruct(r);
+        if (*traverse) return run_traverse(v);
+        if (*data) return run_data(d);
+        if (*grads) return run_grads(g);
+    } catch (const CLI::ParseError& err) {
+        return app.exit(err);
+    } catch (const Error& err) {
+        std::fprintf(stderr, "elbo: %s\n", err.what());
+        return 1;
+    } catch (const std::exception& err) {  // from the standard library: a file system or JSON failure
+        std::fprintf(stderr, "elbo: %s\n", err.what());
         return 1;
     }
     return 0;

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "elbo/elbo.hpp"
+#include "scratch.hpp"
 
 namespace elbo::testing {
 
@@ -49,14 +50,6 @@ double relative_difference(const Tensor<T>& a, const Tensor<U>& b) {
     return scale > 0 ? diff / scale : diff;
 }
 
-// A fresh, empty folder under the system's temporary directory, unique to this process.
-inline std::filesystem::path scratch_dir(const std::string& name) {
-    namespace fs = std::filesystem;
-    fs::path p = fs::temp_directory_path() / ("elbo-test-" + name + "-" + std::to_string(::getpid()));
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p;
-}
 
 // The message of the Error that f throws, or "" when it throws none.
 template <class F>

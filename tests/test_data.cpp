@@ -273,3 +273,169 @@ TEST_CASE("the loader rejects impossible sizes and a source of the wrong shape")
 }
 
 }
+
+// ---- pictures (io/image.hpp), image folders and the data set names
+
+namespace {
+
+// An RGB image [3, h, w] whose values are multiples of 1/255 (so 8-bit files hold them exactly).
+Tensor<float> test_picture(int64_t h, int64_t w, int seed) {
+    Tensor<float> t(Shape{3, h, w});
+    for (int64_t i = 0; i < t.numel(); ++i) t[i] = static_cast<float>((i * 37 + seed * 101) % 256) / 255.0f;
+    return t;
+}
+
+// Interleaved 8-bit pixels of an image [C, H, W].
+std::vector<unsigned char> interleaved(const Tensor<float>& t) {
+    const int64_t C = t.size(0), HW = t.size(1) * t.size(2);
+    std::vector<unsigned char> out(static_cast<size_t>(C * HW));
+    for (int64_t c = 0; c < C; ++c)
+        for (int64_t p = 0; p < HW; ++p) out[p * C + c] = static_cast<unsigned char>(std::lround(255 * t[c * HW + p]));
+    return out;
+}
+
+}  // namespace
+
+TEST_SUITE("io") {
+
+TEST_CASE("PNG files decode (with stb_image) to the 8-bit values written") {
+    const Tensor<float> rgb = test_picture(5, 7, 1);
+    const std::vector<uint8_t> png = encode_png(rgb);
+    int w = 0, h = 0, c = 0;
+    unsigned char* pixels = stbi_load_from_memory(png.data(), static_cast<int>(png.size()), &w, &h, &c, 0);
+    REQUIRE(pixels);
+    CHECK(w == 7);
+    CHECK(h == 5);
+    CHECK(c == 3);
+    CHECK(std::vector<unsigned char>(pixels, pixels + 105) == interleaved(rgb));
+    stbi_image_free(pixels);
+
+    // Values outside [0, 1] (and NaN) are clamped, not wrapped.
+    const Tensor<float> grey = Tensor<float>::from_vector(Shape{1, 1, 4}, {-1.0f, 0.5f, 2.0f, std::nanf("")});
+    const std::vector<uint8_t> g = encode_png(grey);
+    pixels = stbi_load_from_memory(g.data(), static_cast<int>(g.size()), &w, &h, &c, 0);
+    REQUIRE(pixels);
+    CHECK(c == 1);
+    CHECK(std::vector<unsigned char>(pixels, pixels + 4) == std::vector<unsigned char>{0, 128, 255, 0});
+    stbi_image_free(pixels);
+
+    CHECK(testing::error_of([] { encode_png(Tensor<float>(Shape{2, 3, 3})); }) ==
+          "encode_png: expected an image [1 or 3, H, W], got [2,3,3]");
+}
+
+TEST_CASE("image grids place image n at row n / columns, column n % columns") {
+    Tensor<float> images(Shape{5, 1, 2, 3});
+    for (int64_t n = 0; n < 5; ++n)
+        for (int64_t k = 0; k < 6; ++k) images[n * 6 + k] = static_cast<float>(n) / 10 + static_cast<float>(k) / 100;
+    const Tensor<float> grid = image_grid(images, 2, 1, -1.0f);
+    CHECK(grid.shape() == Shape{1, 3 * 3 + 1, 2 * 4 + 1});
+    for (int64_t n = 0; n < 5; ++n)
+        for (int64_t i = 0; i < 2; ++i)
+            for (int64_t j = 0; j < 3; ++j)
+                CHECK(grid.at({0, 1 + n / 2 * 3 + i, 1 + n % 2 * 4 + j}) == images.at({n, 0, i, j}));
+    CHECK(grid.at({0, 0, 0}) == -1.0f);   // padding
+    CHECK(grid.at({0, 7, 5}) == -1.0f);   // the empty sixth cell
+}
+
+TEST_CASE("resizing keeps constants constant and a ramp increasing") {
+    Tensor<float> t(Shape{2, 8, 8});
+    for (int64_t i = 0; i < 64; ++i) t[i] = 0.25f, t[64 + i] = static_cast<float>(i % 8) / 7;
+    const Tensor<float> r = resize_images(t, 4, 6);
+    CHECK(r.shape() == Shape{2, 4, 6});
+    for (int64_t i = 0; i < 24; ++i) CHECK(r[i] == doctest::Approx(0.25f).epsilon(1e-6));
+    for (int64_t j = 1; j < 6; ++j) CHECK(r.at({1, 2, j}) > r.at({1, 2, j - 1}));
+    for (int64_t i = 0; i < r.numel(); ++i) CHECK((r[i] >= 0.0f && r[i] <= 1.0f));
+}
+
+}  // TEST_SUITE("io")
+
+TEST_SUITE("data") {
+
+TEST_CASE("an image folder decodes PNG, BMP and JPEG, skips what it cannot read, crops and converts") {
+    namespace fs = std::filesystem;
+    const fs::path dir = testing::scratch_dir("folder");
+    fs::create_directories(dir / "sub");
+    const Tensor<float> a = test_picture(6, 6, 1), b = test_picture(6, 6, 2);
+    write_png((dir / "a.png").string(), a);
+    const std::vector<unsigned char> pb = interleaved(b);
+    REQUIRE(stbi_write_bmp((dir / "sub" / "b.bmp").c_str(), 6, 6, 3, pb.data()));
+    REQUIRE(stbi_write_jpg((dir / "c.jpg").c_str(), 6, 6, 3, pb.data(), 95));
+    // 4 wide, 2 high: the centred square is columns 1 and 2.
+    Tensor<float> wide(Shape{3, 2, 4});
+    for (int64_t i = 0; i < wide.numel(); ++i) wide[i] = static_cast<float>(i % 4) / 3;
+    write_png((dir / "d.png").string(), wide);
+    std::ofstream(dir / "broken.png") << "not a picture";
+    std::ofstream(dir / "notes.txt") << "hello";
+
+    const data::ImageFolder rgb(dir.string(), 6, 3);
+    REQUIRE(rgb.size() == 4);  // a.png, c.jpg, d.png, sub/b.bmp in sorted order
+    CHECK(rgb.file(0) == (dir / "a.png").string());
+    CHECK(rgb.file(3) == (dir / "sub" / "b.bmp").string());
+    CHECK(testing::relative_difference(rgb.images({0}).reshape({3, 6, 6}), a) < 1e-6);  // PNG: exact
+    CHECK(testing::relative_difference(rgb.images({3}).reshape({3, 6, 6}), b) < 1e-6);  // BMP: exact
+    CHECK(testing::relative_difference(rgb.images({1}).reshape({3, 6, 6}), b) < 0.25);  // JPEG: lossy
+
+    const data::ImageFolder small(dir.string(), 2, 3);
+    const Tensor<float> cropped = small.images({2});  // d.png's square, columns 1 and 2, at its own size
+    CHECK(cropped.at({0, 0, 0, 0}) == doctest::Approx(1.0 / 3).epsilon(1e-2));
+    CHECK(cropped.at({0, 0, 0, 1}) == doctest::Approx(2.0 / 3).epsilon(1e-2));
+
+    // Grey is stb's luminance, (77 r + 150 g + 29 b) / 256 on the 8-bit values.
+    const data::ImageFolder grey(dir.string(), 6, 1);
+    const Tensor<float> g = grey.images({0});
+    const auto p = interleaved(a);
+    CHECK(g.shape() == Shape{1, 1, 6, 6});
+    CHECK(std::lround(255 * g[0]) == (77 * p[0] + 150 * p[1] + 29 * p[2]) >> 8);
+
+    const fs::path empty = testing::scratch_dir("folder-empty");
+    std::ofstream(empty / "broken.png") << "not a picture";
+    CHECK(testing::error_of([&] { data::ImageFolder(empty.string(), 8, 3); }) ==
+          "images: '" + empty.string() + "' holds no picture stb_image can read (1 files looked at)");
+    CHECK(testing::error_of([] { data::ImageFolder("/nonexistent-folder", 8, 3); }) ==
+          "images: '/nonexistent-folder' is not a folder");
+    fs::remove_all(dir);
+    fs::remove_all(empty);
+}
+
+TEST_CASE("data sets open by name with their sizes, values and descriptions") {
+    const auto sprites = data::open_dataset("dsprites");
+    CHECK(sprites->size() == 737280);
+    CHECK(sprites->image_size() == 64);
+    const nlohmann::ordered_json f = sprites->describe(300000);  // shape 1, scale 1, orientation 12, posX 31, posY 0
+    CHECK(f["shape"] == "ellipse");
+    CHECK(f["factors"] == nlohmann::json{1, 1, 12, 31, 0});
+    CHECK(f["scale"].get<double>() == doctest::Approx(0.6));
+    std::vector<float> direct(64 * 64);
+    data::DSprites().render(300000, direct.data());
+    CHECK(sprites->images({300000}).to_vector() == direct);
+    CHECK(data::open_dataset("dsprites", {.image_size = 32})->images({5}).shape() == Shape{1, 1, 32, 32});
+
+    const auto test = data::open_dataset("fashion-mnist:test", {.image_size = 64});
+    CHECK(test->size() == 10000);
+    const Tensor<float> x = test->images({0, 9999});
+    CHECK(x.shape() == Shape{2, 1, 64, 64});
+    CHECK(*std::min_element(x.begin(), x.end()) >= 0.0f);
+    CHECK(*std::max_element(x.begin(), x.end()) <= 1.0f);
+    CHECK(test->describe(0)["class"] == "Ankle boot");  // the test set's first label is 9
+
+    // 30 x 30 IDX images are centred in 32 x 32.
+    std::vector<uint8_t> pixels(2 * 30 * 30, 255);
+    const std::string path = write_temp("elbo-idx-30-", idx_bytes(0x08, {2, 30, 30}, pixels), false);
+    const auto idx = data::open_dataset("idx:" + path);
+    CHECK(idx->size() == 2);
+    const Tensor<float> y = idx->images({1});
+    CHECK(y.shape() == Shape{1, 1, 32, 32});
+    CHECK(y.at({0, 0, 0, 0}) == 0.0f);
+    CHECK(y.at({0, 0, 1, 1}) == 1.0f);
+    CHECK(y.at({0, 0, 30, 30}) == 1.0f);
+    CHECK(y.at({0, 0, 31, 31}) == 0.0f);
+    std::filesystem::remove(path);
+
+    CHECK(testing::error_of([] { data::open_dataset("mnist"); }) ==
+          "data: unknown data set 'mnist'; expected fashion-mnist, fashion-mnist:test, dsprites, idx:FILE or images:DIR");
+    CHECK(testing::error_of([] { data::open_dataset("dsprites", {.channels = 3}); }) ==
+          "data: 'dsprites' has 1 channel(s); only images:DIR converts between grey and RGB, got channels 3");
+    CHECK(testing::error_of([&] { sprites->images({737280}); }) == "dsprites: index 737280 is outside [0, 737280)");
+}
+
+}  // TEST_SUITE("data")

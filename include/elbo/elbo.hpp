@@ -1,6 +1,6 @@
 #pragma once
 // The whole CPU library of elbo. Layers, bottom-up: tensor/, kernels/cpu/, autograd/, ops/, io/,
-// nn/, models/.
+// nn/, models/, data/, metrics/.
 
 #include "elbo/error.hpp"
 #include "elbo/tensor/generator.hpp"
@@ -21,6 +21,8 @@
 #include "elbo/ops/reduce.hpp"
 #include "elbo/ops/shape.hpp"
 
+#include "elbo/io/file.hpp"
+#include "elbo/io/image.hpp"
 #include "elbo/io/safetensors.hpp"
 
 #include "elbo/nn/layers.hpp"
@@ -32,6 +34,11 @@
 #include "elbo/models/factor_vae.hpp"
 #include "elbo/models/vae.hpp"
 
+#include "elbo/data/dataset.hpp"
 #include "elbo/data/dsprites.hpp"
 #include "elbo/data/idx.hpp"
+#include "elbo/data/images.hpp"
 #include "elbo/data/loader.hpp"
+
+#include "elbo/metrics/disentanglement.hpp"
+#include "elbo/metrics/likelihood.hpp"

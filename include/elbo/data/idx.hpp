@@ -85,11 +85,10 @@ inline IdxArray parse_idx(const std::vector<uint8_t>& b, const std::string& sour
 
 inline IdxArray load_idx(const std::string& path) { return parse_idx(read_maybe_gzip(path), path); }
 
-// Images from an IDX file of u8 pixels [N, H, W] (or [N, C, H, W]) as [N, C, H + 2 pad, W + 2 pad]
+// Images from an IDX array (read from `path`) of u8 pixels [N, H, W] (or [N, C, H, W]) as [N, C, H + 2 pad, W + 2 pad]
 // with values in [0, 1], surrounded by `pad` rows and columns of zeros.
 template <class T = float>
-Tensor<T> idx_images(const std::string& path, int64_t pad = 0) {
-    const IdxArray a = load_idx(path);
+Tensor<T> idx_images(const IdxArray& a, const std::string& path, int64_t pad = 0) {
     check(a.dims.size() == 3 || a.dims.size() == 4, "idx", "'", path, "' holds ", Shape(a.dims),
           ", expected images [N, H, W] or [N, C, H, W]");
     const int64_t N = a.dims[0], C = a.dims.size() == 4 ? a.dims[1] : 1;
@@ -104,6 +103,11 @@ Tensor<T> idx_images(const std::string& path, int64_t pad = 0) {
                 out[(p * Ho + i + pad) * Wo + j + pad] = static_cast<T>(v / 255.0);
             }
     return out;
+}
+
+template <class T = float>
+Tensor<T> idx_images(const std::string& path, int64_t pad = 0) {
+    return idx_images<T>(load_idx(path), path, pad);
 }
 
 // Fashion-MNIST (Xiao et al. 2017): 60,000 training or 10,000 test images of clothing, 28x28 grey,

@@ -1,0 +1,296 @@
+// The `elbo` program, run as a user runs it: tiny training runs and every subcommand, the files
+// they leave (PNGs decoded with stb_image, JSON parsed, CSV read), resuming, Ctrl-C, a diverging
+// run, a killed run, and the errors bad flags get. The runs use dSprites at 16 x 16 to stay fast.
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+#include <stb/stb_image.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "scratch.hpp"
+
+namespace fs = std::filesystem;
+using elbo::testing::scratch_dir;
+extern char** environ;
+
+namespace {
+
+const std::string tiny = " --data dsprites --image-size 16 --batch 8 --latent 3 --threads 1";
+
+struct Result {
+    int status = -1;
+    std::string out, err;
+};
+
+std::string read_text(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// Runs `elbo ARGS` in the shell, its output captured in files under `dir`.
+Result run_elbo(const std::string& args, const fs::path& dir) {
+    const std::string command = std::string(ELBO_CLI) + " " + args + " > " + (dir / "stdout").string() + " 2> " +
+                                (dir / "stderr").string();
+    const int s = std::system(command.c_str());
+    Result r;
+    r.status = WIFEXITED(s) ? WEXITSTATUS(s) : -1;
+    r.out = read_text(dir / "stdout");
+    r.err = read_text(dir / "stderr");
+    return r;
+}
+
+// Starts `elbo ARGS` (split at spaces) in the background, its stderr to `dir`/stderr.
+pid_t start(const std::string& args, const fs::path& dir) {
+    std::vector<std::string> words{ELBO_CLI};
+    std::istringstream in(args);
+    for (std::string w; in >> w;) words.push_back(w);
+    std::vector<char*> argv;
+    for (auto& w : words) argv.push_back(w.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 2, (dir / "stderr").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid = 0;
+    REQUIRE(posix_spawn(&pid, ELBO_CLI, &actions, nullptr, argv.data(), environ) == 0);
+    posix_spawn_file_actions_destroy(&actions);
+    return pid;
+}
+
+int wait_for(pid_t pid) {
+    int s = 0;
+    waitpid(pid, &s, 0);
+    return WIFEXITED(s) ? WEXITSTATUS(s) : 128 + WTERMSIG(s);
+}
+
+// Waits (up to a minute) until `file` exists and has at least `lines` lines.
+void wait_for_lines(const fs::path& file, size_t lines) {
+    for (int i = 0; i < 600; ++i) {
+        const std::string text = read_text(file);
+        if (static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) >= lines) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    FAIL("timed out waiting for " << file);
+}
+
+// Width and height of a PNG file, checked to decode.
+std::pair<int, int> png_size(const fs::path& p) {
+    int w = 0, h = 0, c = 0;
+    unsigned char* pixels = stbi_load(p.c_str(), &w, &h, &c, 0);
+    INFO(p.string());
+    REQUIRE(pixels != nullptr);
+    stbi_image_free(pixels);
+    return {w, h};
+}
+
+// metrics.csv without its seconds column.
+std::vector<std::string> metrics_without_time(const fs::path& run) {
+    std::vector<std::string> rows;
+    std::istringstream in(read_text(run / "metrics.csv"));
+    for (std::string line; std::getline(in, line);) rows.push_back(line.substr(0, line.rfind(',')));
+    return rows;
+}
+
+bool has_temporary_files(const fs::path& dir) {
+    for (auto& entry : fs::directory_iterator(dir))
+        if (entry.path().filename().string().find(".tmp-") != std::string::npos) return true;
+    return false;
+}
+
+}  // namespace
+
+TEST_SUITE("cli") {
+
+TEST_CASE("elbo train leaves config, metrics, loss plot, pictures and a checkpoint") {
+    const fs::path dir = scratch_dir("cli-train"), run = dir / "run";
+    const Result r = run_elbo("train --model beta-vae --steps 6 --checkpoint-every 3 --log-every 2 --out " + run.string() + tiny, dir);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    CHECK(r.err.find("6/6 100%") != std::string::npos);
+
+    const nlohmann::json config = nlohmann::json::parse(read_text(run / "config.json"));
+    CHECK(config["model"]["kind"] == "beta-vae");
+    CHECK(config["model"]["beta"] == 4.0);
+    CHECK(config["model"]["image_size"] == 16);
+    CHECK(config["train"]["steps"] == 6);
+
+    const std::vector<std::string> rows = metrics_without_time(run);
+    REQUIRE(rows.size() == 4);
+    CHECK(rows[0] == "step,loss,recon,kl,tc,discriminator_loss,lr");
+    for (int i = 1; i <= 3; ++i) {
+        double step = 0, loss = 0, recon = 0, kl = 0;
+        REQUIRE(std::sscanf(rows[i].c_str(), "%lf,%lf,%lf,%lf", &step, &loss, &recon, &kl) == 4);
+        CHECK(step == 2 * i);
+        CHECK(loss == doctest::Approx(recon + 4 * kl).epsilon(1e-5));  // β = 4, per image
+    }
+    const std::string svg = read_text(run / "loss.svg");
+    CHECK(svg.rfind("<svg", 0) == 0);
+    CHECK(svg.find("</svg>") != std::string::npos);
+
+    // 16 x 16 images with 2 pixels of padding: 18 per cell, plus 2.
+    CHECK(png_size(run / "reconstructions.png") == std::pair{8 * 18 + 2, 4 * 18 + 2});  // 16 items above their reconstructions
+    CHECK(png_size(run / "samples.png") == std::pair{8 * 18 + 2, 8 * 18 + 2});          // 64 samples
+    CHECK(png_size(run / "traversals.png") == std::pair{11 * 18 + 2, 3 * 18 + 2});      // 3 latents x 11 values
+    CHECK(fs::file_size(run / "checkpoint.safetensors") > 1000);
+    CHECK_FALSE(has_temporary_files(run));
+    fs::remove_all(dir);
+}
+
+TEST_CASE("eval, sample, reconstruct and traverse read a checkpoint and write what they say") {
+    const fs::path dir = scratch_dir("cli-subcommands"), run = dir / "run";
+    REQUIRE(run_elbo("train --steps 4 --out " + run.string() + tiny, dir).status == 0);
+    const std::string ck = " --checkpoint " + (run / "checkpoint.safetensors").string();
+
+    Result r = run_elbo("eval" + ck + " --images 64 --iw-images 8 --iw-samples 5 --train-votes 20 --eval-votes 20 "
+                    "--global-images 200 --mig-images 200", dir);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    const nlohmann::json e = nlohmann::json::parse(r.out);
+    CHECK(e["data"] == "dsprites");  // the data set the checkpoint was trained on
+    CHECK(e["images"] == 64);
+    CHECK(e["elbo"].get<double>() == doctest::Approx(-(e["recon"].get<double>() + e["kl"].get<double>())));
+    CHECK(e["nll_iw"].get<double>() > 0);
+    CHECK(e["active_dims"].get<int>() <= 3);
+    for (const char* key : {"factorvae_metric", "mig"}) {
+        INFO(key);
+        REQUIRE(e.contains(key));
+        CHECK(e[key].get<double>() >= 0.0);
+        CHECK(e[key].get<double>() <= 1.0);
+    }
+
+    REQUIRE(run_elbo("sample" + ck + " --count 4 --out " + (dir / "s.png").string(), dir).status == 0);
+    CHECK(png_size(dir / "s.png") == std::pair{2 * 18 + 2, 2 * 18 + 2});
+    REQUIRE(run_elbo("reconstruct" + ck + " --index 0 1 2 --out " + (dir / "r.png").string(), dir).status == 0);
+    CHECK(png_size(dir / "r.png") == std::pair{3 * 18 + 2, 2 * 18 + 2});
+    r = run_elbo("traverse" + ck + " --index 5 --steps 5 --rows 2 --out " + (dir / "t.png").string(), dir);
+    REQUIRE(r.status == 0);
+    CHECK(png_size(dir / "t.png") == std::pair{5 * 18 + 2, 2 * 18 + 2});
+    CHECK(nlohmann::json::parse(r.out)["latents"].size() == 2);
+    fs::remove_all(dir);
+}
+
+TEST_CASE("a resumed run's metrics equal an uninterrupted run's") {
+    const fs::path dir = scratch_dir("cli-resume");
+    const std::string flags = " --model factor-vae --log-every 1 --checkpoint-every 3" + tiny;
+    REQUIRE(run_elbo("train --steps 6 --out " + (dir / "straight").string() + flags, dir).status == 0);
+    REQUIRE(run_elbo("train --steps 3 --out " + (dir / "resumed").string() + flags, dir).status == 0);
+    const Result r = run_elbo("train --steps 6 --resume " + (dir / "resumed" / "checkpoint.safetensors").string(), dir);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    const std::vector<std::string> straight = metrics_without_time(dir / "straight");
+    CHECK(straight.size() == 7);
+    CHECK(metrics_without_time(dir / "resumed") == straight);
+    fs::remove_all(dir);
+}
+
+TEST_CASE("Ctrl-C finishes the step, writes a checkpoint and exits, and the run resumes") {
+    const fs::path dir = scratch_dir("cli-interrupt"), run = dir / "run";
+    const pid_t pid = start("train --steps 1000000 --log-every 1 --out " + run.string() + tiny, dir);
+    wait_for_lines(run / "metrics.csv", 3);
+    kill(pid, SIGINT);
+    CHECK(wait_for(pid) == 130);
+    const std::string err = read_text(dir / "stderr");
+    CHECK(err.find("interrupted at step") != std::string::npos);
+    REQUIRE(fs::exists(run / "checkpoint.safetensors"));
+    CHECK_FALSE(has_temporary_files(run));
+    const size_t rows = metrics_without_time(run).size();
+    const Result r = run_elbo("train --steps " + std::to_string(rows + 1) + " --resume " + (run / "checkpoint.safetensors").string(), dir);
+    INFO(r.err);
+    CHECK(r.status == 0);
+    CHECK(metrics_without_time(run).size() == rows + 2);  // two more steps: the cut-off count was rows - 1
+    fs::remove_all(dir);
+}
+
+TEST_CASE("a run killed at any moment leaves a checkpoint that loads, or none") {
+    const fs::path dir = scratch_dir("cli-kill");
+    for (int delay_ms : {300, 700, 1100, 1500}) {
+        const fs::path run = dir / std::to_string(delay_ms);
+        const pid_t pid = start("train --steps 1000000 --checkpoint-every 1 --out " + run.string() + tiny, dir);
+        std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+        kill(pid, SIGKILL);
+        wait_for(pid);
+        if (!fs::exists(run / "checkpoint.safetensors")) continue;
+        const Result r = run_elbo("sample --count 1 --checkpoint " + (run / "checkpoint.safetensors").string() +
+                                  " --out " + (dir / "s.png").string(), dir);
+        INFO(delay_ms, r.err);
+        CHECK(r.status == 0);
+    }
+    fs::remove_all(dir);
+}
+
+TEST_CASE("a diverging run stops at the first non-finite loss and keeps its last checkpoint") {
+    const fs::path dir = scratch_dir("cli-nan"), run = dir / "run";
+    const Result r = run_elbo("train --steps 50 --lr 1e30 --checkpoint-every 1 --out " + run.string() + tiny, dir);
+    CHECK(r.status == 1);
+    CHECK(r.err.find("elbo: train: the loss is") != std::string::npos);
+    CHECK(r.err.find("The last good checkpoint is " + (run / "checkpoint.safetensors").string()) != std::string::npos);
+    CHECK(fs::exists(run / "checkpoint.safetensors"));
+    CHECK(metrics_without_time(run).size() < 50);
+    CHECK_FALSE(has_temporary_files(run));
+    fs::remove_all(dir);
+}
+
+TEST_CASE("elbo data writes a grid of the items and prints their factors, labels or files") {
+    const fs::path dir = scratch_dir("cli-data");
+    Result r = run_elbo("data --data dsprites --index 0 737279 --out " + (dir / "d.png").string(), dir);
+    REQUIRE(r.status == 0);
+    CHECK(png_size(dir / "d.png") == std::pair{2 * 66 + 2, 66 + 2});
+    std::istringstream lines(r.out);
+    std::string first, second;
+    std::getline(lines, first);
+    std::getline(lines, second);
+    CHECK(nlohmann::json::parse(first)["factors"] == nlohmann::json{0, 0, 0, 0, 0});
+    CHECK(nlohmann::json::parse(second)["factors"] == nlohmann::json{2, 5, 39, 31, 31});
+    CHECK(nlohmann::json::parse(second)["shape"] == "heart");
+
+    r = run_elbo("data --data fashion-mnist --index 0 --out " + (dir / "f.png").string(), dir);
+    REQUIRE(r.status == 0);
+    CHECK(nlohmann::json::parse(r.out)["class"] == "Ankle boot");  // the training set's first label is 9
+
+    const fs::path pictures = dir / "pictures";
+    fs::create_directories(pictures);
+    fs::copy_file(dir / "d.png", pictures / "one.png");
+    fs::copy_file(dir / "f.png", pictures / "two.png");
+    std::ofstream(pictures / "three.png") << "not a png";
+    r = run_elbo("data --data images:" + pictures.string() + " --count 5 --image-size 16 --out " + (dir / "i.png").string(), dir);
+    REQUIRE(r.status == 0);
+    CHECK(r.err.find("warning: skipping '" + (pictures / "three.png").string() + "'") != std::string::npos);
+    CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 2);
+    CHECK(png_size(dir / "i.png") == std::pair{2 * 18 + 2, 18 + 2});
+    fs::remove_all(dir);
+}
+
+TEST_CASE("bad flags and files get one clear line and exit status 1") {
+    const fs::path dir = scratch_dir("cli-errors"), run = dir / "run";
+    REQUIRE(run_elbo("train --steps 1 --out " + run.string() + tiny, dir).status == 0);
+    const std::string ck = (run / "checkpoint.safetensors").string();
+    const std::pair<std::string, std::string> cases[] = {
+        {"train --data mnist --out " + (dir / "x").string(), "elbo: data: unknown data set 'mnist'"},
+        {"train --model ae --out " + (dir / "x").string(), "elbo: train: --model must be vae, beta-vae or factor-vae, got 'ae'"},
+        {"train --device cuda --out " + (dir / "x").string(), "elbo: train: --device cuda needs the CUDA module"},
+        {"train --steps 2 --out " + run.string() + tiny, "elbo: train: '" + run.string() + "' already holds a run"},
+        {"train --resume " + ck + " --beta 3", "elbo: train: --beta comes from the checkpoint when resuming"},
+        {"eval --checkpoint " + (dir / "none.safetensors").string(), "elbo: safetensors: cannot open"},
+        {"data --data images:" + dir.string() + "/nothing --out " + (dir / "x.png").string(), "elbo: images: '"},
+        {"sample --checkpoint " + ck + " --count 0 --out " + (dir / "x.png").string(), "elbo: sample: count must be positive"},
+    };
+    for (const auto& [args, message] : cases) {
+        const Result r = run_elbo(args, dir);
+        INFO(args);
+        CHECK(r.status == 1);
+        CHECK(r.err.rfind(message, 0) == 0);
+        CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    }
+    fs::remove_all(dir);
+}
+
+}  // TEST_SUITE("cli")

@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -13,9 +14,10 @@ namespace elbo::cli {
 
 class Progress {
 public:
-    Progress(int64_t first, int64_t total, int64_t batch, double every_seconds = 10.0)
-        : first_(first), total_(total), batch_(batch), every_(every_seconds), terminal_(::isatty(2) == 1),
-          start_(Clock::now()), last_(start_) {}
+    // Steps first..total of `batch` images; with a time limit (seconds, 0: none) the ETA is capped by it.
+    Progress(int64_t first, int64_t total, int64_t batch, double time_limit = 0, double every_seconds = 10.0)
+        : first_(first), total_(total), batch_(batch), limit_(time_limit), every_(every_seconds),
+          terminal_(::isatty(2) == 1), start_(Clock::now()), last_(start_) {}
 
     // After step `step` (1-based count of steps done), with the loss terms as text.
     void update(int64_t step, const std::string& terms) {
@@ -27,7 +29,8 @@ public:
         const double elapsed = seconds(start_, now);
         const double done = static_cast<double>(step - first_);
         const double rate = elapsed > 0 ? done * static_cast<double>(batch_) / elapsed : 0.0;
-        const double eta = done > 0 ? elapsed / done * static_cast<double>(total_ - step) : 0.0;
+        double eta = done > 0 ? elapsed / done * static_cast<double>(total_ - step) : 0.0;
+        if (limit_ > 0) eta = std::min(eta, std::max(0.0, limit_ - elapsed));
         const double fraction = total_ > 0 ? static_cast<double>(step) / static_cast<double>(total_) : 1.0;
         std::string bar;
         if (terminal_) {
@@ -57,7 +60,7 @@ private:
     }
 
     int64_t first_, total_, batch_;
-    double every_;
+    double limit_, every_;
     bool terminal_;
     Clock::time_point start_, last_;
 };

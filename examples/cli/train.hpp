@@ -259,7 +259,7 @@ private:
         std::ofstream metrics(metrics_path(), std::ios::app);
         if (rows_.empty() && step_ == 0) metrics << metrics_header;
         start_ = std::chrono::steady_clock::now();
-        Progress progress(step_, o_.steps, o_.batch);
+        Progress progress(step_, o_.steps, o_.batch, o_.time_limit);
         std::fprintf(stderr, "elbo: training %s on %s (%lld images of %lldx%lldx%lld) for %lld steps into %s\n",
                      model_->config.kind.c_str(), o_.data.c_str(), static_cast<long long>(data_->size()),
                      static_cast<long long>(data_->channels()), static_cast<long long>(data_->image_size()),

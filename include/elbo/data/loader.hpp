@@ -10,7 +10,7 @@
 #include <future>
 #include <functional>
 
-#include "elbo/ops/latent.hpp"
+#include "elbo/tensor/tensor.hpp"
 
 namespace elbo::data {
 

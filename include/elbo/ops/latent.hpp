@@ -63,15 +63,6 @@ Var<T> gather_columns(const Var<T>& z, const std::vector<std::vector<int64_t>>& 
     });
 }
 
-// One random permutation of [0, n) (Fisher-Yates), from `gen`.
-inline std::vector<int64_t> random_permutation(int64_t n, Generator& gen) {
-    std::vector<int64_t> p(static_cast<size_t>(n));
-    std::iota(p.begin(), p.end(), 0);
-    for (int64_t i = n - 1; i > 0; --i)
-        std::swap(p[static_cast<size_t>(i)], p[gen.below(static_cast<uint64_t>(i + 1))]);
-    return p;
-}
-
 // FactorVAE's permute_dims: every latent column of z [N, D] shuffled across the batch by its own
 // random permutation, which keeps each latent's marginal and breaks their dependence.
 template <class T>

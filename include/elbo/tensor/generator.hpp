@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstdint>
 #include <numbers>
+#include <numeric>
+#include <vector>
 
 namespace elbo {
 
@@ -79,5 +81,14 @@ private:
     double spare_ = 0.0;
     bool has_spare_ = false;
 };
+
+// One random permutation of [0, n) (Fisher-Yates), from `gen`.
+inline std::vector<int64_t> random_permutation(int64_t n, Generator& gen) {
+    std::vector<int64_t> p(static_cast<size_t>(n));
+    std::iota(p.begin(), p.end(), 0);
+    for (int64_t i = n - 1; i > 0; --i)
+        std::swap(p[static_cast<size_t>(i)], p[gen.below(static_cast<uint64_t>(i + 1))]);
+    return p;
+}
 
 }  // namespace elbo

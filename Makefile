@@ -42,7 +42,9 @@ build: deps
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
-demo: build
+demo: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
+	cmake --build $(BUILD) -j$(JOBS) --target elbo_cli scalar_gradient conv2d_gradcheck
 	@echo "== the seed VAE (D = 64) on Fashion-MNIST, about three minutes"
 	rm -rf $(DEMO)
 	$(BUILD)/bin/elbo train --model vae --data fashion-mnist --latent 64 --epochs 100 --time-limit $(DEMO_SECONDS) \

@@ -58,8 +58,7 @@ inline double gaussian_log_density(const float* z, const float* mu, const float*
 }
 
 // -log p(x) for one image x (n values) by K importance samples, decoded in chunks.
-template <class T>
-double importance_weighted_nll(models::VAE<T>& model, const float* x, const float* mu, const float* logvar,
+inline double importance_weighted_nll(models::VAE<float>& model, const float* x, const float* mu, const float* logvar,
                                int64_t K, Generator& gen) {
     const int64_t D = model.config.latent, n = model.config.channels * model.config.image_size * model.config.image_size;
     std::vector<double> log_w;
@@ -85,8 +84,7 @@ double importance_weighted_nll(models::VAE<T>& model, const float* x, const floa
 }  // namespace detail
 
 // Evaluates `model` on `o.images` items of `data` drawn by a permutation seeded with o.seed.
-template <class T = float>
-Likelihood evaluate_likelihood(models::VAE<T>& model, const data::Dataset& data, const LikelihoodOptions& o = {}) {
+inline Likelihood evaluate_likelihood(models::VAE<float>& model, const data::Dataset& data, const LikelihoodOptions& o = {}) {
     const char* op = "evaluate";
     const models::ModelConfig& c = model.config;
     check(data.channels() == c.channels && data.image_size() == c.image_size, op, "the model reads ", c.channels, " x ",
@@ -110,7 +108,7 @@ Likelihood evaluate_likelihood(models::VAE<T>& model, const data::Dataset& data,
         const std::vector<int64_t> items(order.begin() + first, order.begin() + std::min(r.images, first + o.batch));
         const int64_t B = static_cast<int64_t>(items.size());
         const Tensor<float> x = data.images(items);
-        const models::VAEOutput<T> out = model.forward(Var<T>(x), gen);
+        const models::VAEOutput<float> out = model.forward(Var<float>(x), gen);
         const Tensor<float>&mu = out.mu.value(), &logvar = out.logvar.value(), &logits = out.logits.value();
         for (int64_t b = 0; b < B; ++b) {
             r.recon += detail::bernoulli_nll(logits.data() + b * n, x.data() + b * n, n);

@@ -8,11 +8,13 @@
 //   elbo traverse     each latent swept from -3 to 3
 //   elbo data         items of a data set as a grid, and their labels or factors as JSON lines
 //   elbo grads        the loss and every parameter's gradient for one batch (to compare with PyTorch)
+//   elbo bench        the training step and the forward pass timed, as one JSON line
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <optional>
 
+#include "cli/bench.hpp"
 #include "cli/train.hpp"
 #include "elbo/metrics/disentanglement.hpp"
 #include "elbo/metrics/likelihood.hpp"
@@ -300,6 +302,19 @@ int main(int argc, char** argv) {
     grads->add_option("--gamma", g.gamma, "FactorVAE: weight of TC; capacity VAE: weight of |KL - C|");
     grads->add_option("--step", g.step, "Training step (sets the capacity C when scheduled)")->capture_default_str();
 
+    // bench
+    cli::BenchOptions b;
+    CLI::App* bench = app.add_subcommand("bench", "Time the training step and the forward pass; one JSON line");
+    bench->add_option("--model", b.model, "vae or factor-vae")->capture_default_str();
+    bench->add_option("--channels", b.channels, "Image channels C")->capture_default_str();
+    bench->add_option("--image-size", b.image_size, "Image size S")->capture_default_str();
+    bench->add_option("--latent", b.latent, "Latent dimensions D")->capture_default_str();
+    bench->add_option("--batch", b.batch, "Batch size")->capture_default_str();
+    bench->add_option("--threads", b.threads, "Threads (default: all cores)");
+    bench->add_option("--steps", b.steps, "Timed repetitions (the median is reported)")->capture_default_str();
+    bench->add_option("--warmup", b.warmup, "Untimed repetitions first")->capture_default_str();
+    bench->add_option("--device", b.device, "cpu or cuda")->capture_default_str();
+
     try {
         app.parse(argc, argv);
         if (*train) {
@@ -314,8 +329,9 @@ int main(int argc, char** argv) {
         if (*traverse) return run_traverse(v);
         if (*data) return run_data(d);
         if (*grads) return run_grads(g);
+        if (*bench) return cli::run_bench(b);
     } catch (const CLI::ParseError& err) {
-        return app.exit(err);
+        return app.exit(err) == 0 ? 0 : 1;  // --help is not an error; every misuse exits with 1
     } catch (const Error& err) {
         std::fprintf(stderr, "elbo: %s\n", err.what());
         return 1;

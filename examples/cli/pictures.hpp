@@ -43,6 +43,7 @@ inline Tensor<float> sample_grid(models::VAE<float>& model, int64_t count, uint6
 // The latents in the order to show them: by their mean KL on x, largest first (the ones the model
 // uses), at most `rows` of them.
 inline std::vector<int64_t> latents_by_kl(models::VAE<float>& model, const Tensor<float>& x, int64_t rows) {
+    check(rows > 0, "traverse", "the number of latents shown must be positive, got ", rows);
     NoGrad no_grad;
     auto [mu, logvar] = model.encoder.encode(Var<float>(x));
     const int64_t N = x.size(0), D = model.config.latent;
@@ -65,7 +66,9 @@ inline Tensor<float> traversal_grid(models::VAE<float>& model, const std::vector
                                     const std::vector<int64_t>& latents, int64_t steps = 11, double range = 3.0) {
     const int64_t D = model.config.latent, R = static_cast<int64_t>(latents.size());
     check(static_cast<int64_t>(z0.size()) == D, "traverse", "z0 has ", z0.size(), " values, the model ", D, " latents");
-    check(steps > 1 && range > 0 && R > 0, "traverse", "steps must exceed 1, range and the number of latents be positive");
+    check(steps > 1 && std::isfinite(range) && range > 0 && R > 0, "traverse",
+          "steps must exceed 1, range be finite and positive, and some latent be shown; got steps ", steps, ", range ",
+          range, ", ", R, " latents");
     Tensor<float> z(Shape{R * steps, D});
     for (int64_t r = 0; r < R; ++r) {
         check(latents[r] >= 0 && latents[r] < D, "traverse", "latent ", latents[r], " is outside [0, ", D, ")");

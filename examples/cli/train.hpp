@@ -24,6 +24,7 @@
 #include "cli/pictures.hpp"
 #include "cli/plot.hpp"
 #include "cli/progress.hpp"
+#include "cli/step.hpp"
 #include "elbo/elbo.hpp"
 
 namespace elbo::cli {
@@ -138,15 +139,25 @@ private:
             ck_ = models::read_checkpoint<float>(o_.resume);
             check(ck_.metadata.count("train") && ck_.metadata.count("step"), "train", "'", o_.resume,
                   "' is not a training checkpoint (no 'train' and 'step' metadata); --resume continues `elbo train` runs");
-            restore_options(nlohmann::json::parse(ck_.metadata.at("train")));
+            try {
+                restore_options(nlohmann::json::parse(ck_.metadata.at("train")));
+            } catch (const nlohmann::json::exception& e) {
+                throw Error(str("train: '", o_.resume, "' has malformed 'train' metadata (", e.what(), ")"));
+            }
             config = ck_.config;
-            if (o_.out.empty()) o_.out = fs::path(o_.resume).parent_path().string();
+            run_folder_ = fs::path(o_.resume).parent_path();
+            if (run_folder_.empty()) run_folder_ = ".";
+            if (o_.out.empty()) o_.out = run_folder_.string();
         } else {
             config = model_config();
         }
+        const bool fresh = o_.resume.empty();
         if (o_.out.empty()) o_.out = "runs/" + o_.model;
         if (o_.checkpoint_every == 0) o_.checkpoint_every = 1000;
-        const bool fresh = o_.resume.empty();
+        // A run continues in its own folder, or starts (or branches off) in one that holds no run.
+        const bool own_folder = !fresh && fs::exists(o_.out) && fs::equivalent(o_.out, run_folder_);
+        check(own_folder || !fs::exists(checkpoint_path()), "train", "'", o_.out,
+              "' already holds a run; continue it with --resume ", checkpoint_path(), " or choose another --out");
         data_ = data::open_dataset(o_.data, {.image_size = fresh ? o_.image_size : config.image_size,
                                              .channels = fresh ? o_.channels : config.channels});
         if (fresh) {
@@ -175,22 +186,21 @@ private:
         if (o_.steps == 0) o_.steps = std::max<int64_t>(1, (o_.epochs ? o_.epochs : 1) * batches / per_step);
 
         fs::create_directories(o_.out);
-        if (o_.resume.empty()) {
-            check(!fs::exists(checkpoint_path()), "train", "'", o_.out,
-                  "' already holds a run; continue it with --resume ", checkpoint_path(), " or choose another --out");
-        } else {
+        if (!fresh) {
             model_->load_state_dict(ck_.model);
             vae_opt_->load_state_dict(ck_.optimizer, "optimizer.vae.");
             if (d_opt_) d_opt_->load_state_dict(ck_.optimizer, "optimizer.discriminator.");
-            step_ = std::stoll(ck_.metadata.at("step"));
-            seconds_before_ = ck_.metadata.count("seconds") ? std::stod(ck_.metadata.at("seconds")) : 0.0;
-            read_metrics();
+            step_ = metadata_number(ck_.metadata, "step");
+            seconds_before_ = ck_.metadata.count("seconds") ? metadata_number(ck_.metadata, "seconds") : 0.0;
+            read_metrics(run_folder_ / "metrics.csv");
+        } else {
+            write_file_atomically(metrics_path(), metrics_header);
         }
         o_.image_size = config.image_size;
         o_.channels = config.channels;
+        o_.latent = config.latent;
         write_file_atomically((fs::path(o_.out) / "config.json").string(),
                               nlohmann::ordered_json{{"model", to_json(config)}, {"train", to_json(o_)}}.dump(2) + "\n");
-        std::ofstream(metrics_path(), std::ios::app).flush();
 
         loader_ = std::make_unique<data::Loader>(data_->size(), o_.batch, o_.seed,
                                                  [this](const std::vector<int64_t>& i) { return data_->images(i); });
@@ -237,13 +247,28 @@ private:
     std::string checkpoint_path() const { return (fs::path(o_.out) / "checkpoint.safetensors").string(); }
     std::string metrics_path() const { return (fs::path(o_.out) / "metrics.csv").string(); }
 
-    // The rows of an interrupted run up to its checkpoint; what came after is dropped.
-    void read_metrics() {
-        std::ifstream in(metrics_path());
+    double metadata_number(const std::map<std::string, std::string>& metadata, const std::string& key) const {
+        const std::string& text = metadata.at(key);
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        check(!text.empty() && *end == '\0' && std::isfinite(v) && v >= 0, "train", "'", o_.resume, "' has metadata '",
+              key, "' = '", text, "', expected a non-negative number");
+        return v;
+    }
+
+    // The rows of the resumed run (from `source`) up to its checkpoint, into this run's metrics.csv.
+    // What came after the checkpoint is dropped, and so is a last row cut short by a kill.
+    void read_metrics(const fs::path& source) {
+        std::ifstream in(source);
         std::string line, kept = metrics_header;
         while (std::getline(in, line)) {
             if (line.empty() || line.rfind("step", 0) == 0) continue;
-            const MetricsRow r = MetricsRow::parse(line);
+            MetricsRow r;
+            try {
+                r = MetricsRow::parse(line);
+            } catch (const Error&) {
+                break;
+            }
             if (r.step > step_) break;
             rows_.push_back(r);
             kept += r.csv();
@@ -257,7 +282,6 @@ private:
 
     int loop() {
         std::ofstream metrics(metrics_path(), std::ios::app);
-        if (rows_.empty() && step_ == 0) metrics << metrics_header;
         start_ = std::chrono::steady_clock::now();
         Progress progress(step_, o_.steps, o_.batch, o_.time_limit);
         std::fprintf(stderr, "elbo: training %s on %s (%lld images of %lldx%lldx%lld) for %lld steps into %s\n",
@@ -266,12 +290,12 @@ private:
                      static_cast<long long>(data_->image_size()), static_cast<long long>(o_.steps), o_.out.c_str());
         while (step_ < o_.steps) {
             MetricsRow row = train_step();
-            if (!std::isfinite(row.loss)) {
+            if (!std::isfinite(row.loss) || !std::isfinite(row.discriminator)) {
                 progress.interrupt();
                 std::fprintf(stderr,
-                             "elbo: train: the loss is %g at step %lld (recon %g, kl %g); stopping. The last good "
-                             "checkpoint is %s.\n",
-                             row.loss, static_cast<long long>(step_), row.recon, row.kl,
+                             "elbo: train: the loss is %g at step %lld (recon %g, kl %g, discriminator %g); stopping. "
+                             "The last good checkpoint is %s.\n",
+                             row.loss, static_cast<long long>(step_), row.recon, row.kl, row.discriminator,
                              fs::exists(checkpoint_path()) ? checkpoint_path().c_str() : "none (none was written yet)");
                 return 1;
             }
@@ -302,38 +326,19 @@ private:
         return 0;
     }
 
-    // One optimisation step (and the discriminator's, for FactorVAE); the losses per image.
+    // One step on the next batch (and, for FactorVAE, the one after it), with the step's own draws.
     MetricsRow train_step() {
         Generator gen(o_.seed * 0x9E3779B97F4A7C15ULL + 0x5851F42D4C957F2DULL * static_cast<uint64_t>(step_ + 1));
         const data::Batch batch = loader_->next();
-        const Var<float> x(batch.images);
-        const models::VAEOutput<float> out = model_->forward(x, gen);
-        const models::VAELoss<float> loss = model_->loss(x, out, step_);
-        const double per_image = model_->config.reduction == Reduction::sum ? 1.0 / static_cast<double>(o_.batch) : 1.0;
+        const Tensor<float> other = factor_ ? loader_->next().images : Tensor<float>();
+        const StepLosses l = cli::train_step(*model_, {vae_opt_.get(), d_opt_.get()}, batch.images, other, step_, gen);
         MetricsRow row;
-        row.loss = loss.total.item() * per_image;
-        row.recon = loss.recon.item() * per_image;
-        row.kl = loss.kl.item() * per_image;
-        row.tc = loss.tc.defined() ? loss.tc.item() * per_image : 0.0;
+        row.loss = l.loss;
+        row.recon = l.recon;
+        row.kl = l.kl;
+        row.tc = l.tc;
+        row.discriminator = l.discriminator;
         row.lr = *o_.lr;
-        if (!std::isfinite(row.loss)) return row;
-        vae_opt_->zero_grad();
-        backward(loss.total);
-        vae_opt_->step();
-        if (factor_) {
-            const data::Batch second = loader_->next();
-            Var<float> z_other;
-            {
-                NoGrad no_grad;
-                auto [mu, logvar] = model_->encoder.encode(Var<float>(second.images));
-                z_other = reparameterize(mu, logvar, Var<float>(Tensor<float>(mu.shape()).normal_(gen)));
-            }
-            const Var<float> d_loss = factor_->discriminator_loss(out.z, z_other, gen);
-            row.discriminator = d_loss.item();
-            d_opt_->zero_grad();
-            backward(d_loss);
-            d_opt_->step();
-        }
         return row;
     }
 
@@ -374,6 +379,7 @@ private:
 
     TrainOptions o_;
     models::Checkpoint<float> ck_;
+    fs::path run_folder_;  // the resumed checkpoint's folder
     std::unique_ptr<data::Dataset> data_;
     std::unique_ptr<models::VAE<float>> model_;
     models::FactorVAE<float>* factor_ = nullptr;

@@ -71,6 +71,10 @@ inline std::vector<double> column_variances(const Tensor<double>& codes) {
 inline void check_codes(const Tensor<double>& codes, int64_t n, const char* op) {
     check(codes.rank() == 2 && codes.size(0) == n && codes.size(1) > 0, op, "the representation gave ", codes.shape(),
           " for ", n, " images, expected [", n, ", D]");
+    for (int64_t i = 0; i < codes.numel(); ++i)
+        if (!std::isfinite(codes[i]))
+            throw Error(str(op, ": the representation gave ", codes[i], " for latent ", i % codes.size(1), " of image ",
+                            i / codes.size(1), "; codes must be finite"));
 }
 
 }  // namespace detail

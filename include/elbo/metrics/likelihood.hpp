@@ -90,6 +90,7 @@ inline Likelihood evaluate_likelihood(models::VAE<float>& model, const data::Dat
     check(data.channels() == c.channels && data.image_size() == c.image_size, op, "the model reads ", c.channels, " x ",
           c.image_size, " x ", c.image_size, " images, the data set '", data.name(), "' has ", data.channels(), " x ",
           data.image_size(), " x ", data.image_size());
+    check(data.size() > 0, op, "the data set '", data.name(), "' is empty");
     check(o.images > 0 && o.iw_images >= 0 && o.iw_samples > 0 && o.batch > 0, op,
           "images, batch and iw_samples must be positive and iw_images non-negative");
     NoGrad no_grad;

@@ -1,0 +1,127 @@
+#pragma once
+// `elbo bench`: the training step (forward, backward, Adam) and the forward pass alone of the seed's
+// model, timed after a warm-up on a fixed random batch, as one JSON line:
+//   {"model":"vae",...,"train_step_ms":…,"forward_ms":…,"images_per_s":…,"gflops":…,"peak_rss_mb":…}
+// benchmarks/pytorch_reference.py prints the same line for PyTorch, benchmarks/compare.sh runs both.
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "cli/step.hpp"
+#include "cli/train.hpp"
+
+namespace elbo::cli {
+
+struct BenchOptions {
+    std::string model = "vae";
+    int64_t channels = 3, image_size = 64, latent = 64, batch = 64;
+    int threads = 0;
+    int64_t steps = 20, warmup = 3;
+    std::string device = "cpu";
+};
+
+// Multiply-adds of one image's forward pass through the encoder and decoder, and through the
+// discriminator (zero for the VAE): the convolutions count kernel x channels x the larger image.
+struct ModelWork {
+    double encoder = 0, decoder = 0, first_conv = 0, discriminator = 0;
+
+    explicit ModelWork(const models::ModelConfig& c) {
+        const double S = static_cast<double>(c.image_size), C = static_cast<double>(c.channels);
+        const double D = static_cast<double>(c.latent), F = 128 * (S / 8) * (S / 8);
+        first_conv = 32 * C * 16 * (S / 2) * (S / 2);
+        encoder = first_conv + 64 * 32 * 16 * (S / 4) * (S / 4) + 128 * 64 * 16 * (S / 8) * (S / 8) + 2 * F * D;
+        decoder = D * F + 128 * 64 * 16 * (S / 8) * (S / 8) + 64 * 32 * 16 * (S / 4) * (S / 4) + 32 * C * 16 * (S / 2) * (S / 2);
+        if (c.is_factor_vae()) {
+            const double h = static_cast<double>(c.discriminator_hidden);
+            discriminator = D * h + 4 * h * h + 2 * h;
+        }
+    }
+
+    // FLOPs (2 per multiply-add) of a forward pass.
+    double forward_flops() const { return 2 * (encoder + decoder + discriminator); }
+
+    // FLOPs of a training step: every layer's backward costs two of its forwards (input and weight
+    // gradients) except the first convolution's, whose input needs no gradient. FactorVAE adds the
+    // second batch's encoding and the discriminator's step (two forwards, two weight gradients).
+    double train_flops() const {
+        double macs = 3 * (encoder + decoder + discriminator) - first_conv;
+        if (discriminator > 0) macs += encoder + 4 * discriminator;
+        return 2 * macs;
+    }
+};
+
+inline double peak_rss_mb() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+template <class F>
+double median_ms(int64_t warmup, int64_t repeats, F f) {
+    for (int64_t i = 0; i < warmup; ++i) f();
+    std::vector<double> ms;
+    for (int64_t i = 0; i < repeats; ++i) {
+        const auto start = std::chrono::steady_clock::now();
+        f();
+        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms[ms.size() / 2];
+}
+
+inline int run_bench(const BenchOptions& o) {
+    const char* op = "bench";
+    check(o.model == "vae" || o.model == "factor-vae", op, "--model must be vae or factor-vae, got '", o.model, "'");
+    check(o.device == "cpu" || o.device == "cuda", op, "--device must be cpu or cuda, got '", o.device, "'");
+    check(o.device == "cpu", op, "--device cuda needs the CUDA module, which this build does not have");
+    check(o.batch > 0 && o.steps > 0 && o.warmup >= 0, op, "--batch and --steps must be positive, --warmup non-negative");
+    set_threads(o.threads);
+    models::ModelConfig c;
+    c.kind = o.model;
+    c.channels = o.channels;
+    c.image_size = o.image_size;
+    c.latent = o.latent;
+    if (c.is_factor_vae()) c.gamma = 35;
+    Generator gen(0);
+    auto model = models::make_model<float>(c, gen);
+    optim::Adam<float> vae_opt(model->vae_parameters(), {.lr = 1e-4});
+    std::unique_ptr<optim::Adam<float>> d_opt;
+    if (auto* f = dynamic_cast<models::FactorVAE<float>*>(model.get()))
+        d_opt = std::make_unique<optim::Adam<float>>(f->discriminator_parameters(), models::factor_vae_discriminator_adam());
+    const Shape images{o.batch, c.channels, c.image_size, c.image_size};
+    const Tensor<float> x = Tensor<float>(images).uniform_(gen), x_other = Tensor<float>(images).uniform_(gen);
+
+    int64_t step = 0;
+    const double train_ms = median_ms(o.warmup, o.steps, [&] {
+        Generator g(static_cast<uint64_t>(++step));
+        train_step(*model, {&vae_opt, d_opt.get()}, x, x_other, step, g);
+    });
+    const double forward_ms = median_ms(o.warmup, o.steps, [&] {
+        NoGrad no_grad;
+        Generator g(0);
+        const Var<float> input(x);
+        model->loss(input, model->forward(input, g));
+    });
+    const ModelWork work(c);
+    nlohmann::ordered_json j{{"library", "elbo"},
+                             {"model", o.model},
+                             {"channels", c.channels},
+                             {"image_size", c.image_size},
+                             {"latent", c.latent},
+                             {"batch", o.batch},
+                             {"threads", omp_get_max_threads()},
+                             {"device", o.device},
+                             {"steps", o.steps},
+                             {"train_step_ms", train_ms},
+                             {"forward_ms", forward_ms},
+                             {"images_per_s", 1000.0 * static_cast<double>(o.batch) / train_ms},
+                             {"gflops", work.train_flops() * static_cast<double>(o.batch) / train_ms / 1e6},
+                             {"forward_gflops", work.forward_flops() * static_cast<double>(o.batch) / forward_ms / 1e6},
+                             {"peak_rss_mb", peak_rss_mb()}};
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+}
+
+}  // namespace elbo::cli

@@ -1,0 +1,57 @@
+#pragma once
+// One training step, as `elbo train` takes it and `elbo bench` times it: the VAE's forward pass,
+// objective, backward pass and Adam step; for FactorVAE then the discriminator's step on the codes
+// of this batch against the permuted codes of a second batch.
+
+#include "elbo/elbo.hpp"
+
+namespace elbo::cli {
+
+// The objective's terms at this step, per image (whatever the config's reduction).
+struct StepLosses {
+    double loss = 0, recon = 0, kl = 0, tc = 0, discriminator = 0;
+    bool finite() const { return std::isfinite(loss) && std::isfinite(discriminator); }
+};
+
+struct Optimizers {
+    optim::Adam<float>* vae = nullptr;
+    optim::Adam<float>* discriminator = nullptr;  // FactorVAE only
+};
+
+// Trains on x [N, C, S, S] (and FactorVAE's discriminator on x_other) at step `step`, drawing eps
+// and permutations from gen. A non-finite objective is returned before any update is applied.
+inline StepLosses train_step(models::VAE<float>& model, const Optimizers& opt, const Tensor<float>& x,
+                             const Tensor<float>& x_other, int64_t step, Generator& gen) {
+    const Var<float> input(x);
+    const models::VAEOutput<float> out = model.forward(input, gen);
+    const models::VAELoss<float> loss = model.loss(input, out, step);
+    const double per_image =
+        model.config.reduction == Reduction::sum ? 1.0 / static_cast<double>(x.size(0)) : 1.0;
+    StepLosses s;
+    s.loss = loss.total.item() * per_image;
+    s.recon = loss.recon.item() * per_image;
+    s.kl = loss.kl.item() * per_image;
+    s.tc = loss.tc.defined() ? loss.tc.item() * per_image : 0.0;
+    if (!s.finite()) return s;
+    opt.vae->zero_grad();
+    backward(loss.total);
+    opt.vae->step();
+
+    auto* factor = dynamic_cast<models::FactorVAE<float>*>(&model);
+    if (!factor) return s;
+    Var<float> z_other;
+    {
+        NoGrad no_grad;
+        auto [mu, logvar] = model.encoder.encode(Var<float>(x_other));
+        z_other = reparameterize(mu, logvar, Var<float>(Tensor<float>(mu.shape()).normal_(gen)));
+    }
+    const Var<float> d_loss = factor->discriminator_loss(out.z, z_other, gen);
+    s.discriminator = d_loss.item();
+    if (!s.finite()) return s;
+    opt.discriminator->zero_grad();
+    backward(d_loss);
+    opt.discriminator->step();
+    return s;
+}
+
+}  // namespace elbo::cli

@@ -314,6 +314,7 @@ int main(int argc, char** argv) {
     bench->add_option("--steps", b.steps, "Timed repetitions (the median is reported)")->capture_default_str();
     bench->add_option("--warmup", b.warmup, "Untimed repetitions first")->capture_default_str();
     bench->add_option("--device", b.device, "cpu or cuda")->capture_default_str();
+    bench->add_flag("--profile", b.profile, "Also print the time of each op, forward and backward (stderr)");
 
     try {
         app.parse(argc, argv);

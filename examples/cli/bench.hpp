@@ -3,6 +3,7 @@
 // model, timed after a warm-up on a fixed random batch, as one JSON line:
 //   {"model":"vae",...,"train_step_ms":…,"forward_ms":…,"images_per_s":…,"gflops":…,"peak_rss_mb":…}
 // benchmarks/pytorch_reference.py prints the same line for PyTorch, benchmarks/compare.sh runs both.
+// With --profile, a table of each op's forward and backward time per step follows on stderr.
 
 #include <sys/resource.h>
 
@@ -20,6 +21,7 @@ struct BenchOptions {
     int threads = 0;
     int64_t steps = 20, warmup = 3;
     std::string device = "cpu";
+    bool profile = false;  // also print each op's share of the training step (stderr)
 };
 
 // Multiply-adds of one image's forward pass through the encoder and decoder, and through the
@@ -121,6 +123,16 @@ inline int run_bench(const BenchOptions& o) {
                              {"forward_gflops", work.forward_flops() * static_cast<double>(o.batch) / forward_ms / 1e6},
                              {"peak_rss_mb", peak_rss_mb()}};
     std::printf("%s\n", j.dump().c_str());
+    if (o.profile) {  // separate steps, so the profile's clock reads do not touch the timings above
+        profile::start();
+        for (int64_t i = 0; i < o.steps; ++i) {
+            Generator g(static_cast<uint64_t>(++step));
+            train_step(*model, {&vae_opt, d_opt.get()}, x, x_other, step, g);
+        }
+        profile::stop();
+        std::fprintf(stderr, "training step of %s, batch %lld, %d threads, time per op and step:\n%s", o.model.c_str(),
+                     static_cast<long long>(o.batch), omp_get_max_threads(), profile::table(o.steps).c_str());
+    }
     return 0;
 }
 

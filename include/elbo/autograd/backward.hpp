@@ -51,7 +51,7 @@ void backward(const Var<T>& output, const Tensor<T>& seed) {
     std::vector<Node<T>*> order = topological_order(&root);
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
         Node<T>& node = **it;
-        if (node.backward && node.has_grad) node.backward(node);
+        if (node.backward && node.has_grad) profile::timed_backward(node.op, [&] { node.backward(node); });
     }
     for (Node<T>* node : order) {
         if (!node->backward) continue;

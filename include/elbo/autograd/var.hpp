@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "elbo/autograd/profile.hpp"
 #include "elbo/tensor/tensor.hpp"
 
 namespace elbo {
@@ -100,6 +101,7 @@ public:
     // and recording is enabled; otherwise it is a constant.
     static Var from_op(Tensor<T> value, const char* op, std::vector<Var> parents,
                        std::function<void(Node<T>&)> backward) {
+        profile::op_ends(op);
         Var out(std::move(value));
         out.node_->op = op;
         if (!grad_enabled()) return out;

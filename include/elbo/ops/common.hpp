@@ -8,9 +8,11 @@
 
 namespace elbo {
 
-// Every operand of an op must live on the CPU until the CUDA module is linked in.
+// Every operand of an op must live on the CPU until the CUDA module is linked in. Every op calls
+// this first, so it also starts the op's clock for the profile (autograd/profile.hpp).
 template <class T>
 void require_cpu(const char* op, std::initializer_list<const Var<T>*> operands) {
+    profile::op_begins();
     for (const Var<T>* v : operands)
         if (v->defined())
             check(v->value().device() == Device::cpu, op,

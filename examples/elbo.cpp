@@ -73,8 +73,9 @@ int run_grads(const GradsOptions& o) {
     std::map<std::string, Tensor<float>> grads{{"loss", loss.total.value()}};
     for (auto& [name, p] : model->named_parameters()) grads.emplace(name, p.grad());
     save_safetensors(o.out, grads, {{"kind", ck.config.kind}, {"reduction", to_string(ck.config.reduction)}});
-    std::printf("{\"loss\": %.9g, \"recon\": %.9g, \"kl\": %.9g, \"gradients\": %zu, \"out\": \"%s\"}\n",
-                loss.total.item(), loss.recon.item(), loss.kl.item(), grads.size() - 1, o.out.c_str());
+    const nlohmann::ordered_json j{{"loss", loss.total.item()}, {"recon", loss.recon.item()}, {"kl", loss.kl.item()},
+                                   {"gradients", grads.size() - 1}, {"out", o.out}};
+    std::printf("%s\n", j.dump().c_str());
     return 0;
 }
 
@@ -162,7 +163,7 @@ struct PictureOptions {
 int run_sample(const PictureOptions& o) {
     Loaded l = load(o.m);
     write_png(o.out, cli::sample_grid(*l.model, o.count, o.m.seed));
-    std::printf("{\"out\": \"%s\", \"images\": %lld}\n", o.out.c_str(), static_cast<long long>(o.count));
+    std::printf("%s\n", nlohmann::json{{"out", o.out}, {"images", o.count}}.dump().c_str());
     return 0;
 }
 
@@ -171,7 +172,7 @@ int run_reconstruct(const PictureOptions& o) {
     const auto d = open_data(o.m, l);
     const std::vector<int64_t> items = pick_items(*d, o.items, o.count, o.m.seed);
     write_png(o.out, cli::reconstruction_grid(*l.model, d->images(items)));
-    std::printf("{\"out\": \"%s\", \"images\": %zu}\n", o.out.c_str(), items.size());
+    std::printf("%s\n", nlohmann::json{{"out", o.out}, {"images", items.size()}}.dump().c_str());
     return 0;
 }
 

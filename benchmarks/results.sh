@@ -67,6 +67,7 @@ lines += [
     "FactorVAE with γ around 35–40); their scores vary strongly with the seed. MIG on dSprites is",
     "typically 0.1–0.3 (Chen et al. 2018). NLL (IW) is the importance-weighted estimate of −log p(x)",
     "in nats per image (K samples per image, Burda et al. 2016), an upper bound that K = 5000 would tighten.",
+    "Train time is wall-clock time and includes whatever else ran on the machine meanwhile.",
     "",
 ]
 open("docs/results.md.tmp", "w").write("\n".join(lines))

@@ -76,7 +76,27 @@ const ConvCase conv_cases[] = {
     {1, 1, 5, 5, 1, 3, 1, 0, 1, 0},  {5, 3, 7, 6, 4, 3, 2, 1, 1, 1}, {2, 2, 9, 11, 3, 4, 3, 2, 1, 2},
     {1, 3, 8, 7, 2, 3, 1, 1, 2, 0},  {5, 2, 6, 5, 3, 2, 2, 0, 2, 1}, {3, 4, 16, 16, 5, 4, 2, 1, 1, 1},
     {1, 2, 4, 9, 2, 1, 3, 0, 1, 0},
+    // Large enough for the GEMM's edges: two k blocks (K = 360), tiles cut at every border.
+    {2, 40, 12, 13, 23, 3, 1, 1, 1, 0}, {3, 17, 20, 18, 37, 4, 2, 1, 1, 1},
 };
+
+// The operand layouts a GEMM reads and writes in place.
+enum class Layout { row_major, col_major, grouped };
+
+// A [rows, cols] matrix in `storage` laid out as `layout` (grouped: [cols/group, rows, group], the
+// NCHW tensor seen as [channels, images x pixels]).
+template <class T>
+kernels::MatrixView<T> view(std::vector<T>& storage, Layout layout, int64_t rows, int64_t cols, int64_t group) {
+    storage.resize(static_cast<size_t>(rows * cols));
+    if (layout == Layout::row_major) return kernels::row_major(storage.data(), rows, cols);
+    if (layout == Layout::col_major) return kernels::col_major(storage.data(), rows, cols);
+    return kernels::channels_by_pixels(storage.data(), cols / group, rows, group);
+}
+
+template <class T>
+kernels::MatrixView<const T> as_const(const kernels::MatrixView<T>& v) {
+    return v;
+}
 
 }  // namespace
 
@@ -127,6 +147,72 @@ TEST_CASE("conv_transpose2d is the adjoint of conv2d: <conv2d(x), y> = <x, conv_
         for (int64_t i = 0; i < x.numel(); ++i) rhs += x.value()[i] * xt.value()[i];
         CHECK(lhs == doctest::Approx(rhs).epsilon(1e-12));
     }
+}
+
+TEST_CASE_TEMPLATE("gemm matches the triple loop for every layout, edge and accumulation", T, float, double) {
+    // M, N, K: one element; odd sizes that cut every tile; two k blocks; a small C over a long k
+    // (the chunked path); no k at all.
+    const int64_t shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {13, 37, 300}, {100, 34, 513}, {30, 40, 9000}, {3, 20, 0}};
+    const double u = std::numeric_limits<T>::epsilon() / 2;
+    Generator gen(17);
+    for (const auto& [M, N, K] : shapes)
+        for (Layout la : {Layout::row_major, Layout::col_major, Layout::grouped})
+            for (Layout lb : {Layout::row_major, Layout::col_major, Layout::grouped})
+                for (Layout lc : {Layout::row_major, Layout::col_major, Layout::grouped})
+                    for (bool accumulate : {false, true}) {
+                        INFO("M=", M, " N=", N, " K=", K, " layouts ", int(la), int(lb), int(lc), " accumulate ", accumulate);
+                        // Grouped operands hold their columns in groups of 5 (N, K multiples of 5 only).
+                        if ((la == Layout::grouped && K % 5) || (lb == Layout::grouped && N % 5) ||
+                            (lc == Layout::grouped && N % 5))
+                            continue;
+                        std::vector<T> sa, sb, sc;
+                        auto a = view(sa, la, M, K, 5);
+                        auto b = view(sb, lb, K, N, 5);
+                        auto c = view(sc, lc, M, N, 5);
+                        for (T& v : sa) v = static_cast<T>(gen.normal());
+                        for (T& v : sb) v = static_cast<T>(gen.normal());
+                        for (T& v : sc) v = static_cast<T>(gen.normal());
+                        const std::vector<T> before = sc;
+                        kernels::gemm(c, as_const(a), as_const(b), accumulate);
+                        int wrong = 0;
+                        for (int64_t i = 0; i < M; ++i)
+                            for (int64_t j = 0; j < N; ++j) {
+                                const int64_t at = i * c.rs + c.column_offset(j);
+                                double exact = accumulate ? double(before[static_cast<size_t>(at)]) : 0.0, scale = std::abs(exact);
+                                for (int64_t k = 0; k < K; ++k) {
+                                    const double p = double(a.p[i * a.rs + a.column_offset(k)]) *
+                                                     double(b.p[k * b.rs + b.column_offset(j)]);
+                                    exact += p;
+                                    scale += std::abs(p);
+                                }
+                                // The classical bound for a sum of K + 1 rounded terms.
+                                if (std::abs(double(sc[static_cast<size_t>(at)]) - exact) > (K + 2) * u * scale) ++wrong;
+                            }
+                        CHECK(wrong == 0);
+                    }
+}
+
+TEST_CASE("gemm and the convolutions give bit-identical results for 1 and 2 threads") {
+    const int threads = omp_get_max_threads();
+    auto run = [](int t) {
+        omp_set_num_threads(t);
+        Var<float> x(randn<float>(Shape{8, 6, 24, 24}, 1), true), w(randn<float>(Shape{16, 6, 4, 4}, 2), true);
+        Var<float> y = conv2d(x, w, {}, {.stride = 2, .padding = 1});
+        Var<float> z = conv_transpose2d(y, w, {}, {.stride = 2, .padding = 1});
+        backward(sum(z * z));
+        std::vector<float> all(z.value().data(), z.value().data() + z.numel());
+        all.insert(all.end(), x.grad().data(), x.grad().data() + x.numel());
+        all.insert(all.end(), w.grad().data(), w.grad().data() + w.numel());
+        // A small C over a long k: the GEMM's chunked path.
+        Tensor<float> a = randn<float>(Shape{20, 20000}, 3), b = randn<float>(Shape{20000, 30}, 4), c(Shape{20, 30});
+        kernels::gemm(kernels::row_major(c.data(), 20, 30), kernels::row_major<const float>(a.data(), 20, 20000),
+                      kernels::row_major<const float>(b.data(), 20000, 30), false);
+        all.insert(all.end(), c.data(), c.data() + c.numel());
+        return all;
+    };
+    const std::vector<float> one = run(1), two = run(2);
+    omp_set_num_threads(threads);
+    CHECK(one == two);
 }
 
 TEST_CASE("linear matches its definition") {

@@ -33,15 +33,12 @@ using MapConstCol = Eigen::Map<const ColMajor<T>, Eigen::Unaligned>;
 // Loops shorter than this stay on one thread: starting a team costs more than it saves.
 inline constexpr int64_t parallel_grain = 16384;
 
-// Scratch memory for a kernel's intermediate matrices (im2col's patches, a GEMM's result), kept
-// per thread and slot and reused from call to call: allocating and zeroing tens of megabytes per
-// convolution cost as much as its GEMM. A slot only grows; its contents are garbage on return.
-enum class Scratch { cols, rows };
-
+// Scratch memory for a kernel's intermediate matrices (im2col's patches), kept per thread and
+// reused from call to call: allocating and zeroing tens of megabytes per convolution cost as much
+// as its GEMM. It only grows; its contents are garbage on return.
 template <class T>
-T* scratch(Scratch slot, int64_t count) {
-    thread_local std::vector<T> buffers[2];
-    std::vector<T>& b = buffers[static_cast<int>(slot)];
+T* scratch(int64_t count) {
+    thread_local std::vector<T> b;
     if (static_cast<int64_t>(b.size()) < count) b.resize(static_cast<size_t>(count));
     return b.data();
 }

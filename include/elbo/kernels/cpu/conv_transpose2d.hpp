@@ -16,9 +16,10 @@ namespace elbo::kernels {
 // x [N, Ci, H, W], w [Ci, Co, kh, kw], b [Co] or null  ->  y [N, Co, Ho, Wo]
 template <class T>
 void conv_transpose2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape& s) {
-    const int64_t HW = s.H * s.W;
-    for (int64_t i = 0; i < s.N * s.C; ++i)
-        std::fill(y + i * HW, y + (i + 1) * HW, b ? b[i % s.C] : T(0));
+    if (b)
+        fill_channels(y, b, s.N, s.C, s.H * s.W);
+    else
+        std::fill(y, y + s.N * s.C * s.H * s.W, T(0));
     conv2d_input_grad(y, x, w, s);
 }
 
@@ -28,7 +29,7 @@ void conv_transpose2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, con
                                const Conv2dShape& s) {
     if (db) channel_sum_grad(db, dy, s.N, s.C, s.H * s.W);
     if (dw) conv2d_weight_grad(dw, x, dy, s);
-    if (dx) conv2d_apply(dx, dy, w, static_cast<const T*>(nullptr), /*accumulate=*/true, s);
+    if (dx) conv2d_apply(dx, dy, w, /*accumulate=*/true, s);
 }
 
 }  // namespace elbo::kernels

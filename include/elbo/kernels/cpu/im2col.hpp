@@ -1,15 +1,20 @@
 #pragma once
-// im2col and col2im: the patches of a convolution as the columns of one matrix.
+// The patches of a convolution as the columns of one matrix: im2col, and its adjoint col2im.
 //
-// For a convolution with input x [N, C, H, W] and output [N, O, Ho, Wo], the patch matrix `cols`
-// is column-major K x P with K = C*kh*kw and P = N*Ho*Wo: column p = (n, oh, ow) holds, contiguous,
-// the K input values that output position sees (zero where the window hangs over the padding),
-// ordered k = (c, i, j) like the weight's [C, kh, kw]. A convolution is then one GEMM over the whole
-// batch. col2im is im2col's adjoint: it adds each column back onto the input positions it came from.
+// For a convolution with input x [N, C, H, W] and output [N, O, Ho, Wo], the patch matrix
+// im2col(x) is K x P with K = C*kh*kw and P = N*Ho*Wo: column p = (n, oh, ow) holds the K input
+// values that output position sees (zero where the window hangs over the padding), ordered
+// k = (c, i, j) like the weight's [C, kh, kw]. A convolution is then one GEMM over the whole batch.
+//
+// The forward pass and the weight gradient never store that matrix: Patches and
+// PatchesTransposed hand it to the GEMM, which packs its panels straight from the image. The input
+// gradient does store one, `cols` (row-major [K, P]: row k holds one kernel offset's value for every
+// output position), which the GEMM writes and col2im adds back onto the input positions it came
+// from.
 
 #include <cstdint>
 
-#include "elbo/kernels/cpu/common.hpp"
+#include "elbo/kernels/cpu/gemm.hpp"
 
 namespace elbo::kernels {
 
@@ -25,24 +30,25 @@ struct Conv2dShape {
     int64_t P() const { return N * Ho * Wo; }
 };
 
-// cols [K, P] column-major  <-  x [N, C, H, W]
+// x [N, C, H, W] += col2im(cols [K, P]). Parallel over the input planes (n, c): each thread writes
+// only its own plane, so no two threads add into the same element.
 template <class T>
-void im2col(T* cols, const T* x, const Conv2dShape& s) {
-    const int64_t K = s.K();
-#pragma omp parallel for collapse(2) schedule(static) if (s.P() * K >= parallel_grain)
+void col2im(T* x, const T* cols, const Conv2dShape& s) {
+    const int64_t P = s.P(), HoWo = s.Ho * s.Wo;
+#pragma omp parallel for collapse(2) schedule(static) if (P * s.K() >= parallel_grain)
     for (int64_t n = 0; n < s.N; ++n) {
-        for (int64_t oh = 0; oh < s.Ho; ++oh) {
-            for (int64_t ow = 0; ow < s.Wo; ++ow) {
-                T* col = cols + ((n * s.Ho + oh) * s.Wo + ow) * K;
-                const int64_t h0 = oh * s.stride - s.padding, w0 = ow * s.stride - s.padding;
-                for (int64_t c = 0; c < s.C; ++c) {
-                    const T* plane = x + (n * s.C + c) * s.H * s.W;
-                    for (int64_t i = 0; i < s.kh; ++i) {
-                        const int64_t h = h0 + i * s.dilation;
-                        const bool row_inside = h >= 0 && h < s.H;
-                        for (int64_t j = 0; j < s.kw; ++j) {
-                            const int64_t w = w0 + j * s.dilation;
-                            *col++ = row_inside && w >= 0 && w < s.W ? plane[h * s.W + w] : T(0);
+        for (int64_t c = 0; c < s.C; ++c) {
+            T* plane = x + (n * s.C + c) * s.H * s.W;
+            for (int64_t i = 0; i < s.kh; ++i) {
+                for (int64_t j = 0; j < s.kw; ++j) {
+                    const T* row = cols + ((c * s.kh + i) * s.kw + j) * P + n * HoWo;
+                    for (int64_t oh = 0; oh < s.Ho; ++oh, row += s.Wo) {
+                        const int64_t h = oh * s.stride - s.padding + i * s.dilation;
+                        if (h < 0 || h >= s.H) continue;
+                        T* dst = plane + h * s.W;
+                        for (int64_t ow = 0; ow < s.Wo; ++ow) {
+                            const int64_t w = ow * s.stride - s.padding + j * s.dilation;
+                            if (w >= 0 && w < s.W) dst[w] += row[ow];
                         }
                     }
                 }
@@ -51,29 +57,96 @@ void im2col(T* cols, const T* x, const Conv2dShape& s) {
     }
 }
 
-// x [N, C, H, W] += col2im(cols [K, P]). Parallel over the input planes (n, c): each thread writes
-// only its own plane, so no two threads add into the same element.
+// The patch matrix im2col(x) [K, P] as a GEMM operand (B), never stored: the GEMM's packing
+// reads each panel straight from the image. The same work as im2col, but written into a panel that
+// lives in cache instead of a matrix of K*P values in memory and read back from there.
 template <class T>
-void col2im(T* x, const T* cols, const Conv2dShape& s) {
-    const int64_t K = s.K();
-#pragma omp parallel for collapse(2) schedule(static) if (s.P() * K >= parallel_grain)
-    for (int64_t n = 0; n < s.N; ++n) {
-        for (int64_t c = 0; c < s.C; ++c) {
-            T* plane = x + (n * s.C + c) * s.H * s.W;
-            for (int64_t oh = 0; oh < s.Ho; ++oh) {
-                for (int64_t ow = 0; ow < s.Wo; ++ow) {
-                    const T* col = cols + ((n * s.Ho + oh) * s.Wo + ow) * K + c * s.kh * s.kw;
-                    const int64_t h0 = oh * s.stride - s.padding, w0 = ow * s.stride - s.padding;
-                    for (int64_t i = 0; i < s.kh; ++i) {
-                        const int64_t h = h0 + i * s.dilation;
-                        if (h < 0 || h >= s.H) continue;
-                        for (int64_t j = 0; j < s.kw; ++j) {
-                            const int64_t w = w0 + j * s.dilation;
-                            if (w >= 0 && w < s.W) plane[h * s.W + w] += col[i * s.kw + j];
-                        }
-                    }
-                }
+struct Patches {
+    const T* x;
+    Conv2dShape s;
+};
+
+// Its transpose im2col(x)^T [P, K], for the weight gradient dW = dY im2col(x)^T.
+template <class T>
+struct PatchesTransposed {
+    const T* x;
+    Conv2dShape s;
+};
+
+namespace im2col_detail {
+
+// A run of output positions p .. p+len-1 in one image and one output row: their windows start at
+// row h0 and at columns w0, w0 + stride, ...
+struct Run {
+    int64_t len, image, h0, w0;
+};
+inline Run run_at(const Conv2dShape& s, int64_t p, int64_t most) {
+    const int64_t ow = p % s.Wo, row = p / s.Wo;
+    return {std::min(most, s.Wo - ow), row / s.Ho, row % s.Ho * s.stride - s.padding, ow * s.stride - s.padding};
+}
+
+// What kernel offset k = (c, i, j) reads: the channel and the offsets into the window.
+struct Offset {
+    int64_t c, dh, dw;
+};
+inline Offset offset_at(const Conv2dShape& s, int64_t k) {
+    return {k / (s.kh * s.kw), k / s.kw % s.kh * s.dilation, k % s.kw * s.dilation};
+}
+
+// out[t * step] = the values the run's windows see at kernel offset o, t < r.len (zero in the padding)
+template <class T>
+void gather(T* out, int64_t step, const T* x, const Conv2dShape& s, const Run& r, const Offset& o) {
+    const int64_t h = r.h0 + o.dh;
+    if (h < 0 || h >= s.H) {
+        for (int64_t t = 0; t < r.len; ++t) out[t * step] = T(0);
+        return;
+    }
+    const T* src = x + ((r.image * s.C + o.c) * s.H + h) * s.W;
+    for (int64_t t = 0, w = r.w0 + o.dw; t < r.len; ++t, w += s.stride)
+        out[t * step] = w >= 0 && w < s.W ? src[w] : T(0);
+}
+
+}  // namespace im2col_detail
+
+// B = im2col(x): rows k (kernel offsets), columns p (output positions).
+template <class T>
+void pack_panels(T* dst, const Patches<T>& b, int64_t k0, int64_t kc, int64_t j0, int64_t nc) {
+    using namespace im2col_detail;
+    constexpr int64_t NR = gemm_detail::Blocking<T>::NR;
+    for (int64_t q = 0; q * NR < nc; ++q, dst += kc * NR) {
+        const int64_t columns = std::min(NR, nc - q * NR);
+        Run runs[NR];
+        int64_t count = 0;
+        for (int64_t jj = 0; jj < columns; jj += runs[count++].len)
+            runs[count] = run_at(b.s, j0 + q * NR + jj, columns - jj);
+        for (int64_t k = 0; k < kc; ++k) {
+            const Offset o = offset_at(b.s, k0 + k);
+            T* out = dst + k * NR;
+            for (int64_t r = 0; r < count; out += runs[r++].len) gather(out, 1, b.x, b.s, runs[r], o);
+            std::fill(out, dst + (k + 1) * NR, T(0));
+        }
+    }
+}
+
+// B = im2col(x)^T: rows p (output positions), columns k (kernel offsets).
+template <class T>
+void pack_panels(T* dst, const PatchesTransposed<T>& b, int64_t p0, int64_t pc, int64_t j0, int64_t nc) {
+    using namespace im2col_detail;
+    constexpr int64_t NR = gemm_detail::Blocking<T>::NR;
+    for (int64_t q = 0; q * NR < nc; ++q, dst += pc * NR) {
+        const int64_t columns = std::min(NR, nc - q * NR);
+        Offset offsets[NR];
+        for (int64_t jj = 0; jj < columns; ++jj) offsets[jj] = offset_at(b.s, j0 + q * NR + jj);
+        for (int64_t p = 0; p < pc;) {
+            const Run r = run_at(b.s, p0 + p, pc - p);
+            T* out = dst + p * NR;
+            for (int64_t jj = 0; jj < NR; ++jj) {
+                if (jj < columns)
+                    gather(out + jj, NR, b.x, b.s, r, offsets[jj]);
+                else
+                    for (int64_t t = 0; t < r.len; ++t) out[t * NR + jj] = T(0);
             }
+            p += r.len;
         }
     }
 }

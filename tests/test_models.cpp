@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "cli/step.hpp"
 #include "helpers.hpp"
 
 using namespace elbo;
@@ -279,6 +280,29 @@ TEST_CASE("VAE, beta-VAE and FactorVAE train: their losses fall") {
             for (double l : d_losses) CHECK(std::isfinite(l));
             CHECK(average(d_losses, 0, 40) < 1.0);
         }
+    }
+}
+
+TEST_CASE("after the first step, a training step asks the system for no memory") {
+    for (const char* kind : {"vae", "factor-vae"}) {
+        INFO(kind);
+        Generator gen(5);
+        auto model = make_model<float>(small(kind), gen);
+        optim::Adam<float> opt(model->vae_parameters(), {.lr = 1e-3});
+        std::unique_ptr<optim::Adam<float>> d_opt;
+        if (auto* f = dynamic_cast<FactorVAE<float>*>(model.get()))
+            d_opt = std::make_unique<optim::Adam<float>>(f->discriminator_parameters(), factor_vae_discriminator_adam());
+        const Tensor<float> images = rectangles(gen);
+        auto step = [&](int64_t s) {
+            cli::train_step(*model, {&opt, d_opt.get()}, images.slice(0, 8), images.slice(8, 16), s, gen);
+        };
+        step(0);  // Adam's moments and the pool's first buffers
+        const MemoryStats before = memory_stats();
+        step(1);
+        step(2);
+        const MemoryStats after = memory_stats();
+        CHECK(after.system_allocations == before.system_allocations);
+        CHECK(after.reuses > before.reuses + 50);  // the steps did take their buffers from the pool
     }
 }
 

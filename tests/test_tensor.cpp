@@ -4,6 +4,24 @@ using namespace elbo;
 
 TEST_SUITE("tensor") {
 
+TEST_CASE("a freed tensor's buffer serves the next tensor of its size") {
+    release_cached_memory();
+    CHECK(memory_stats().cached_bytes == 0);
+    { Tensor<float> a(Shape{1000}); }
+    CHECK(memory_stats().cached_bytes == 4032);  // 4000 bytes, rounded up to whole cache lines
+    const MemoryStats before = memory_stats();
+    {
+        Tensor<float> b(Shape{1000});
+        CHECK(memory_stats().system_allocations == before.system_allocations);
+        CHECK(memory_stats().reuses == before.reuses + 1);
+        CHECK(b[999] == 0.0f);  // a reused buffer is still zeroed where the constructor promises
+        Tensor<double> c(Shape{1000});  // another size: a new buffer
+        CHECK(memory_stats().system_allocations == before.system_allocations + 1);
+    }
+    release_cached_memory();
+    CHECK(memory_stats().cached_bytes == 0);
+}
+
 TEST_CASE("a tensor is zero-filled, row-major, and indexed by at()") {
     Tensor<float> t(Shape{2, 3, 4});
     CHECK(t.numel() == 24);

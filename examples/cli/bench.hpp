@@ -106,6 +106,13 @@ inline int run_bench(const BenchOptions& o) {
         const Var<float> input(x);
         model->loss(input, model->forward(input, g));
     });
+    // Buffers asked of the system by one more training step (the pool should serve them all).
+    const int64_t allocated_before = memory_stats().system_allocations;
+    {
+        Generator g(static_cast<uint64_t>(++step));
+        train_step(*model, {&vae_opt, d_opt.get()}, x, x_other, step, g);
+    }
+    const int64_t step_allocations = memory_stats().system_allocations - allocated_before;
     const ModelWork work(c);
     nlohmann::ordered_json j{{"library", "elbo"},
                              {"model", o.model},
@@ -121,7 +128,8 @@ inline int run_bench(const BenchOptions& o) {
                              {"images_per_s", 1000.0 * static_cast<double>(o.batch) / train_ms},
                              {"gflops", work.train_flops() * static_cast<double>(o.batch) / train_ms / 1e6},
                              {"forward_gflops", work.forward_flops() * static_cast<double>(o.batch) / forward_ms / 1e6},
-                             {"peak_rss_mb", peak_rss_mb()}};
+                             {"peak_rss_mb", peak_rss_mb()},
+                             {"step_allocations", step_allocations}};
     std::printf("%s\n", j.dump().c_str());
     if (o.profile) {  // separate steps, so the profile's clock reads do not touch the timings above
         profile::start();

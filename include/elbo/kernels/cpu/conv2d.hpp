@@ -25,13 +25,22 @@ void conv2d_apply(T* y, const T* x, const T* w, bool accumulate, const Conv2dSha
     gemm(channels_by_pixels(y, s.N, s.O, s.Ho * s.Wo), row_major(w, s.O, s.K()), Patches<T>{x, s}, accumulate);
 }
 
-// dx [N, C, H, W] += the convolution's input gradient for dy [N, O, Ho, Wo]: col2im(Wm^T dY)
+// dx [N, C, H, W] += the convolution's input gradient for dy [N, O, Ho, Wo]: col2im(Wm^T dY).
+// One image at a time: its patch gradients (K x Ho*Wo, a few hundred KiB that stay in cache), then
+// col2im onto its own input planes. The images go to the threads; with fewer images than threads,
+// the GEMM and col2im share out each image instead. Either way every sum runs in the same order.
 template <class T>
 void conv2d_input_grad(T* dx, const T* dy, const T* w, const Conv2dShape& s) {
-    const int64_t K = s.K(), P = s.P();
-    T* cols = scratch<T>(K * P);
-    gemm(row_major(cols, K, P), transposed(w, s.O, K), channels_by_pixels(dy, s.N, s.O, s.Ho * s.Wo), false);
-    col2im(dx, cols, s);
+    const int64_t K = s.K(), HoWo = s.Ho * s.Wo;
+    Conv2dShape image = s;
+    image.N = 1;
+    const bool by_image = s.N >= omp_get_max_threads() && s.P() * K >= parallel_grain;
+#pragma omp parallel for schedule(static) if (by_image)
+    for (int64_t n = 0; n < s.N; ++n) {
+        T* cols = scratch<T>(K * HoWo);
+        gemm(row_major(cols, K, HoWo), transposed(w, s.O, K), row_major(dy + n * s.O * HoWo, s.O, HoWo), false);
+        col2im(dx + n * s.C * s.H * s.W, cols, image);
+    }
 }
 
 // dw [O, C, kh, kw] += dY im2col(x)^T, with dY = dy [N, O, Ho, Wo] as a matrix [O, P]

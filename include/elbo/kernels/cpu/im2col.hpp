@@ -12,7 +12,9 @@
 // output position), which the GEMM writes and col2im adds back onto the input positions it came
 // from.
 
+#include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "elbo/kernels/cpu/gemm.hpp"
 
@@ -29,33 +31,6 @@ struct Conv2dShape {
     int64_t K() const { return C * kh * kw; }
     int64_t P() const { return N * Ho * Wo; }
 };
-
-// x [N, C, H, W] += col2im(cols [K, P]). Parallel over the input planes (n, c): each thread writes
-// only its own plane, so no two threads add into the same element.
-template <class T>
-void col2im(T* x, const T* cols, const Conv2dShape& s) {
-    const int64_t P = s.P(), HoWo = s.Ho * s.Wo;
-#pragma omp parallel for collapse(2) schedule(static) if (P * s.K() >= parallel_grain)
-    for (int64_t n = 0; n < s.N; ++n) {
-        for (int64_t c = 0; c < s.C; ++c) {
-            T* plane = x + (n * s.C + c) * s.H * s.W;
-            for (int64_t i = 0; i < s.kh; ++i) {
-                for (int64_t j = 0; j < s.kw; ++j) {
-                    const T* row = cols + ((c * s.kh + i) * s.kw + j) * P + n * HoWo;
-                    for (int64_t oh = 0; oh < s.Ho; ++oh, row += s.Wo) {
-                        const int64_t h = oh * s.stride - s.padding + i * s.dilation;
-                        if (h < 0 || h >= s.H) continue;
-                        T* dst = plane + h * s.W;
-                        for (int64_t ow = 0; ow < s.Wo; ++ow) {
-                            const int64_t w = ow * s.stride - s.padding + j * s.dilation;
-                            if (w >= 0 && w < s.W) dst[w] += row[ow];
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
 
 // The patch matrix im2col(x) [K, P] as a GEMM operand (B), never stored: the GEMM's packing
 // reads each panel straight from the image. The same work as im2col, but written into a panel that
@@ -93,6 +68,52 @@ inline Offset offset_at(const Conv2dShape& s, int64_t k) {
     return {k / (s.kh * s.kw), k / s.kw % s.kh * s.dilation, k % s.kw * s.dilation};
 }
 
+// The t in [lo, hi) for which column w0 + t*stride lies inside [0, W), of t in [0, len).
+struct Inside {
+    int64_t lo, hi;
+};
+inline Inside inside(int64_t w0, int64_t stride, int64_t W, int64_t len) {
+    const int64_t lo = std::clamp<int64_t>(w0 >= 0 ? 0 : (-w0 + stride - 1) / stride, 0, len);
+    const int64_t hi = std::clamp<int64_t>(W - w0 <= 0 ? 0 : (W - w0 + stride - 1) / stride, lo, len);
+    return {lo, hi};
+}
+
+// Calls f with the stride as a compile-time constant for the strides convolutions use most (1 and
+// 2), so that the loops f runs are vectorized; any other stride comes as 0 and is read at run time.
+template <class F>
+void with_stride(int64_t stride, F f) {
+    if (stride == 2)
+        f(std::integral_constant<int64_t, 2>{});
+    else if (stride == 1)
+        f(std::integral_constant<int64_t, 1>{});
+    else
+        f(std::integral_constant<int64_t, 0>{});
+}
+
+// out[t * step] = src[w0 + t*stride] for t < len, zero where that column lies outside [0, W).
+template <int64_t Stride, class T>
+void gather_row(T* out, int64_t step, const T* src, int64_t W, int64_t len, int64_t w0, int64_t stride) {
+    if constexpr (Stride > 0) stride = Stride;
+    const auto [lo, hi] = inside(w0, stride, W, len);
+    for (int64_t t = 0; t < lo; ++t) out[t * step] = T(0);
+    const T* in = src + w0 + lo * stride;
+    T* o = out + lo * step;
+    if (step == 1)
+        for (int64_t t = 0; t < hi - lo; ++t) o[t] = in[t * stride];
+    else
+        for (int64_t t = 0; t < hi - lo; ++t) o[t * step] = in[t * stride];
+    for (int64_t t = hi; t < len; ++t) out[t * step] = T(0);
+}
+
+// dst[w0 + t*stride] += row[t] for t < len where that column lies inside [0, W): col2im's row.
+template <int64_t Stride, class T>
+void add_row(T* dst, const T* row, int64_t W, int64_t len, int64_t w0, int64_t stride) {
+    if constexpr (Stride > 0) stride = Stride;
+    const auto [lo, hi] = inside(w0, stride, W, len);
+    T* d = dst + w0 + lo * stride;
+    for (int64_t t = lo; t < hi; ++t, d += stride) *d += row[t];
+}
+
 // out[t * step] = the values the run's windows see at kernel offset o, t < r.len (zero in the padding)
 template <class T>
 void gather(T* out, int64_t step, const T* x, const Conv2dShape& s, const Run& r, const Offset& o) {
@@ -102,17 +123,47 @@ void gather(T* out, int64_t step, const T* x, const Conv2dShape& s, const Run& r
         return;
     }
     const T* src = x + ((r.image * s.C + o.c) * s.H + h) * s.W;
-    for (int64_t t = 0, w = r.w0 + o.dw; t < r.len; ++t, w += s.stride)
-        out[t * step] = w >= 0 && w < s.W ? src[w] : T(0);
+    with_stride(s.stride, [&](auto stride) {
+        gather_row<stride()>(out, step, src, s.W, r.len, r.w0 + o.dw, s.stride);
+    });
 }
 
 }  // namespace im2col_detail
+
+// x [N, C, H, W] += col2im(cols [K, P]), cols row-major. Parallel over the input planes (n, c): each
+// thread writes only its own plane, so no two threads add into the same element.
+template <class T>
+void col2im(T* x, const T* cols, const Conv2dShape& s) {
+    const int64_t P = s.P(), HoWo = s.Ho * s.Wo;
+    im2col_detail::with_stride(s.stride, [&](auto stride) {
+#pragma omp parallel for collapse(2) schedule(static) if (P * s.K() >= parallel_grain)
+        for (int64_t n = 0; n < s.N; ++n) {
+            for (int64_t c = 0; c < s.C; ++c) {
+                T* plane = x + (n * s.C + c) * s.H * s.W;
+                for (int64_t i = 0; i < s.kh; ++i) {
+                    for (int64_t j = 0; j < s.kw; ++j) {
+                        const T* row = cols + ((c * s.kh + i) * s.kw + j) * P + n * HoWo;
+                        for (int64_t oh = 0; oh < s.Ho; ++oh, row += s.Wo) {
+                            const int64_t h = oh * s.stride - s.padding + i * s.dilation;
+                            if (h >= 0 && h < s.H)
+                                im2col_detail::add_row<stride()>(plane + h * s.W, row, s.W, s.Wo,
+                                                                 j * s.dilation - s.padding, s.stride);
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
 
 // B = im2col(x): rows k (kernel offsets), columns p (output positions).
 template <class T>
 void pack_panels(T* dst, const Patches<T>& b, int64_t k0, int64_t kc, int64_t j0, int64_t nc) {
     using namespace im2col_detail;
-    constexpr int64_t NR = gemm_detail::Blocking<T>::NR;
+    constexpr int64_t NR = gemm_detail::Blocking<T>::NR, KC = gemm_detail::Blocking<T>::KC;
+    Offset offsets[KC];
+    for (int64_t k = 0; k < kc; ++k) offsets[k] = offset_at(b.s, k0 + k);
     for (int64_t q = 0; q * NR < nc; ++q, dst += kc * NR) {
         const int64_t columns = std::min(NR, nc - q * NR);
         Run runs[NR];
@@ -120,9 +171,8 @@ void pack_panels(T* dst, const Patches<T>& b, int64_t k0, int64_t kc, int64_t j0
         for (int64_t jj = 0; jj < columns; jj += runs[count++].len)
             runs[count] = run_at(b.s, j0 + q * NR + jj, columns - jj);
         for (int64_t k = 0; k < kc; ++k) {
-            const Offset o = offset_at(b.s, k0 + k);
             T* out = dst + k * NR;
-            for (int64_t r = 0; r < count; out += runs[r++].len) gather(out, 1, b.x, b.s, runs[r], o);
+            for (int64_t r = 0; r < count; out += runs[r++].len) gather(out, 1, b.x, b.s, runs[r], offsets[k]);
             std::fill(out, dst + (k + 1) * NR, T(0));
         }
     }
@@ -132,21 +182,19 @@ void pack_panels(T* dst, const Patches<T>& b, int64_t k0, int64_t kc, int64_t j0
 template <class T>
 void pack_panels(T* dst, const PatchesTransposed<T>& b, int64_t p0, int64_t pc, int64_t j0, int64_t nc) {
     using namespace im2col_detail;
-    constexpr int64_t NR = gemm_detail::Blocking<T>::NR;
+    constexpr int64_t NR = gemm_detail::Blocking<T>::NR, KC = gemm_detail::Blocking<T>::KC;
+    Run runs[KC];
+    int64_t count = 0;
+    for (int64_t p = 0; p < pc; p += runs[count++].len) runs[count] = run_at(b.s, p0 + p, pc - p);
     for (int64_t q = 0; q * NR < nc; ++q, dst += pc * NR) {
         const int64_t columns = std::min(NR, nc - q * NR);
         Offset offsets[NR];
         for (int64_t jj = 0; jj < columns; ++jj) offsets[jj] = offset_at(b.s, j0 + q * NR + jj);
-        for (int64_t p = 0; p < pc;) {
-            const Run r = run_at(b.s, p0 + p, pc - p);
-            T* out = dst + p * NR;
-            for (int64_t jj = 0; jj < NR; ++jj) {
-                if (jj < columns)
-                    gather(out + jj, NR, b.x, b.s, r, offsets[jj]);
-                else
-                    for (int64_t t = 0; t < r.len; ++t) out[t * NR + jj] = T(0);
-            }
-            p += r.len;
+        T* out = dst;
+        for (int64_t r = 0; r < count; out += runs[r++].len * NR) {
+            for (int64_t jj = 0; jj < columns; ++jj) gather(out + jj, NR, b.x, b.s, runs[r], offsets[jj]);
+            for (int64_t jj = columns; jj < NR; ++jj)
+                for (int64_t t = 0; t < runs[r].len; ++t) out[t * NR + jj] = T(0);
         }
     }
 }

@@ -40,12 +40,13 @@ done
 
 /usr/bin/python3 - "$results" <<'PY'
 import json, statistics, sys
-runs, peaks = {}, {}
+runs, peaks, own = {}, {}, {}
 for line in open(sys.argv[1]):
     kind, text = line.split(" ", 1)
     j = json.loads(text)
     if kind == "gemm":
         peaks[j["threads"]] = j["gemm_gflops"]
+        own[j["threads"]] = j["elbo_gemm_gflops"]
         continue
     lib = "elbo" if j["library"] == "elbo" else "pytorch"
     runs.setdefault((j["model"], j["threads"], j["batch"]), {}).setdefault(lib, []).append(j)
@@ -61,4 +62,5 @@ for (model, threads, batch), libs in sorted(runs.items()):
           f"{f_e / f_p:>7.2f} | {g:>8.1f}{g / peak:>8.0%} | {med('elbo', 'peak_rss_mb'):>12.0f}"
           f"{med('pytorch', 'peak_rss_mb'):>8.0f}")
 print("GEMM peak (Eigen, float, n = 2048): " + ", ".join(f"{t} threads {p:.0f} GFLOP/s" for t, p in sorted(peaks.items())))
+print("elbo's own GEMM, same matrices: " + ", ".join(f"{t} threads {p:.0f} GFLOP/s" for t, p in sorted(own.items())))
 PY

@@ -85,7 +85,6 @@ inline void on_interrupt(int) {
 inline void set_threads(int threads) {
     if (threads <= 0) return;
     omp_set_num_threads(threads);
-    Eigen::setNbThreads(threads);
 }
 
 // One row of metrics.csv.

@@ -1,8 +1,7 @@
 #pragma once
-// What every CPU kernel shares: Eigen maps over raw buffers, the loss reduction, and a
-// deterministic parallel sum.
+// What every CPU kernel shares: the loss reduction, scratch memory and a deterministic parallel sum.
 
-#include <Eigen/Core>
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -16,19 +15,6 @@ inline const char* to_string(Reduction r) {
 }
 
 namespace kernels {
-
-template <class T>
-using RowMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <class T>
-using ColMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
-template <class T>
-using MapRow = Eigen::Map<RowMajor<T>, Eigen::Unaligned>;
-template <class T>
-using MapConstRow = Eigen::Map<const RowMajor<T>, Eigen::Unaligned>;
-template <class T>
-using MapCol = Eigen::Map<ColMajor<T>, Eigen::Unaligned>;
-template <class T>
-using MapConstCol = Eigen::Map<const ColMajor<T>, Eigen::Unaligned>;
 
 // Loops shorter than this stay on one thread: starting a team costs more than it saves.
 inline constexpr int64_t parallel_grain = 16384;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "elbo/autograd/var.hpp"
+#include "elbo/kernels/cpu/common.hpp"
 
 namespace elbo::optim {
 
@@ -177,12 +178,13 @@ public:
             const T* g = p.grad().data();
             T* m = this->buffers_[i][0].data();
             T* v = this->buffers_[i][1].data();
-            for (int64_t j = 0; j < p.numel(); ++j) {
+            const bool coupled = o.weight_decay != 0 && !decoupled_, shrink = o.weight_decay != 0 && decoupled_;
+            const int64_t n = p.numel();
+#pragma omp parallel for schedule(static) if (n >= kernels::parallel_grain)
+            for (int64_t j = 0; j < n; ++j) {
                 T gj = g[j];
-                if (o.weight_decay != 0) {
-                    if (decoupled_) w[j] = w[j] * decay;
-                    else gj = gj + wd * w[j];
-                }
+                if (shrink) w[j] = w[j] * decay;
+                if (coupled) gj = gj + wd * w[j];
                 m[j] = m[j] * b1 + one_minus_b1 * gj;
                 v[j] = v[j] * b2 + one_minus_b2 * gj * gj;
                 const T denom = std::sqrt(v[j]) / bc2_sqrt + eps;

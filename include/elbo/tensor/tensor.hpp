@@ -169,8 +169,13 @@ public:
 
     std::vector<T> to_vector() const { return std::vector<T>(begin(), end()); }
 
+    // Fills every element; large tensors are filled by all threads (a fresh gradient buffer is
+    // tens of megabytes, and one thread alone cannot fill memory at the machine's rate).
     Tensor& fill(T value) {
-        std::fill(begin(), end(), value);
+        T* p = data();
+        const int64_t n = numel(), block = int64_t(1) << 16;
+#pragma omp parallel for schedule(static) if (n >= 4 * block)
+        for (int64_t b = 0; b < n; b += block) std::fill(p + b, p + std::min(n, b + block), value);
         return *this;
     }
 

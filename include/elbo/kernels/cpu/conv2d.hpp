@@ -34,12 +34,18 @@ void conv2d_input_grad(T* dx, const T* dy, const T* w, const Conv2dShape& s) {
     const int64_t K = s.K(), HoWo = s.Ho * s.Wo;
     Conv2dShape image = s;
     image.N = 1;
-    const bool by_image = s.N >= omp_get_max_threads() && s.P() * K >= parallel_grain;
-#pragma omp parallel for schedule(static) if (by_image)
-    for (int64_t n = 0; n < s.N; ++n) {
+    auto one_image = [&](int64_t n) {
         T* cols = scratch<T>(K * HoWo);
         gemm(row_major(cols, K, HoWo), transposed(w, s.O, K), row_major(dy + n * s.O * HoWo, s.O, HoWo), false);
         col2im(dx + n * s.C * s.H * s.W, cols, image);
+    };
+    // Not one `parallel for ... if (...)`: a false `if` still opens a region, and the GEMM's team
+    // inside it would be a nested one, started afresh while the outer threads spin.
+    if (s.N >= omp_get_max_threads() && s.P() * K >= parallel_grain) {
+#pragma omp parallel for schedule(static)
+        for (int64_t n = 0; n < s.N; ++n) one_image(n);
+    } else {
+        for (int64_t n = 0; n < s.N; ++n) one_image(n);
     }
 }
 

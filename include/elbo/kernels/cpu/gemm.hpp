@@ -18,7 +18,8 @@
 //
 // Determinism: each element of C is summed over k in one fixed order (KC blocks, in order, each
 // accumulated in registers from zero and then added to C), whichever thread computes its tile and
-// however many threads there are; the threads split C, never k.
+// however many threads there are: the threads split C, and k only where C is small and k long,
+// into chunks fixed by the sizes alone whose partial products are added in order.
 
 #include <omp.h>
 
@@ -329,9 +330,10 @@ void gemm(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b, bool
         return;
     }
     const bool parallel = 2.0 * M * N * K >= 1e6;
-    // A small C over a long k (a convolution's weight gradient, k running over every output pixel
-    // of the batch): fixed chunks of k, each into its own partial product, added in order.
-    const int64_t chunks = M * N <= 64 * 64 && K >= 8192 ? std::min<int64_t>(16, K / 4096) : 1;
+    // A few rows of C over a long k (a convolution's weight gradient, k running over every output
+    // pixel of the batch): cutting C into column ranges would pack A once per range, so k is cut
+    // instead, into chunks fixed by the sizes, each into its own partial product, added in order.
+    const int64_t chunks = M <= 2 * Bk::MC && K >= 2048 ? std::min<int64_t>(16, K / 1024) : 1;
     if (chunks > 1) {
         const int64_t chunk = ((K + chunks - 1) / chunks + Bk::KC - 1) / Bk::KC * Bk::KC;
         thread_local std::vector<T> buffer;  // the calling thread's; the team writes into it

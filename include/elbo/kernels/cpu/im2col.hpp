@@ -68,11 +68,14 @@ inline Offset offset_at(const Conv2dShape& s, int64_t k) {
     return {k / (s.kh * s.kw), k / s.kw % s.kh * s.dilation, k % s.kw * s.dilation};
 }
 
-// The t in [lo, hi) for which column w0 + t*stride lies inside [0, W), of t in [0, len).
+// The t in [lo, hi) for which column w0 + t*stride lies inside [0, W), of t in [0, len). Stride is
+// the stride when known at compile time (its divisions then become shifts), else 0.
 struct Inside {
     int64_t lo, hi;
 };
-inline Inside inside(int64_t w0, int64_t stride, int64_t W, int64_t len) {
+template <int64_t Stride>
+Inside inside(int64_t w0, int64_t stride, int64_t W, int64_t len) {
+    if constexpr (Stride > 0) stride = Stride;
     const int64_t lo = std::clamp<int64_t>(w0 >= 0 ? 0 : (-w0 + stride - 1) / stride, 0, len);
     const int64_t hi = std::clamp<int64_t>(W - w0 <= 0 ? 0 : (W - w0 + stride - 1) / stride, lo, len);
     return {lo, hi};
@@ -94,7 +97,7 @@ void with_stride(int64_t stride, F f) {
 template <int64_t Stride, class T>
 void gather_row(T* out, int64_t step, const T* src, int64_t W, int64_t len, int64_t w0, int64_t stride) {
     if constexpr (Stride > 0) stride = Stride;
-    const auto [lo, hi] = inside(w0, stride, W, len);
+    const auto [lo, hi] = inside<Stride>(w0, stride, W, len);
     for (int64_t t = 0; t < lo; ++t) out[t * step] = T(0);
     const T* in = src + w0 + lo * stride;
     T* o = out + lo * step;
@@ -109,7 +112,7 @@ void gather_row(T* out, int64_t step, const T* src, int64_t W, int64_t len, int6
 template <int64_t Stride, class T>
 void add_row(T* dst, const T* row, int64_t W, int64_t len, int64_t w0, int64_t stride) {
     if constexpr (Stride > 0) stride = Stride;
-    const auto [lo, hi] = inside(w0, stride, W, len);
+    const auto [lo, hi] = inside<Stride>(w0, stride, W, len);
     T* d = dst + w0 + lo * stride;
     for (int64_t t = lo; t < hi; ++t, d += stride) *d += row[t];
 }

@@ -16,7 +16,9 @@ Var<T> reshape(const Var<T>& x, std::vector<int64_t> dims) {
     return Var<T>::from_op(std::move(y), "reshape", {x}, [](Node<T>& self) {
         if (T* dx = self.parent_grad(0)) {
             const T* dy = self.grad.data();
-            for (int64_t i = 0; i < self.grad.numel(); ++i) dx[i] += dy[i];
+            const int64_t n = self.grad.numel();
+#pragma omp parallel for schedule(static) if (n >= kernels::parallel_grain)
+            for (int64_t i = 0; i < n; ++i) dx[i] += dy[i];
         }
     });
 }

@@ -56,9 +56,11 @@ void conv2d_weight_grad(T* dw, const T* dy, const T* x, const Conv2dShape& s) {
          true);
 }
 
-// db [O] += the sum of dy [N, O, HW] over n and the image
+// db [O] += the sum of dy [N, O, HW] over n and the image: each channel summed in double, in
+// order, by one thread.
 template <class T>
 void channel_sum_grad(T* db, const T* dy, int64_t N, int64_t O, int64_t HW) {
+#pragma omp parallel for schedule(static) if (N * O * HW >= parallel_grain)
     for (int64_t o = 0; o < O; ++o) {
         double s = 0.0;
         for (int64_t n = 0; n < N; ++n) {

@@ -18,6 +18,10 @@
 
 #include "elbo/kernels/cpu/gemm.hpp"
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 namespace elbo::kernels {
 
 // The sizes of one 2-D convolution, input to output. Ho and Wo are given, not derived, so that a
@@ -101,10 +105,23 @@ void gather_row(T* out, int64_t step, const T* src, int64_t W, int64_t len, int6
     for (int64_t t = 0; t < lo; ++t) out[t * step] = T(0);
     const T* in = src + w0 + lo * stride;
     T* o = out + lo * step;
+    int64_t t = 0;
+#if defined(__AVX2__)
+    // Stride 2 into a panel row: every other one of 16 adjacent values, 8 at a time, while all 16
+    // lie inside the row (the last one read is one past the last one kept).
+    if constexpr (Stride == 2 && std::is_same_v<T, float>)
+        if (step == 1)
+            for (; t + 8 <= hi - lo && w0 + (lo + t) * 2 + 16 <= W; t += 8) {
+                const __m256 a = _mm256_loadu_ps(in + 2 * t), b = _mm256_loadu_ps(in + 2 * t + 8);
+                const __m256 even = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));  // a0 a2 b0 b2 a4 a6 b4 b6
+                _mm256_storeu_ps(o + t, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even),
+                                                                               _MM_SHUFFLE(3, 1, 2, 0))));
+            }
+#endif
     if (step == 1)
-        for (int64_t t = 0; t < hi - lo; ++t) o[t] = in[t * stride];
+        for (; t < hi - lo; ++t) o[t] = in[t * stride];
     else
-        for (int64_t t = 0; t < hi - lo; ++t) o[t * step] = in[t * stride];
+        for (; t < hi - lo; ++t) o[t * step] = in[t * stride];
     for (int64_t t = hi; t < len; ++t) out[t * step] = T(0);
 }
 
@@ -118,7 +135,7 @@ void add_row(T* dst, const T* row, int64_t W, int64_t len, int64_t w0, int64_t s
 }
 
 // out[t * step] = the values the run's windows see at kernel offset o, t < r.len (zero in the padding)
-template <class T>
+template <int64_t Stride, class T>
 void gather(T* out, int64_t step, const T* x, const Conv2dShape& s, const Run& r, const Offset& o) {
     const int64_t h = r.h0 + o.dh;
     if (h < 0 || h >= s.H) {
@@ -126,9 +143,7 @@ void gather(T* out, int64_t step, const T* x, const Conv2dShape& s, const Run& r
         return;
     }
     const T* src = x + ((r.image * s.C + o.c) * s.H + h) * s.W;
-    with_stride(s.stride, [&](auto stride) {
-        gather_row<stride()>(out, step, src, s.W, r.len, r.w0 + o.dw, s.stride);
-    });
+    gather_row<Stride>(out, step, src, s.W, r.len, r.w0 + o.dw, s.stride);
 }
 
 }  // namespace im2col_detail
@@ -160,10 +175,10 @@ void col2im(T* x, const T* cols, const Conv2dShape& s) {
 }
 
 
-// B = im2col(x): rows k (kernel offsets), columns p (output positions).
-template <class T>
-void pack_panels(T* dst, const Patches<T>& b, int64_t k0, int64_t kc, int64_t j0, int64_t nc) {
-    using namespace im2col_detail;
+namespace im2col_detail {
+
+template <int64_t Stride, class T>
+void pack_patches(T* dst, const Patches<T>& b, int64_t k0, int64_t kc, int64_t j0, int64_t nc) {
     constexpr int64_t NR = gemm_detail::Blocking<T>::NR, KC = gemm_detail::Blocking<T>::KC;
     Offset offsets[KC];
     for (int64_t k = 0; k < kc; ++k) offsets[k] = offset_at(b.s, k0 + k);
@@ -175,31 +190,77 @@ void pack_panels(T* dst, const Patches<T>& b, int64_t k0, int64_t kc, int64_t j0
             runs[count] = run_at(b.s, j0 + q * NR + jj, columns - jj);
         for (int64_t k = 0; k < kc; ++k) {
             T* out = dst + k * NR;
-            for (int64_t r = 0; r < count; out += runs[r++].len) gather(out, 1, b.x, b.s, runs[r], offsets[k]);
+            for (int64_t r = 0; r < count; out += runs[r++].len) gather<Stride>(out, 1, b.x, b.s, runs[r], offsets[k]);
             std::fill(out, dst + (k + 1) * NR, T(0));
         }
     }
 }
 
+template <int64_t Stride, class T>
+void pack_patches_transposed(T* dst, const PatchesTransposed<T>& b, int64_t p0, int64_t pc, int64_t j0, int64_t nc) {
+    constexpr int64_t NR = gemm_detail::Blocking<T>::NR, KC = gemm_detail::Blocking<T>::KC;
+    const Conv2dShape& s = b.s;
+    const int64_t stride = Stride > 0 ? Stride : s.stride;
+    Run runs[KC];
+    int64_t count = 0;
+    for (int64_t p = 0; p < pc; p += runs[count++].len) runs[count] = run_at(s, p0 + p, pc - p);
+    for (int64_t q = 0; q * NR < nc; ++q, dst += pc * NR) {
+        const int64_t columns = std::min(NR, nc - q * NR);
+        // The panel's kernel offsets, and where each reads relative to a window's corner.
+        Offset offsets[NR];
+        int64_t at[NR];
+        int64_t dh_min = s.H, dh_max = -1, dw_min = s.W, dw_max = -1;
+        for (int64_t jj = 0; jj < columns; ++jj) {
+            const Offset o = offsets[jj] = offset_at(s, j0 + q * NR + jj);
+            at[jj] = (o.c * s.H + o.dh) * s.W + o.dw;
+            dh_min = std::min(dh_min, o.dh), dh_max = std::max(dh_max, o.dh);
+            dw_min = std::min(dw_min, o.dw), dw_max = std::max(dw_max, o.dw);
+        }
+        T* out = dst;
+        for (int64_t r = 0; r < count; out += runs[r++].len * NR) {
+            const Run& run = runs[r];
+            // The windows t in [lo, hi) of the run lie wholly inside the image for every offset of
+            // the panel: no bounds to check there, a row of the panel is NR plain loads.
+            int64_t lo = run.len, hi = run.len;
+            if (run.h0 + dh_min >= 0 && run.h0 + dh_max < s.H) {
+                const Inside in = inside<Stride>(run.w0 + dw_min, stride, s.W - (dw_max - dw_min), run.len);
+                lo = in.lo, hi = in.hi;
+            }
+            const T* corner = b.x + run.image * s.C * s.H * s.W + run.h0 * s.W + run.w0;
+            for (int64_t t = lo; t < hi; ++t) {
+                const T* window = corner + t * stride;
+                T* row = out + t * NR;
+                for (int64_t jj = 0; jj < columns; ++jj) row[jj] = window[at[jj]];
+                for (int64_t jj = columns; jj < NR; ++jj) row[jj] = T(0);
+            }
+            // The rest, at the image's border, value by value.
+            for (int64_t t = 0; t < run.len; ++t) {
+                if (t == lo) t = hi;
+                if (t >= run.len) break;
+                const Run one{1, run.image, run.h0, run.w0 + t * stride};
+                for (int64_t jj = 0; jj < columns; ++jj) gather<Stride>(out + t * NR + jj, NR, b.x, s, one, offsets[jj]);
+                for (int64_t jj = columns; jj < NR; ++jj) out[t * NR + jj] = T(0);
+            }
+        }
+    }
+}
+
+}  // namespace im2col_detail
+
+// B = im2col(x): rows k (kernel offsets), columns p (output positions).
+template <class T>
+void pack_panels(T* dst, const Patches<T>& b, int64_t k0, int64_t kc, int64_t j0, int64_t nc) {
+    im2col_detail::with_stride(b.s.stride, [&](auto stride) {
+        im2col_detail::pack_patches<stride()>(dst, b, k0, kc, j0, nc);
+    });
+}
+
 // B = im2col(x)^T: rows p (output positions), columns k (kernel offsets).
 template <class T>
 void pack_panels(T* dst, const PatchesTransposed<T>& b, int64_t p0, int64_t pc, int64_t j0, int64_t nc) {
-    using namespace im2col_detail;
-    constexpr int64_t NR = gemm_detail::Blocking<T>::NR, KC = gemm_detail::Blocking<T>::KC;
-    Run runs[KC];
-    int64_t count = 0;
-    for (int64_t p = 0; p < pc; p += runs[count++].len) runs[count] = run_at(b.s, p0 + p, pc - p);
-    for (int64_t q = 0; q * NR < nc; ++q, dst += pc * NR) {
-        const int64_t columns = std::min(NR, nc - q * NR);
-        Offset offsets[NR];
-        for (int64_t jj = 0; jj < columns; ++jj) offsets[jj] = offset_at(b.s, j0 + q * NR + jj);
-        T* out = dst;
-        for (int64_t r = 0; r < count; out += runs[r++].len * NR) {
-            for (int64_t jj = 0; jj < columns; ++jj) gather(out + jj, NR, b.x, b.s, runs[r], offsets[jj]);
-            for (int64_t jj = columns; jj < NR; ++jj)
-                for (int64_t t = 0; t < runs[r].len; ++t) out[t * NR + jj] = T(0);
-        }
-    }
+    im2col_detail::with_stride(b.s.stride, [&](auto stride) {
+        im2col_detail::pack_patches_transposed<stride()>(dst, b, p0, pc, j0, nc);
+    });
 }
 
 }  // namespace elbo::kernels

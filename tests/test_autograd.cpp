@@ -15,6 +15,26 @@ TEST_CASE("a variable used twice accumulates both gradients") {
     CHECK(x.grad()[2] == doctest::Approx(4.0));
 }
 
+TEST_CASE("an element-wise gradient stores the first contribution and adds the later ones") {
+    // The activations and reshape write a parent's first gradient without zeroing it first; a
+    // second path into the same parent, or a second backward, must add.
+    // f(x) = sum(2 relu(x) + sigmoid(x) + reshape(x))  ->  f'(x) = 2 [x > 0] + s(1 - s) + 1
+    Var<double> x(Tensor<double>::from_vector(Shape{4}, {1.5, -2, 0.25, -0.1}), true);
+    auto f = [&] { return sum(relu(x) * 2.0 + sigmoid(x) + reshape(reshape(x, {2, 2}), {4})); };
+    auto expected = [&](int64_t i) {
+        const double v = x.value()[i], s = 1 / (1 + std::exp(-v));
+        return (v > 0 ? 2.0 : 0.0) + s * (1 - s) + 1;
+    };
+    backward(f());
+    for (int64_t i = 0; i < 4; ++i) CHECK(x.grad()[i] == doctest::Approx(expected(i)).epsilon(1e-14));
+    backward(f());  // onto the gradient already there
+    for (int64_t i = 0; i < 4; ++i) CHECK(x.grad()[i] == doctest::Approx(2 * expected(i)).epsilon(1e-14));
+    // An interior node whose only gradient comes from relu: stored, not added to garbage.
+    x.zero_grad();
+    backward(sum(relu(x * 3.0)));
+    for (int64_t i = 0; i < 4; ++i) CHECK(x.grad()[i] == (x.value()[i] > 0 ? 3.0 : 0.0));
+}
+
 TEST_CASE("gradients accumulate across backward calls until zero_grad") {
     Var<double> x(Tensor<double>::scalar(2.0), true);
     backward(x * x);

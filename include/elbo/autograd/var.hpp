@@ -64,6 +64,21 @@ struct Node {
         return p.requires_grad ? p.grad_buffer().data() : nullptr;
     }
 
+    // The same, for a backward that writes every element of the parent's gradient: when this is the
+    // parent's first gradient its buffer is left unset and `assign` comes back true, and the kernel
+    // stores rather than adds (a pass of zeros and a read saved).
+    T* parent_grad_to_write(size_t i, bool& assign) {
+        Node& p = *parents[i];
+        assign = false;
+        if (!p.requires_grad) return nullptr;
+        if (!p.has_grad) {
+            p.grad = Tensor<T>::uninitialized(p.value.shape());
+            p.has_grad = true;
+            assign = true;
+        }
+        return p.grad.data();
+    }
+
     Node() = default;
     Node(const Node&) = delete;
     Node& operator=(const Node&) = delete;

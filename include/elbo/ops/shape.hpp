@@ -14,11 +14,12 @@ Var<T> reshape(const Var<T>& x, std::vector<int64_t> dims) {
     require_cpu<T>("reshape", {&x});
     Tensor<T> y = x.value().reshape(std::move(dims));
     return Var<T>::from_op(std::move(y), "reshape", {x}, [](Node<T>& self) {
-        if (T* dx = self.parent_grad(0)) {
+        bool assign = false;
+        if (T* dx = self.parent_grad_to_write(0, assign)) {
             const T* dy = self.grad.data();
             const int64_t n = self.grad.numel();
 #pragma omp parallel for schedule(static) if (n >= kernels::parallel_grain)
-            for (int64_t i = 0; i < n; ++i) dx[i] += dy[i];
+            for (int64_t i = 0; i < n; ++i) dx[i] = assign ? dy[i] : dx[i] + dy[i];
         }
     });
 }

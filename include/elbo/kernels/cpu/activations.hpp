@@ -3,7 +3,8 @@
 // docs/gradients.md#activations
 //
 // Every backward accumulates dx[i] += dy[i] * f'(x[i]), with f' written from whichever of x and
-// y = f(x) is cheaper (sigmoid, tanh and exp reuse y).
+// y = f(x) is cheaper (sigmoid, tanh and exp reuse y); with `assign` (dx's first gradient, its buffer
+// unset) it stores dx[i] = dy[i] * f'(x[i]) instead.
 
 #include <cmath>
 
@@ -18,9 +19,15 @@ void map_unary(T* y, const T* x, int64_t n, F f) {
     for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
 }
 
-// dx[i] += dy[i] * g(x[i], y[i]) for i in [0, n).
+// dx[i] += dy[i] * g(x[i], y[i]) for i in [0, n); with `assign`, dx[i] = ... (dx's first gradient:
+// no zeros to write first, nothing to read back).
 template <class T, class G>
-void map_unary_grad(T* dx, const T* dy, const T* x, const T* y, int64_t n, G g) {
+void map_unary_grad(T* dx, const T* dy, const T* x, const T* y, int64_t n, G g, bool assign) {
+    if (assign) {
+#pragma omp parallel for schedule(static) if (n >= parallel_grain)
+        for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * g(x[i], y[i]);
+        return;
+    }
 #pragma omp parallel for schedule(static) if (n >= parallel_grain)
     for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * g(x[i], y[i]);
 }
@@ -42,58 +49,58 @@ T softplus_of(T x) {
 template <class T> void relu_forward(T* y, const T* x, int64_t n) {
     map_unary(y, x, n, [](T v) { return v > T(0) ? v : T(0); });
 }
-template <class T> void relu_backward(T* dx, const T* dy, const T* x, int64_t n) {
-    map_unary_grad(dx, dy, x, x, n, [](T v, T) { return v > T(0) ? T(1) : T(0); });
+template <class T> void relu_backward(T* dx, const T* dy, const T* x, int64_t n, bool assign) {
+    map_unary_grad(dx, dy, x, x, n, [](T v, T) { return v > T(0) ? T(1) : T(0); }, assign);
 }
 
 template <class T> void leaky_relu_forward(T* y, const T* x, int64_t n, T slope) {
     map_unary(y, x, n, [slope](T v) { return v > T(0) ? v : v * slope; });
 }
-template <class T> void leaky_relu_backward(T* dx, const T* dy, const T* x, int64_t n, T slope) {
-    map_unary_grad(dx, dy, x, x, n, [slope](T v, T) { return v > T(0) ? T(1) : slope; });
+template <class T> void leaky_relu_backward(T* dx, const T* dy, const T* x, int64_t n, T slope, bool assign) {
+    map_unary_grad(dx, dy, x, x, n, [slope](T v, T) { return v > T(0) ? T(1) : slope; }, assign);
 }
 
 template <class T> void sigmoid_forward(T* y, const T* x, int64_t n) {
     map_unary(y, x, n, [](T v) { return sigmoid_of(v); });
 }
-template <class T> void sigmoid_backward(T* dx, const T* dy, const T* y, int64_t n) {
-    map_unary_grad(dx, dy, y, y, n, [](T s, T) { return s * (T(1) - s); });
+template <class T> void sigmoid_backward(T* dx, const T* dy, const T* y, int64_t n, bool assign) {
+    map_unary_grad(dx, dy, y, y, n, [](T s, T) { return s * (T(1) - s); }, assign);
 }
 
 template <class T> void tanh_forward(T* y, const T* x, int64_t n) {
     map_unary(y, x, n, [](T v) { return std::tanh(v); });
 }
-template <class T> void tanh_backward(T* dx, const T* dy, const T* y, int64_t n) {
-    map_unary_grad(dx, dy, y, y, n, [](T t, T) { return T(1) - t * t; });
+template <class T> void tanh_backward(T* dx, const T* dy, const T* y, int64_t n, bool assign) {
+    map_unary_grad(dx, dy, y, y, n, [](T t, T) { return T(1) - t * t; }, assign);
 }
 
 template <class T> void softplus_forward(T* y, const T* x, int64_t n) {
     map_unary(y, x, n, [](T v) { return softplus_of(v); });
 }
-template <class T> void softplus_backward(T* dx, const T* dy, const T* x, int64_t n) {
-    map_unary_grad(dx, dy, x, x, n, [](T v, T) { return v > T(20) ? T(1) : sigmoid_of(v); });
+template <class T> void softplus_backward(T* dx, const T* dy, const T* x, int64_t n, bool assign) {
+    map_unary_grad(dx, dy, x, x, n, [](T v, T) { return v > T(20) ? T(1) : sigmoid_of(v); }, assign);
 }
 
 template <class T> void exp_forward(T* y, const T* x, int64_t n) {
     map_unary(y, x, n, [](T v) { return std::exp(v); });
 }
-template <class T> void exp_backward(T* dx, const T* dy, const T* y, int64_t n) {
-    map_unary_grad(dx, dy, y, y, n, [](T e, T) { return e; });
+template <class T> void exp_backward(T* dx, const T* dy, const T* y, int64_t n, bool assign) {
+    map_unary_grad(dx, dy, y, y, n, [](T e, T) { return e; }, assign);
 }
 
 // |x|, with PyTorch's subgradient sign(0) = 0.
 template <class T> void abs_forward(T* y, const T* x, int64_t n) {
     map_unary(y, x, n, [](T v) { return std::abs(v); });
 }
-template <class T> void abs_backward(T* dx, const T* dy, const T* x, int64_t n) {
-    map_unary_grad(dx, dy, x, x, n, [](T v, T) { return v > T(0) ? T(1) : v < T(0) ? T(-1) : T(0); });
+template <class T> void abs_backward(T* dx, const T* dy, const T* x, int64_t n, bool assign) {
+    map_unary_grad(dx, dy, x, x, n, [](T v, T) { return v > T(0) ? T(1) : v < T(0) ? T(-1) : T(0); }, assign);
 }
 
 template <class T> void log_forward(T* y, const T* x, int64_t n) {
     map_unary(y, x, n, [](T v) { return std::log(v); });
 }
-template <class T> void log_backward(T* dx, const T* dy, const T* x, int64_t n) {
-    map_unary_grad(dx, dy, x, x, n, [](T v, T) { return T(1) / v; });
+template <class T> void log_backward(T* dx, const T* dy, const T* x, int64_t n, bool assign) {
+    map_unary_grad(dx, dy, x, x, n, [](T v, T) { return T(1) / v; }, assign);
 }
 
 }  // namespace elbo::kernels

@@ -300,7 +300,8 @@ void pack_panels(T* dst, const MatrixView<const T>& b, int64_t k0, int64_t kc, i
         const int64_t j = j0 + q * NR, n = std::min(NR, nc - q * NR);
         if (n == NR && b.contiguous(j, NR)) {
             const T* src = b.p + k0 * b.rs + b.column_offset(j);
-            for (int64_t k = 0; k < kc; ++k, src += b.rs) std::copy(src, src + NR, dst + k * NR);
+            for (int64_t k = 0; k < kc; ++k, src += b.rs)  // NR known here: moves, not a memmove call
+                for (int64_t jj = 0; jj < NR; ++jj) dst[k * NR + jj] = src[jj];
             continue;
         }
         for (int64_t jj = 0; jj < NR; ++jj) {
@@ -354,7 +355,9 @@ void gemm(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b, bool
     }
     // Otherwise C is cut into column ranges (each packs its B panels once) and, when C has too few
     // columns for that, also into row ranges; a few ranges per thread balance the load.
-    const int64_t threads = omp_get_max_threads(), wanted = threads == 1 ? 1 : 4 * threads;
+    // Inside another parallel region (a convolution's images shared among threads) this GEMM runs
+    // on its one thread: one range, so that nothing is packed twice.
+    const int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads(), wanted = threads == 1 ? 1 : 4 * threads;
     const int64_t col_parts = std::clamp<int64_t>(N / (4 * Bk::NR), 1, wanted);
     const int64_t row_parts = std::clamp<int64_t>(wanted / col_parts, 1, (M + Bk::MR - 1) / Bk::MR);
     const int64_t cols_each = ((N + Bk::NR - 1) / Bk::NR + col_parts - 1) / col_parts * Bk::NR;

@@ -51,7 +51,11 @@ void backward(const Var<T>& output, const Tensor<T>& seed) {
     std::vector<Node<T>*> order = topological_order(&root);
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
         Node<T>& node = **it;
-        if (node.backward && node.has_grad) profile::timed_backward(node.op, [&] { node.backward(node); });
+        if (!node.backward || !node.has_grad) continue;
+        profile::timed_backward(node.op, [&] { node.backward(node); });
+        // Its gradient is spent (every child ran before it): back to the pool now, so that the next
+        // buffer of its size is this one, still in cache, and the step's peak memory stays low.
+        node.grad = Tensor<T>();
     }
     for (Node<T>* node : order) {
         if (!node->backward) continue;

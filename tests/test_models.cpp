@@ -283,7 +283,7 @@ TEST_CASE("VAE, beta-VAE and FactorVAE train: their losses fall") {
     }
 }
 
-TEST_CASE("after the first step, a training step asks the system for no memory") {
+TEST_CASE("once the pool is warm, a training step asks the system for no memory") {
     for (const char* kind : {"vae", "factor-vae"}) {
         INFO(kind);
         Generator gen(5);
@@ -296,13 +296,16 @@ TEST_CASE("after the first step, a training step asks the system for no memory")
         auto step = [&](int64_t s) {
             cli::train_step(*model, {&opt, d_opt.get()}, images.slice(0, 8), images.slice(8, 16), s, gen);
         };
-        step(0);  // Adam's moments and the pool's first buffers
-        const MemoryStats before = memory_stats();
+        // The first step fills the pool; Adam's moments, made at its end, take some of the buffers
+        // the backward pass has just handed back, so the second step tops the pool up (measured:
+        // two buffers for the VAE). From then on every buffer is a reused one.
+        step(0);
         step(1);
-        step(2);
+        const MemoryStats before = memory_stats();
+        for (int64_t s = 2; s < 5; ++s) step(s);
         const MemoryStats after = memory_stats();
         CHECK(after.system_allocations == before.system_allocations);
-        CHECK(after.reuses > before.reuses + 50);  // the steps did take their buffers from the pool
+        CHECK(after.reuses > before.reuses + 150);  // the steps did take their buffers from the pool
     }
 }
 

@@ -292,6 +292,7 @@ void gemm_block(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b
 // that writes B's rows k0 .. k0+kc-1, columns j0 .. j0+nc-1 as micro-panels of NR columns: panel q
 // holds dst[q*kc*NR + k*NR + jj] = B(k0 + k, j0 + q*NR + jj), zero past the last column. A matrix in
 // memory is one; a convolution's patches, packed straight from the image, are another (im2col.hpp).
+//
 // B as a matrix in memory.
 template <class T>
 void pack_panels(T* dst, const MatrixView<const T>& b, int64_t k0, int64_t kc, int64_t j0, int64_t nc) {
@@ -315,7 +316,6 @@ void pack_panels(T* dst, const MatrixView<const T>& b, int64_t k0, int64_t kc, i
     }
 }
 
-
 // C (= or +=) A B with A [M, K], B [K, N], C [M, N]. C must not overlap A or B. The result is the same
 // for every thread count: the threads share out blocks of C, and when C is too small for that, fixed
 // chunks of k whose partial products are added in order.
@@ -334,7 +334,9 @@ void gemm(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b, bool
     // A few rows of C over a long k (a convolution's weight gradient, k running over every output
     // pixel of the batch): cutting C into column ranges would pack A once per range, so k is cut
     // instead, into chunks fixed by the sizes, each into its own partial product, added in order.
-    const int64_t chunks = M <= 2 * Bk::MC && K >= 2048 ? std::min<int64_t>(16, K / 1024) : 1;
+    // Only where those partial products are small (at most 16 of 2^18 values).
+    const int64_t chunks =
+        M <= 2 * Bk::MC && M * N <= (int64_t(1) << 18) && K >= 2048 ? std::min<int64_t>(16, K / 1024) : 1;
     if (chunks > 1) {
         const int64_t chunk = ((K + chunks - 1) / chunks + Bk::KC - 1) / Bk::KC * Bk::KC;
         thread_local std::vector<T> buffer;  // the calling thread's; the team writes into it

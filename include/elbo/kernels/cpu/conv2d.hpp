@@ -9,6 +9,7 @@
 
 #include "elbo/kernels/cpu/gemm.hpp"
 #include "elbo/kernels/cpu/im2col.hpp"
+#include "elbo/kernels/cpu/reduce.hpp"
 
 namespace elbo::kernels {
 
@@ -54,21 +55,6 @@ template <class T>
 void conv2d_weight_grad(T* dw, const T* dy, const T* x, const Conv2dShape& s) {
     gemm(row_major(dw, s.O, s.K()), channels_by_pixels(dy, s.N, s.O, s.Ho * s.Wo), PatchesTransposed<T>{x, s},
          true);
-}
-
-// db [O] += the sum of dy [N, O, HW] over n and the image: each channel summed in double, in
-// order, by one thread.
-template <class T>
-void channel_sum_grad(T* db, const T* dy, int64_t N, int64_t O, int64_t HW) {
-#pragma omp parallel for schedule(static) if (N * O * HW >= parallel_grain)
-    for (int64_t o = 0; o < O; ++o) {
-        double s = 0.0;
-        for (int64_t n = 0; n < N; ++n) {
-            const T* p = dy + (n * O + o) * HW;
-            for (int64_t i = 0; i < HW; ++i) s += p[i];
-        }
-        db[o] += static_cast<T>(s);
-    }
 }
 
 // x [N, C, H, W], w [O, C, kh, kw], b [O] or null  ->  y [N, O, Ho, Wo]

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "elbo/kernels/cpu/gemm.hpp"
+#include "elbo/kernels/cpu/reduce.hpp"
 
 namespace elbo::kernels {
 
@@ -21,12 +22,7 @@ void linear_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, i
                      int64_t O) {
     if (dx) gemm(row_major(dx, N, I), row_major(dy, N, O), row_major(w, O, I), true);
     if (dw) gemm(row_major(dw, O, I), transposed(dy, N, O), row_major(x, N, I), true);
-    if (db)
-        for (int64_t o = 0; o < O; ++o) {
-            T s = T(0);
-            for (int64_t n = 0; n < N; ++n) s += dy[n * O + o];
-            db[o] += s;
-        }
+    if (db) channel_sum_grad(db, dy, N, O, 1);
 }
 
 }  // namespace elbo::kernels

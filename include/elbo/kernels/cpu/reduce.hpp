@@ -45,4 +45,19 @@ void sum_axis_backward(T* dx, const T* dy, int64_t outer, int64_t n, int64_t inn
                 dx[(o * n + k) * inner + i] += static_cast<T>(scale * dy[o * inner + i]);
 }
 
+// db [O] += the sum of dy [N, O, HW] over n and the image (HW = 1 for a linear layer): a bias's
+// gradient. Each channel summed in double, in order, by one thread.
+template <class T>
+void channel_sum_grad(T* db, const T* dy, int64_t N, int64_t O, int64_t HW) {
+#pragma omp parallel for schedule(static) if (N * O * HW >= parallel_grain)
+    for (int64_t o = 0; o < O; ++o) {
+        double s = 0.0;
+        for (int64_t n = 0; n < N; ++n) {
+            const T* p = dy + (n * O + o) * HW;
+            for (int64_t i = 0; i < HW; ++i) s += p[i];
+        }
+        db[o] += static_cast<T>(s);
+    }
+}
+
 }  // namespace elbo::kernels

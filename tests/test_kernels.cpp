@@ -1,6 +1,10 @@
 // Kernels against the plainest loops that define them.
 #include <omp.h>
 
+#include <algorithm>
+#include <bit>
+#include <vector>
+
 #include "helpers.hpp"
 
 using namespace elbo;
@@ -235,6 +239,73 @@ TEST_CASE("sums are bit-identical for every thread count") {
     const double two = kernels::parallel_sum(x.numel(), [&](int64_t i) { return x[i]; });
     omp_set_num_threads(threads);
     CHECK(one == two);
+}
+
+namespace {
+
+// |got - exact| in units of the last place of the float nearest to exact.
+double ulps(float got, double exact) {
+    const float nearest = static_cast<float>(exact);
+    const double ulp = std::nextafter(std::fabs(nearest), INFINITY) - std::fabs(nearest);
+    return std::fabs(static_cast<double>(got) - exact) / ulp;
+}
+
+// Every `stride`-th float of [lo, hi] (by bit pattern, both ends included), both of one sign.
+template <class F>
+void for_floats(float lo, float hi, uint32_t stride, F f) {
+    uint32_t a = std::bit_cast<uint32_t>(lo), b = std::bit_cast<uint32_t>(hi);
+    if (a > b) std::swap(a, b);
+    for (uint64_t u = a; u <= b; u += stride) f(std::bit_cast<float>(static_cast<uint32_t>(u)));
+    f(lo), f(hi);
+}
+
+}  // namespace
+
+TEST_CASE("exp_nonpositive and log1p_unit are within 1.1 ulp of the exact values over their domains") {
+    double worst_exp = 0, worst_log1p = 0;
+    for_floats(-87.0f, -0.0f, 97, [&](float x) {
+        worst_exp = std::max(worst_exp, ulps(kernels::exp_nonpositive(x), std::exp(static_cast<double>(x))));
+    });
+    for_floats(1e-30f, 1.0f, 97, [&](float e) {
+        worst_log1p = std::max(worst_log1p, ulps(kernels::log1p_unit(e), std::log1p(static_cast<double>(e))));
+    });
+    MESSAGE("worst exp ", worst_exp, " ulp, worst log1p ", worst_log1p, " ulp");
+    CHECK(worst_exp < 1.1);
+    CHECK(worst_log1p < 1.1);
+    // Below -87 (where e^x leaves the normal floats) it is 0; NaN stays NaN.
+    CHECK(kernels::exp_nonpositive(-87.5f) == 0.0f);
+    CHECK(kernels::exp_nonpositive(-INFINITY) == 0.0f);
+    CHECK(std::isnan(kernels::exp_nonpositive(NAN)));
+    CHECK(kernels::exp_nonpositive(0.0f) == 1.0f);
+    CHECK(kernels::log1p_unit(0.0f) == 0.0f);
+    CHECK(kernels::log1p_unit(1e-30f) == 1e-30f);  // log1p, not log(1 + e)
+}
+
+TEST_CASE("sigmoid and softplus built on them are within 2.5 ulp, and saturate cleanly") {
+    double worst_sigmoid = 0, worst_softplus = 0;
+    for (float x = -40.0f; x <= 40.0f; x += 1.0f / 1024) {
+        const double e = std::exp(static_cast<double>(x));
+        worst_sigmoid = std::max(worst_sigmoid, ulps(kernels::sigmoid_of(x), e / (1.0 + e)));
+        if (x <= 20.0f) worst_softplus = std::max(worst_softplus, ulps(kernels::softplus_of(x), std::log1p(e)));
+    }
+    MESSAGE("worst sigmoid ", worst_sigmoid, " ulp, worst softplus ", worst_softplus, " ulp");
+    CHECK(worst_sigmoid < 2.5);
+    CHECK(worst_softplus < 2.5);
+    CHECK(kernels::sigmoid_of(-INFINITY) == 0.0f);
+    CHECK(kernels::sigmoid_of(INFINITY) == 1.0f);
+    CHECK(std::isnan(kernels::sigmoid_of(NAN)));
+    CHECK(kernels::softplus_of(-INFINITY) == 0.0f);
+    CHECK(kernels::softplus_of(25.0f) == 25.0f);  // PyTorch's threshold
+}
+
+TEST_CASE("relu's backward is 0 wherever x <= 0, whatever dy holds, like PyTorch's threshold_backward") {
+    const std::vector<float> x{-1.0f, 0.0f, 2.0f, 3.0f}, dy{NAN, INFINITY, 5.0f, NAN};
+    std::vector<float> dx(4, 1.0f);
+    kernels::relu_backward(dx.data(), dy.data(), x.data(), 4, /*assign=*/true);
+    CHECK(dx[0] == 0.0f);
+    CHECK(dx[1] == 0.0f);
+    CHECK(dx[2] == 5.0f);
+    CHECK(std::isnan(dx[3]));
 }
 
 TEST_CASE("bce_with_logits stays finite where sigmoid saturates and equals bce elsewhere") {

@@ -17,7 +17,7 @@ namespace elbo::kernels {
 template <class T, class F>
 void reduce_loss(T* y, int64_t n, Reduction r, F f) {
     if (r == Reduction::none) {
-#pragma omp parallel for schedule(static) if (n >= parallel_grain)
+#pragma omp parallel for simd schedule(static) if (parallel: n >= parallel_grain)
         for (int64_t i = 0; i < n; ++i) y[i] = static_cast<T>(f(i));
         return;
     }
@@ -34,6 +34,20 @@ struct LossGrad {
     LossGrad(const T* dy_, Reduction r_, int64_t n)
         : dy(dy_), r(r_), scale(r_ == Reduction::mean ? T(1) / static_cast<T>(n) : T(1)) {}
     T operator()(int64_t i) const { return r == Reduction::none ? dy[i] : dy[0] * scale; }
+
+    // body(i, g_i) for every i in [0, n), in parallel SIMD lanes: the choice between dy[i] and the
+    // one scaled dy[0] is made once, outside the loop, where it does not stop vectorization.
+    template <class Body>
+    void for_each(int64_t n, Body body) const {
+        if (r == Reduction::none) {
+#pragma omp parallel for simd schedule(static) if (parallel: n >= parallel_grain)
+            for (int64_t i = 0; i < n; ++i) body(i, dy[i]);
+            return;
+        }
+        const T g = dy[0] * scale;
+#pragma omp parallel for simd schedule(static) if (parallel: n >= parallel_grain)
+        for (int64_t i = 0; i < n; ++i) body(i, g);
+    }
 };
 
 // l = max(x, 0) - x t + log(1 + exp(-|x|)), which equals -(t log s(x) + (1-t) log(1 - s(x)))
@@ -42,7 +56,7 @@ template <class T>
 void bce_with_logits_forward(T* y, const T* x, const T* t, int64_t n, Reduction r) {
     reduce_loss(y, n, r, [x, t](int64_t i) {
         const T v = x[i];
-        return std::max(v, T(0)) - v * t[i] + std::log1p(std::exp(-std::abs(v)));
+        return (v > T(0) ? v : T(0)) - v * t[i] + log1p_unit(exp_nonpositive(-std::abs(v)));
     });
 }
 
@@ -51,11 +65,8 @@ template <class T>
 void bce_with_logits_backward(T* dx, T* dt, const T* dy, const T* x, const T* t, int64_t n,
                               Reduction r) {
     const LossGrad<T> g(dy, r, n);
-#pragma omp parallel for schedule(static) if (n >= parallel_grain)
-    for (int64_t i = 0; i < n; ++i) {
-        if (dx) dx[i] += g(i) * (sigmoid_of(x[i]) - t[i]);
-        if (dt) dt[i] -= g(i) * x[i];
-    }
+    if (dx) g.for_each(n, [=](int64_t i, T gi) { dx[i] += gi * (sigmoid_of(x[i]) - t[i]); });
+    if (dt) g.for_each(n, [=](int64_t i, T gi) { dt[i] -= gi * x[i]; });
 }
 
 // PyTorch clamps each log of binary_cross_entropy at -100, so p = 0 or 1 costs at most 100.
@@ -77,11 +88,12 @@ void bce_forward(T* y, const T* p, const T* t, int64_t n, Reduction r) {
 template <class T>
 void bce_backward(T* dp, T* dt, const T* dy, const T* p, const T* t, int64_t n, Reduction r) {
     const LossGrad<T> g(dy, r, n);
-#pragma omp parallel for schedule(static) if (n >= parallel_grain)
-    for (int64_t i = 0; i < n; ++i) {
-        if (dp) dp[i] += g(i) * (p[i] - t[i]) / std::max((T(1) - p[i]) * p[i], T(1e-12));
-        if (dt) dt[i] += g(i) * (clamped_log(T(1) - p[i]) - clamped_log(p[i]));
-    }
+    if (dp)
+        g.for_each(n, [=](int64_t i, T gi) {
+            dp[i] += gi * (p[i] - t[i]) / std::max((T(1) - p[i]) * p[i], T(1e-12));
+        });
+    if (dt)
+        g.for_each(n, [=](int64_t i, T gi) { dt[i] += gi * (clamped_log(T(1) - p[i]) - clamped_log(p[i])); });
 }
 
 // l = (a - b)^2. a, b [n] -> y [n] or [1]
@@ -97,12 +109,8 @@ void mse_forward(T* y, const T* a, const T* b, int64_t n, Reduction r) {
 template <class T>
 void mse_backward(T* da, T* db, const T* dy, const T* a, const T* b, int64_t n, Reduction r) {
     const LossGrad<T> g(dy, r, n);
-#pragma omp parallel for schedule(static) if (n >= parallel_grain)
-    for (int64_t i = 0; i < n; ++i) {
-        const T d = T(2) * g(i) * (a[i] - b[i]);
-        if (da) da[i] += d;
-        if (db) db[i] -= d;
-    }
+    if (da) g.for_each(n, [=](int64_t i, T gi) { da[i] += T(2) * gi * (a[i] - b[i]); });
+    if (db) g.for_each(n, [=](int64_t i, T gi) { db[i] -= T(2) * gi * (a[i] - b[i]); });
 }
 
 // y = x - max - log(sum exp(x - max)) along the axis of x viewed as [outer, k, inner].

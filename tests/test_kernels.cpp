@@ -80,6 +80,8 @@ const ConvCase conv_cases[] = {
     {1, 1, 5, 5, 1, 3, 1, 0, 1, 0},  {5, 3, 7, 6, 4, 3, 2, 1, 1, 1}, {2, 2, 9, 11, 3, 4, 3, 2, 1, 2},
     {1, 3, 8, 7, 2, 3, 1, 1, 2, 0},  {5, 2, 6, 5, 3, 2, 2, 0, 2, 1}, {3, 4, 16, 16, 5, 4, 2, 1, 1, 1},
     {1, 2, 4, 9, 2, 1, 3, 0, 1, 0},
+    // Stride 2 with an even kernel, odd widths: col2im adds kernel columns in pairs, ends one-sided.
+    {2, 3, 9, 11, 4, 2, 2, 0, 1, 0}, {1, 2, 11, 7, 3, 4, 2, 2, 1, 1},
     // Large enough for the GEMM's edges: two k blocks (K = 360), tiles cut at every border.
     {2, 40, 12, 13, 23, 3, 1, 1, 1, 0}, {3, 17, 20, 18, 37, 4, 2, 1, 1, 1},
 };

@@ -125,13 +125,42 @@ void gather_row(T* out, int64_t step, const T* src, int64_t W, int64_t len, int6
     for (int64_t t = hi; t < len; ++t) out[t * step] = T(0);
 }
 
-// dst[w0 + t*stride] += row[t] for t < len where that column lies inside [0, W): col2im's row.
+// col2im's rows: for each of `count` rows (dst advancing by dst_step, rows by len),
+// dst[w0 + t*stride] += row[t] for the t < len whose column lies inside [0, W). The columns inside
+// are the same for every row, so they are found once.
 template <int64_t Stride, class T>
-void add_row(T* dst, const T* row, int64_t W, int64_t len, int64_t w0, int64_t stride) {
+void add_rows(T* dst, int64_t dst_step, const T* rows, int64_t count, int64_t W, int64_t len, int64_t w0,
+              int64_t stride) {
     if constexpr (Stride > 0) stride = Stride;
     const auto [lo, hi] = inside<Stride>(w0, stride, W, len);
-    T* d = dst + w0 + lo * stride;
-    for (int64_t t = lo; t < hi; ++t, d += stride) *d += row[t];
+    for (int64_t r = 0; r < count; ++r, dst += dst_step, rows += len) {
+        T* d = dst + w0;
+        for (int64_t t = lo; t < hi; ++t) d[t * stride] += rows[t];
+    }
+}
+
+// The same for two neighbouring kernel columns of a stride-2 convolution, whose input columns
+// interleave: dst[w0 + 2t] += even[t] and dst[w0 + 2t + 1] += odd[t], added as one contiguous run
+// where both columns are inside (it vectorizes; a stride-2 run of adds does not).
+template <class T>
+void add_rows_pair(T* dst, int64_t dst_step, const T* even, const T* odd, int64_t count, int64_t W,
+                   int64_t len, int64_t w0) {
+    const auto [lo_e, hi_e] = inside<2>(w0, 2, W, len);
+    const auto [lo_o, hi_o] = inside<2>(w0 + 1, 2, W, len);
+    const int64_t lo = std::max(lo_e, lo_o), hi = std::max(lo, std::min(hi_e, hi_o));
+    for (int64_t r = 0; r < count; ++r, dst += dst_step, even += len, odd += len) {
+        T* d = dst + w0;
+#pragma omp simd
+        for (int64_t t = lo; t < hi; ++t) {
+            d[2 * t] += even[t];
+            d[2 * t + 1] += odd[t];
+        }
+        // The ends, where only one of the two columns is inside.
+        for (int64_t t = lo_e; t < std::min(lo, hi_e); ++t) d[2 * t] += even[t];
+        for (int64_t t = std::max(hi, lo_e); t < hi_e; ++t) d[2 * t] += even[t];
+        for (int64_t t = lo_o; t < std::min(lo, hi_o); ++t) d[2 * t + 1] += odd[t];
+        for (int64_t t = std::max(hi, lo_o); t < hi_o; ++t) d[2 * t + 1] += odd[t];
+    }
 }
 
 // out[t * step] = the values the run's windows see at kernel offset o, t < r.len (zero in the padding)
@@ -153,20 +182,26 @@ void gather(T* out, int64_t step, const T* x, const Conv2dShape& s, const Run& r
 template <class T>
 void col2im(T* x, const T* cols, const Conv2dShape& s) {
     const int64_t P = s.P(), HoWo = s.Ho * s.Wo;
+    // Stride 2, no dilation, kw even: kernel columns j and j + 1 land on interleaved columns.
+    const bool pairs = s.stride == 2 && s.dilation == 1 && s.kw % 2 == 0;
     im2col_detail::with_stride(s.stride, [&](auto stride) {
 #pragma omp parallel for collapse(2) schedule(static) if (P * s.K() >= parallel_grain)
         for (int64_t n = 0; n < s.N; ++n) {
             for (int64_t c = 0; c < s.C; ++c) {
                 T* plane = x + (n * s.C + c) * s.H * s.W;
                 for (int64_t i = 0; i < s.kh; ++i) {
-                    for (int64_t j = 0; j < s.kw; ++j) {
-                        const T* row = cols + ((c * s.kh + i) * s.kw + j) * P + n * HoWo;
-                        for (int64_t oh = 0; oh < s.Ho; ++oh, row += s.Wo) {
-                            const int64_t h = oh * s.stride - s.padding + i * s.dilation;
-                            if (h >= 0 && h < s.H)
-                                im2col_detail::add_row<stride()>(plane + h * s.W, row, s.W, s.Wo,
-                                                                 j * s.dilation - s.padding, s.stride);
-                        }
+                    // The output rows oh whose input row h = oh*stride - padding + i*dilation is inside.
+                    const int64_t h0 = i * s.dilation - s.padding;
+                    const auto [oh_lo, oh_hi] = im2col_detail::inside<stride()>(h0, s.stride, s.H, s.Ho);
+                    T* dst = plane + (h0 + oh_lo * s.stride) * s.W;
+                    for (int64_t j = 0; j < s.kw; j += pairs ? 2 : 1) {
+                        const T* row = cols + ((c * s.kh + i) * s.kw + j) * P + n * HoWo + oh_lo * s.Wo;
+                        if (pairs)
+                            im2col_detail::add_rows_pair(dst, s.stride * s.W, row, row + P, oh_hi - oh_lo, s.W,
+                                                         s.Wo, j - s.padding);
+                        else
+                            im2col_detail::add_rows<stride()>(dst, s.stride * s.W, row, oh_hi - oh_lo, s.W, s.Wo,
+                                                              j * s.dilation - s.padding, s.stride);
                     }
                 }
             }

@@ -2,7 +2,7 @@
 # elbo against PyTorch, in one sitting: `elbo bench` and benchmarks/pytorch_reference.py run
 # alternately for ROUNDS rounds on each configuration, with the same threads; the medians over the
 # rounds and their ratios (elbo / PyTorch, below 1 is faster) are printed, with the fraction of the
-# Eigen GEMM peak (measured in the same run) that the training step reaches.
+# Eigen GEMM peak (measured in every round of the same run, median) that the training step reaches.
 #
 #   benchmarks/compare.sh                                  # seed VAE, batch 64, 2 threads, 3 rounds
 #   BATCHES="1 16 64 256" THREADS="1 2" benchmarks/compare.sh
@@ -26,11 +26,12 @@ dpkg-query -W -f='${Status}\n' libopenblas0-openmp 2>/dev/null | grep -q 'instal
 results=$(mktemp)
 trap 'rm -f $results' EXIT
 for threads in $THREADS; do
-  $BUILD/benchmarks/gemm_peak $threads | sed 's/^/gemm /' >> $results
   for batch in $BATCHES; do
     steps=$STEPS
     [ $batch -ge 256 ] && steps=$(( (STEPS + 1) / 2 ))
     for round in $(seq $ROUNDS); do
+      # The GEMM peak is measured in every round too: the machine's speed drifts within minutes.
+      $BUILD/benchmarks/gemm_peak $threads | sed 's/^/gemm /' >> $results
       $BUILD/bin/elbo bench --model $MODEL $SHAPE --batch $batch --threads $threads --steps $steps | sed 's/^/run /' >> $results
       OMP_NUM_THREADS=$threads /usr/bin/python3 benchmarks/pytorch_reference.py --model $MODEL $SHAPE --batch $batch \
         --threads $threads --steps $steps | sed 's/^/run /' >> $results
@@ -45,8 +46,8 @@ for line in open(sys.argv[1]):
     kind, text = line.split(" ", 1)
     j = json.loads(text)
     if kind == "gemm":
-        peaks[j["threads"]] = j["gemm_gflops"]
-        own[j["threads"]] = j["elbo_gemm_gflops"]
+        peaks.setdefault(j["threads"], []).append(j["gemm_gflops"])
+        own.setdefault(j["threads"], []).append(j["elbo_gemm_gflops"])
         continue
     lib = "elbo" if j["library"] == "elbo" else "pytorch"
     runs.setdefault((j["model"], j["threads"], j["batch"]), {}).setdefault(lib, []).append(j)
@@ -57,10 +58,11 @@ for (model, threads, batch), libs in sorted(runs.items()):
     t_e, t_p = med("elbo", "train_step_ms"), med("pytorch", "train_step_ms")
     f_e, f_p = med("elbo", "forward_ms"), med("pytorch", "forward_ms")
     g = med("elbo", "gflops")
-    peak = peaks.get(threads, float("nan"))
+    peak = statistics.median(peaks[threads]) if threads in peaks else float("nan")
     print(f"{model:<11}{threads:>4}{batch:>6} | {t_e:>14.1f}{t_p:>9.1f}{t_e / t_p:>7.2f} | {f_e:>12.1f}{f_p:>9.1f}"
           f"{f_e / f_p:>7.2f} | {g:>8.1f}{g / peak:>8.0%} | {med('elbo', 'peak_rss_mb'):>12.0f}"
           f"{med('pytorch', 'peak_rss_mb'):>8.0f}")
-print("GEMM peak (Eigen, float, n = 2048): " + ", ".join(f"{t} threads {p:.0f} GFLOP/s" for t, p in sorted(peaks.items())))
-print("elbo's own GEMM, same matrices: " + ", ".join(f"{t} threads {p:.0f} GFLOP/s" for t, p in sorted(own.items())))
+span = lambda v: f"{statistics.median(v):.0f} GFLOP/s (median of {len(v)}, {min(v):.0f}-{max(v):.0f})"
+print("GEMM peak (Eigen, float, n = 2048): " + ", ".join(f"{t} threads {span(p)}" for t, p in sorted(peaks.items())))
+print("elbo's own GEMM, same matrices: " + ", ".join(f"{t} threads {span(p)}" for t, p in sorted(own.items())))
 PY

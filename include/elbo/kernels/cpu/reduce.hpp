@@ -54,6 +54,7 @@ void channel_sum_grad(T* db, const T* dy, int64_t N, int64_t O, int64_t HW) {
         double s = 0.0;
         for (int64_t n = 0; n < N; ++n) {
             const T* p = dy + (n * O + o) * HW;
+#pragma omp simd reduction(+ : s)
             for (int64_t i = 0; i < HW; ++i) s += p[i];
         }
         db[o] += static_cast<T>(s);

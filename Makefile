@@ -1,6 +1,6 @@
 # elbo's front door: `make demo` and `make test` set up a fresh Debian 12 machine themselves.
 #
-#   make test           Release build in build/, then every test with ctest
+#   make test           Release build in build/ (with the CUDA module where nvcc is), then every test
 #   make demo           the main job: trains the seed VAE on Fashion-MNIST for DEMO_SECONDS, then
 #                       evaluates it and says where its pictures are (runs/demo)
 #   make test-sanitize  the tests again, built with AddressSanitizer and UBSan (build-sanitize/)
@@ -14,6 +14,11 @@ FUZZ_SECONDS ?= 60
 DEMO         ?= runs/demo
 DEMO_SECONDS ?= 180
 CMAKE_ARGS   ?=
+# The CUDA module is built wherever nvcc is installed (CUDA=off skips it); it never needs a GPU to
+# build, and its tests that need one are skipped, with the reason, where there is none.
+NVCC         := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA         ?= $(if $(NVCC),on,off)
+CUDA_ARGS    := $(if $(filter on,$(CUDA)),-DELBO_CUDA=ON -DCMAKE_CUDA_COMPILER=$(NVCC),-DELBO_CUDA=OFF)
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PACKAGES      := cmake make g++ git libeigen3-dev doctest-dev nlohmann-json3-dev libcli11-dev zlib1g-dev libstb-dev dataset-fashion-mnist
@@ -36,14 +41,14 @@ deps:
 	$(call install_missing,$(PACKAGES))
 
 build: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CUDA_ARGS) $(CMAKE_ARGS)
 	cmake --build $(BUILD) -j$(JOBS)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
 demo: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CUDA_ARGS) $(CMAKE_ARGS)
 	cmake --build $(BUILD) -j$(JOBS) --target elbo_cli scalar_gradient conv2d_gradcheck
 	@echo "== the seed VAE (D = 64) on Fashion-MNIST, about three minutes"
 	rm -rf $(DEMO)
@@ -58,7 +63,7 @@ demo: deps
 	$(BUILD)/examples/conv2d_gradcheck
 
 test-sanitize:
-	$(MAKE) test BUILD=build-sanitize CMAKE_ARGS="-DELBO_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo"
+	$(MAKE) test BUILD=build-sanitize CUDA=off CMAKE_ARGS="-DELBO_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo"
 
 fuzz: deps
 	$(call install_missing,$(FUZZ_PACKAGES))

@@ -105,4 +105,14 @@ TEST_CASE("tensor misuse gives clear errors") {
     CHECK(testing::error_of([&] { t.item(); }) == "Tensor::item: expected one element, got shape [2,3]");
 }
 
+TEST_CASE("without the CUDA module, a tensor asked onto the GPU is a clear error, and to(cpu) is a no-op") {
+    const Tensor<float> t(Shape{2, 3});
+    CHECK(t.to(Device::cpu).shares_storage_with(t));
+    const std::string no_module =
+        "this build has no CUDA module (configure elbo with -DELBO_CUDA=ON and link elbo::cuda)";
+    CHECK(testing::error_of([&] { t.to(Device::cuda); }) == "Tensor::to: " + no_module);
+    CHECK(testing::error_of([&] { Tensor<float>::uninitialized(Shape{2}, Device::cuda); }) == "Tensor: " + no_module);
+    CHECK(testing::error_of([&] { Tensor<double>::zeros(Shape{2}, Device::cuda); }) == "Tensor: " + no_module);
+}
+
 }

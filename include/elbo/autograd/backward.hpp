@@ -44,9 +44,17 @@ void backward(const Var<T>& output, const Tensor<T>& seed) {
           "the output does not depend on any Var with requires_grad (op '", root.op, "')");
     check(seed.shape() == root.value.shape(), "backward", "seed gradient has shape ", seed.shape(),
           ", the output has ", root.value.shape());
-    const T* s = seed.data();
-    T* g = root.grad_buffer().data();
-    for (int64_t i = 0; i < seed.numel(); ++i) g[i] += s[i];
+    if (!root.has_grad) {  // the usual case: the seed is the output's gradient
+        root.grad = seed.to(root.value.device()).clone();
+        root.has_grad = true;
+    } else {
+        check(root.value.device() == Device::cpu, "backward",
+              "adding a seed onto an existing gradient on ", to_string(root.value.device()),
+              " is not supported; differentiate a fresh output");
+        const Tensor<T> s = seed.to(Device::cpu);
+        T* g = root.grad.data();
+        for (int64_t i = 0; i < s.numel(); ++i) g[i] += s.data()[i];
+    }
 
     std::vector<Node<T>*> order = topological_order(&root);
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
@@ -72,7 +80,7 @@ template <class T>
 void backward(const Var<T>& loss) {
     check(loss.numel() == 1, "backward", "expected a scalar loss (one element), got shape ",
           loss.shape(), "; pass a seed gradient for other outputs");
-    backward(loss, Tensor<T>::full(loss.shape(), T(1)));
+    backward(loss, Tensor<T>::full(loss.shape(), T(1)).to(loss.value().device()));
 }
 
 }  // namespace elbo

@@ -52,7 +52,7 @@ struct Node {
     // The gradient to accumulate into, zeros on first use.
     Tensor<T>& grad_buffer() {
         if (!has_grad) {
-            grad = Tensor<T>(value.shape());
+            grad = Tensor<T>::zeros(value.shape(), value.device());
             has_grad = true;
         }
         return grad;
@@ -72,7 +72,7 @@ struct Node {
         assign = false;
         if (!p.requires_grad) return nullptr;
         if (!p.has_grad) {
-            p.grad = Tensor<T>::uninitialized(p.value.shape());
+            p.grad = Tensor<T>::uninitialized(p.value.shape(), p.value.device());
             p.has_grad = true;
             assign = true;
         }

@@ -2,23 +2,79 @@
 // What every op shares: the autograd types, the kernels, and the device check.
 
 #include <initializer_list>
+#include <type_traits>
 
 #include "elbo/autograd/backward.hpp"
 #include "elbo/kernels/cpu/common.hpp"
 
 namespace elbo {
 
-// Every operand of an op must live on the CPU until the CUDA module is linked in. Every op calls
-// this first, so it also starts the op's clock for the profile (autograd/profile.hpp).
+// The device all operands of an op live on (the first defined one's); an Error when they differ.
+// Every op calls this or require_cpu first, so it also starts the op's clock for the profile
+// (autograd/profile.hpp).
+template <class T>
+Device require_one_device(const char* op, std::initializer_list<const Var<T>*> operands) {
+    profile::op_begins();
+    Device device = Device::cpu;
+    bool first = true;
+    for (const Var<T>* v : operands) {
+        if (!v->defined()) continue;
+        const Device d = v->value().device();
+        if (first) device = d;
+        check(d == device, op, "expected every operand on one device, got ", to_string(device), " and ",
+              to_string(d), "; move them with Tensor::to or Module::to");
+        first = false;
+    }
+    return device;
+}
+
+// The same for an op that runs on the CPU only (it has no CUDA kernel yet).
 template <class T>
 void require_cpu(const char* op, std::initializer_list<const Var<T>*> operands) {
-    profile::op_begins();
-    for (const Var<T>* v : operands)
-        if (v->defined())
-            check(v->value().device() == Device::cpu, op,
-                  "expected tensors on cpu, got one on ", to_string(v->value().device()),
-                  " (this build has no CUDA module)");
+    const Device device = require_one_device(op, operands);
+    check(device == Device::cpu, op, "expected tensors on cpu, got them on ", to_string(device),
+#if ELBO_WITH_CUDA
+          " (this op has no CUDA kernel yet)"
+#else
+          " (this build has no CUDA module)"
+#endif
+    );
 }
+
+namespace detail {
+
+// True when a kernel whose first argument has type P has a CUDA twin to run: a float buffer, in a
+// build with the CUDA module.
+template <class P>
+inline constexpr bool has_gpu_twin =
+    ELBO_WITH_CUDA && std::is_same_v<std::remove_cv_t<std::remove_pointer_t<std::decay_t<P>>>, float>;
+
+}  // namespace detail
+
+}  // namespace elbo
+
+// Runs kernel `name` on `device`: elbo::kernels::name on the CPU, its twin elbo::cuda::name (the same
+// arguments, float) on the GPU. The first argument is the kernel's output buffer.
+#if ELBO_WITH_CUDA
+#define ELBO_KERNEL(device, name, out, ...)                                   \
+    do {                                                                      \
+        if constexpr (::elbo::detail::has_gpu_twin<decltype(out)>) {          \
+            if ((device) == ::elbo::Device::cuda) {                           \
+                ::elbo::cuda::name(out, __VA_ARGS__);                         \
+                break;                                                        \
+            }                                                                 \
+        }                                                                     \
+        ::elbo::kernels::name(out, __VA_ARGS__);                              \
+    } while (0)
+#else
+#define ELBO_KERNEL(device, name, out, ...)      \
+    do {                                         \
+        static_cast<void>(device);               \
+        ::elbo::kernels::name(out, __VA_ARGS__); \
+    } while (0)
+#endif
+
+namespace elbo {
 
 // Checks that two operands of an element-wise op have one shape.
 template <class T>

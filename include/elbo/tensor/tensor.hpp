@@ -12,12 +12,20 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
 #include "elbo/error.hpp"
 #include "elbo/tensor/generator.hpp"
 #include "elbo/tensor/shape.hpp"
+// Defined to 1 by linking the elbo::cuda target (cuda/CMakeLists.txt); 0, no GPU, otherwise.
+#ifndef ELBO_WITH_CUDA
+#define ELBO_WITH_CUDA 0
+#endif
+#if ELBO_WITH_CUDA
+#include "elbo/cuda/api.hpp"
+#endif
 
 namespace elbo {
 
@@ -92,9 +100,29 @@ private:
     MemoryStats stats_;
 };
 
+// The error for a tensor asked onto a device this build or type cannot hold.
 template <class T>
-std::shared_ptr<T[]> allocate(int64_t count) {
+void require_device_support(const char* op, Device device) {
+    if (device == Device::cpu) return;
+#if ELBO_WITH_CUDA
+    check(std::is_same_v<T, float>, op, "the CUDA module holds float tensors, got ", sizeof(T) * 8,
+          "-bit ones");
+#else
+    throw Error(str(op, ": this build has no CUDA module (configure elbo with -DELBO_CUDA=ON and link "
+                        "elbo::cuda)"));
+#endif
+}
+
+template <class T>
+std::shared_ptr<T[]> allocate(int64_t count, Device device = Device::cpu) {
     const size_t bytes = ((std::max<int64_t>(count, 1) * sizeof(T) + 63) / 64) * 64;
+#if ELBO_WITH_CUDA
+    if (device == Device::cuda) {
+        void* p = cuda::allocate(bytes);
+        return std::shared_ptr<T[]>(static_cast<T*>(p), [bytes](T* q) { cuda::release(q, bytes); });
+    }
+#endif
+    require_device_support<T>("Tensor", device);
     void* p = BufferPool::instance().take(bytes);
     return std::shared_ptr<T[]>(static_cast<T*>(p), [bytes](T* q) { BufferPool::instance().give(q, bytes); });
 }
@@ -119,12 +147,16 @@ public:
     explicit Tensor(const Shape& shape) : Tensor(uninitialized(shape)) { fill(T(0)); }
 
     // A tensor whose elements are left unset; for kernels that overwrite every element.
-    static Tensor uninitialized(const Shape& shape) {
-        Tensor t(shape, detail::allocate<T>(shape.numel()), 0);
-        return t;
+    static Tensor uninitialized(const Shape& shape, Device device = Device::cpu) {
+        detail::require_device_support<T>("Tensor", device);
+        return Tensor(shape, detail::allocate<T>(shape.numel(), device), 0, device);
     }
 
-    static Tensor zeros(const Shape& shape) { return Tensor(shape); }
+    static Tensor zeros(const Shape& shape, Device device = Device::cpu) {
+        Tensor t = uninitialized(shape, device);
+        t.fill(T(0));
+        return t;
+    }
     static Tensor full(const Shape& shape, T value) {
         Tensor t = uninitialized(shape);
         t.fill(value);
@@ -146,32 +178,60 @@ public:
     int64_t size(int64_t axis) const { return shape_[shape_.axis(axis, "Tensor::size")]; }
     Device device() const { return device_; }
 
+    // The elements: on the GPU for a tensor there, where only kernels may touch them.
     T* data() { return storage_.get() + offset_; }
     const T* data() const { return storage_.get() + offset_; }
-    T* begin() { return data(); }
-    T* end() { return data() + numel(); }
-    const T* begin() const { return data(); }
-    const T* end() const { return data() + numel(); }
+
+    // Host access, for tensors in host memory only (an Error for one on the GPU: `to(Device::cpu)`).
+    T* begin() { return host_data("Tensor::begin"); }
+    T* end() { return host_data("Tensor::end") + numel(); }
+    const T* begin() const { return host_data("Tensor::begin"); }
+    const T* end() const { return host_data("Tensor::end") + numel(); }
 
     // Flat element access, in row-major order.
-    T& operator[](int64_t i) { return data()[i]; }
-    const T& operator[](int64_t i) const { return data()[i]; }
+    T& operator[](int64_t i) { return host_data("Tensor::operator[]")[i]; }
+    const T& operator[](int64_t i) const { return host_data("Tensor::operator[]")[i]; }
 
     // Element access by index, checked: t.at({n, c, h, w}).
-    T& at(std::initializer_list<int64_t> index) { return data()[flat_index(index)]; }
-    const T& at(std::initializer_list<int64_t> index) const { return data()[flat_index(index)]; }
+    T& at(std::initializer_list<int64_t> index) { return host_data("Tensor::at")[flat_index(index)]; }
+    const T& at(std::initializer_list<int64_t> index) const { return host_data("Tensor::at")[flat_index(index)]; }
 
-    // The scalar held by a one-element tensor.
+    // The scalar held by a one-element tensor (copied from the GPU for a tensor there).
     T item() const {
         check(numel() == 1, "Tensor::item", "expected one element, got shape ", shape_);
-        return data()[0];
+        return to(Device::cpu).data()[0];
     }
 
-    std::vector<T> to_vector() const { return std::vector<T>(begin(), end()); }
+    std::vector<T> to_vector() const {
+        const Tensor host = to(Device::cpu);
+        return std::vector<T>(host.data(), host.data() + numel());
+    }
+
+    // A copy on `device`, or this tensor itself when it is there already.
+    Tensor to(Device device) const {
+        if (device == device_) return *this;
+        detail::require_device_support<T>("Tensor::to", device);
+        Tensor t = uninitialized(shape_, device);
+#if ELBO_WITH_CUDA
+        const size_t bytes = static_cast<size_t>(numel()) * sizeof(T);
+        if (device == Device::cuda)
+            cuda::copy_to_device(t.data(), data(), bytes);
+        else
+            cuda::copy_to_host(t.data(), data(), bytes);
+#endif
+        return t;
+    }
 
     // Fills every element; large tensors are filled by all threads (a fresh gradient buffer is
     // tens of megabytes, and one thread alone cannot fill memory at the machine's rate).
     Tensor& fill(T value) {
+#if ELBO_WITH_CUDA
+        if constexpr (std::is_same_v<T, float>)
+            if (device_ == Device::cuda) {
+                cuda::fill(data(), numel(), value);
+                return *this;
+            }
+#endif
         T* p = data();
         const int64_t n = numel(), block = int64_t(1) << 16;
 #pragma omp parallel for schedule(static) if (n >= 4 * block)
@@ -211,7 +271,7 @@ public:
         Shape target(dims);
         check(target.numel() == numel(), "reshape", "shape ", target, " holds ", target.numel(),
               " elements, the tensor ", shape_, " has ", numel());
-        return Tensor(target, storage_, offset_);
+        return Tensor(target, storage_, offset_, device_);
     }
 
     // Rows [begin, end) of the first axis, as a view.
@@ -222,12 +282,18 @@ public:
         std::vector<int64_t> dims = shape_.dims();
         dims[0] = end - begin;
         const int64_t row = shape_.span(1, rank());
-        return Tensor(Shape(dims), storage_, offset_ + begin * row);
+        return Tensor(Shape(dims), storage_, offset_ + begin * row, device_);
     }
 
-    // An independent copy.
+    // An independent copy, on the same device.
     Tensor clone() const {
-        Tensor t = uninitialized(shape_);
+        Tensor t = uninitialized(shape_, device_);
+#if ELBO_WITH_CUDA
+        if (device_ == Device::cuda) {
+            cuda::copy_on_device(t.data(), data(), static_cast<size_t>(numel()) * sizeof(T));
+            return t;
+        }
+#endif
         std::copy(begin(), end(), t.data());
         return t;
     }
@@ -244,8 +310,15 @@ public:
     bool shares_storage_with(const Tensor& other) const { return storage_ == other.storage_; }
 
 private:
-    Tensor(const Shape& shape, std::shared_ptr<T[]> storage, int64_t offset)
-        : shape_(shape), storage_(std::move(storage)), offset_(offset) {}
+    Tensor(const Shape& shape, std::shared_ptr<T[]> storage, int64_t offset, Device device)
+        : shape_(shape), storage_(std::move(storage)), offset_(offset), device_(device) {}
+
+    T* host_data(const char* op) const {
+        if (device_ != Device::cpu)
+            throw Error(str(op, ": the tensor ", shape_, " is on ", to_string(device_),
+                            "; copy it to the host first with to(Device::cpu)"));
+        return storage_.get() + offset_;
+    }
 
     static std::vector<int64_t> fixed(std::vector<int64_t> dims) {
         for (int64_t& d : dims) d = std::max<int64_t>(d, 0);

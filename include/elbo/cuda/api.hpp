@@ -1,0 +1,66 @@
+#pragma once
+// The CUDA module's host-callable interface: everything the header-only CPU library may call on a
+// GPU, declared here without a single CUDA header, defined in cuda/src/*.cu and compiled by nvcc into
+// the `elbo::cuda` target. Linking that target defines ELBO_WITH_CUDA, and only then do the CPU
+// headers refer to these functions; a build without it never needs nvcc, and a tensor asked onto the
+// GPU there is a clear elbo::Error.
+//
+// Every kernel here has its CPU twin of the same name and arguments in kernels/cpu/ (float only), and
+// tests/cuda/ compares each with its twin. Pointers are device pointers unless a name says host.
+// Every failed CUDA call throws elbo::Error naming the call, its error, the file and the line.
+
+#include <cstddef>
+#include <cstdint>
+
+namespace elbo::cuda {
+
+// --- The device and its memory ---------------------------------------------------------------
+
+// GPUs this process can use; 0 where there is none or no driver (never throws).
+int device_count();
+
+// Why device_count() is 0, in words ("" when it is not).
+const char* why_no_device();
+
+// Device memory from the module's caching allocator: a freed block waits for the next request of
+// its size, so a training step after the first asks the driver for nothing.
+void* allocate(size_t bytes);
+void release(void* p, size_t bytes);
+
+struct DeviceMemoryStats {
+    int64_t driver_allocations = 0;  // blocks the allocator had to ask cudaMalloc for
+    int64_t reuses = 0;              // requests served by a block freed earlier
+    int64_t cached_bytes = 0;        // freed blocks held for reuse
+};
+DeviceMemoryStats device_memory_stats();
+void release_cached_device_memory();
+
+void copy_to_device(void* device_dst, const void* host_src, size_t bytes);
+void copy_to_host(void* host_dst, const void* device_src, size_t bytes);
+void copy_on_device(void* device_dst, const void* device_src, size_t bytes);
+
+// Waits for every kernel launched so far (kernels run asynchronously on one stream).
+void synchronize();
+
+// --- Kernels, the CPU twins' names and arguments ---------------------------------------------
+
+void fill(float* y, int64_t n, float value);
+
+void relu_forward(float* y, const float* x, int64_t n);
+void relu_backward(float* dx, const float* dy, const float* x, int64_t n, bool assign);
+void leaky_relu_forward(float* y, const float* x, int64_t n, float slope);
+void leaky_relu_backward(float* dx, const float* dy, const float* x, int64_t n, float slope, bool assign);
+void sigmoid_forward(float* y, const float* x, int64_t n);
+void sigmoid_backward(float* dx, const float* dy, const float* y, int64_t n, bool assign);
+void tanh_forward(float* y, const float* x, int64_t n);
+void tanh_backward(float* dx, const float* dy, const float* y, int64_t n, bool assign);
+void softplus_forward(float* y, const float* x, int64_t n);
+void softplus_backward(float* dx, const float* dy, const float* x, int64_t n, bool assign);
+void exp_forward(float* y, const float* x, int64_t n);
+void exp_backward(float* dx, const float* dy, const float* y, int64_t n, bool assign);
+void abs_forward(float* y, const float* x, int64_t n);
+void abs_backward(float* dx, const float* dy, const float* x, int64_t n, bool assign);
+void log_forward(float* y, const float* x, int64_t n);
+void log_backward(float* dx, const float* dy, const float* x, int64_t n, bool assign);
+
+}  // namespace elbo::cuda

@@ -1,12 +1,13 @@
 #pragma once
-// What every .cu file of the module shares: CUDA errors as elbo::Error, and the launch of an
-// element-wise kernel.
+// What every .cu file of the module shares: CUDA errors as elbo::Error, the launch of an
+// element-wise kernel, and a sum in double.
 
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstdint>
 
+#include "elbo/cuda/api.hpp"
 #include "elbo/error.hpp"
 
 namespace elbo::cuda::detail {
@@ -39,6 +40,47 @@ void launch(int64_t n, F f) {
     const int64_t blocks = std::min<int64_t>((n + threads - 1) / threads, 4096);
     for_each_index<<<static_cast<unsigned>(blocks), threads>>>(n, f);
     ELBO_CUDA_CHECK(cudaGetLastError());
+}
+
+inline constexpr int sum_threads = 256, sum_blocks = 256;
+
+// partial[block] = this block's share of the sum of f(i) over [0, n), in double: a grid-stride loop,
+// then a tree in shared memory.
+template <class F>
+__global__ void partial_sums(double* partial, int64_t n, F f) {
+    __shared__ double s[sum_threads];
+    double v = 0.0;
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+        v += f(i);
+    s[threadIdx.x] = v;
+    __syncthreads();
+    for (int half = sum_threads / 2; half > 0; half /= 2) {
+        if (threadIdx.x < half) s[threadIdx.x] += s[threadIdx.x + half];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) partial[blockIdx.x] = s[0];
+}
+
+// y[0] = scale * the partials added in order, by one thread: the same sum for the same n every time.
+// (A template, so that every .cu file that sums gets its own instance without relocatable device code.)
+template <class Scale>
+__global__ void finish_sum(float* y, const double* partial, int count, Scale scale) {
+    double total = 0.0;
+    for (int k = 0; k < count; ++k) total += partial[k];
+    y[0] = static_cast<float>(scale * total);
+}
+
+// y[0] = scale * the sum of f(i) for i in [0, n), f a device functor returning double (or float).
+template <class F>
+void sum_of(float* y, int64_t n, double scale, F f) {
+    const size_t bytes = sum_blocks * sizeof(double);
+    double* partial = static_cast<double*>(allocate(bytes));
+    partial_sums<<<sum_blocks, sum_threads>>>(partial, n, f);
+    ELBO_CUDA_CHECK(cudaGetLastError());
+    finish_sum<<<1, 1>>>(y, partial, sum_blocks, scale);
+    ELBO_CUDA_CHECK(cudaGetLastError());
+    release(partial, bytes);  // reused only by later work on the same stream, which runs after this
 }
 
 }  // namespace elbo::cuda::detail

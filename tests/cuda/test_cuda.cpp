@@ -47,8 +47,30 @@ TEST_SUITE("no_gpu") {
 
 namespace {
 
-// x on the GPU, as a Var that requires a gradient.
-Var<float> on_gpu(const Tensor<float>& x) { return Var<float>(x.to(Device::cuda), true); }
+using Fn = std::function<Var<float>(const std::vector<Var<float>>&)>;
+
+// f on the CPU and on the GPU, from the same inputs: the outputs agree, and so does every input's
+// gradient after two backward passes (the first stores each gradient, the second adds onto it).
+void check_twins(const std::vector<Tensor<float>>& inputs, const Fn& f) {
+    std::vector<Var<float>> cpu, gpu;
+    for (const Tensor<float>& t : inputs) {
+        cpu.emplace_back(t.clone(), true);
+        gpu.emplace_back(t.to(Device::cuda), true);
+    }
+    for (int pass = 0; pass < 2; ++pass) {
+        const Var<float> yc = f(cpu), yg = f(gpu);
+        REQUIRE(yg.value().device() == Device::cuda);
+        CHECK(relative_difference(yg.value().to(Device::cpu), yc.value()) < 1e-5);
+        const Tensor<float> seed = randn<float>(yc.shape(), 9);
+        backward(yc, seed);
+        backward(yg, seed.to(Device::cuda));
+        for (size_t i = 0; i < inputs.size(); ++i) {
+            INFO("input ", i, ", pass ", pass);
+            CHECK(gpu[i].grad().device() == Device::cuda);
+            CHECK(relative_difference(gpu[i].grad().to(Device::cpu), cpu[i].grad()) < 1e-5);
+        }
+    }
+}
 
 }  // namespace
 
@@ -91,35 +113,61 @@ TEST_SUITE("gpu") {
     }
 
     TEST_CASE("every activation, forward and backward, matches its CPU twin") {
-        using Op = std::function<Var<float>(const Var<float>&)>;
-        const std::vector<std::pair<const char*, Op>> ops{
-            {"relu", [](const Var<float>& x) { return relu(x); }},
-            {"leaky_relu", [](const Var<float>& x) { return leaky_relu(x, 0.2f); }},
-            {"sigmoid", [](const Var<float>& x) { return sigmoid(x); }},
-            {"tanh", [](const Var<float>& x) { return tanh(x); }},
-            {"softplus", [](const Var<float>& x) { return softplus(x); }},
-            {"exp", [](const Var<float>& x) { return exp(x); }},
-            {"abs", [](const Var<float>& x) { return abs(x); }},
-            {"log", [](const Var<float>& x) { return log(abs(x)); }},
+        const std::vector<std::pair<const char*, Fn>> ops{
+            {"relu", [](const auto& v) { return relu(v[0]); }},
+            {"leaky_relu", [](const auto& v) { return leaky_relu(v[0], 0.2f); }},
+            {"sigmoid", [](const auto& v) { return sigmoid(v[0]); }},
+            {"tanh", [](const auto& v) { return tanh(v[0]); }},
+            {"softplus", [](const auto& v) { return softplus(v[0]); }},
+            {"exp", [](const auto& v) { return exp(v[0]); }},
+            {"abs", [](const auto& v) { return abs(v[0]); }},
+            {"log", [](const auto& v) { return log(abs(v[0])); }},
         };
         // 300,000 elements: more than the launch's 4096 blocks of 256 threads cover in one pass.
         Tensor<float> x = randn<float>(Shape{300, 1000}, 2);
         for (int64_t i = 0; i < 1000; ++i) x[i] = static_cast<float>(i - 500) / 10.0f;  // both sides of 0 and 20
-        const Tensor<float> seed = randn<float>(x.shape(), 3);
         for (const auto& [name, op] : ops) {
             INFO(name);
-            Var<float> xc(x, true), xg = on_gpu(x);
-            Var<float> yc = op(xc), yg = op(xg);
-            CHECK(yg.value().device() == Device::cuda);
-            CHECK(relative_difference(yg.value().to(Device::cpu), yc.value()) < 1e-5);
-            // Twice: the first backward stores x's gradient (assign), the second adds onto it.
-            for (int pass = 0; pass < 2; ++pass) {
-                backward(yc, seed);
-                backward(yg, seed.to(Device::cuda));
-                CHECK(xg.grad().device() == Device::cuda);
-                CHECK(relative_difference(xg.grad().to(Device::cpu), xc.grad()) < 1e-5);
-                yc = op(xc), yg = op(xg);
-            }
+            check_twins({x}, op);
         }
+    }
+
+    TEST_CASE("add, sub, mul and div, broadcast or not, with CPU scalars, match their CPU twins") {
+        const Tensor<float> a = randn<float>(Shape{4, 1, 5}, 4), b = randn<float>(Shape{3, 1}, 5);
+        const Tensor<float> c = randn<float>(Shape{4, 3, 5}, 6);
+        Tensor<float> away = randn<float>(Shape{3, 1}, 7);  // a divisor kept away from 0
+        for (float& v : away) v = v > 0 ? v + 0.5f : v - 0.5f;
+        check_twins({a, b}, [](const auto& v) { return add(v[0], v[1]); });
+        check_twins({a, b}, [](const auto& v) { return sub(v[0], v[1]); });
+        check_twins({a, b}, [](const auto& v) { return mul(v[0], v[1]); });
+        check_twins({a, away}, [](const auto& v) { return div(v[0], v[1]); });
+        check_twins({c, a}, [](const auto& v) { return v[0] * v[1] - v[0]; });
+        check_twins({c}, [](const auto& v) { return 2.0f * v[0] + 1.0f; });
+    }
+
+    TEST_CASE("sum and mean, whole and along an axis, match their CPU twins") {
+        const Tensor<float> x = randn<float>(Shape{7, 300, 11}, 8);
+        check_twins({x}, [](const auto& v) { return sum(v[0]); });
+        check_twins({x}, [](const auto& v) { return mean(v[0]); });
+        check_twins({x}, [](const auto& v) { return sum(v[0], 1); });
+        check_twins({x}, [](const auto& v) { return mean(v[0], -1, true); });
+        check_twins({x}, [](const auto& v) { return sum(v[0], 0); });
+    }
+
+    TEST_CASE("the losses and the reparameterized sample match their CPU twins, for every reduction") {
+        Generator gen(11);
+        const Shape images{16, 3, 8, 8};
+        const Tensor<float> logits = randn<float>(images, 12, 3.0), target = Tensor<float>(images).uniform_(gen);
+        const Tensor<float> p = Tensor<float>(images).uniform_(gen, 0.05, 0.95);
+        const Tensor<float> mu = randn<float>(Shape{16, 10}, 13), logvar = randn<float>(Shape{16, 10}, 14, 0.5);
+        const Tensor<float> eps = randn<float>(Shape{16, 10}, 15);
+        for (Reduction r : {Reduction::none, Reduction::sum, Reduction::mean}) {
+            INFO("reduction ", to_string(r));
+            check_twins({logits, target}, [r](const auto& v) { return bce_with_logits(v[0], v[1], r); });
+            check_twins({p, target}, [r](const auto& v) { return bce(v[0], v[1], r); });
+            check_twins({logits, target}, [r](const auto& v) { return mse(v[0], v[1], r); });
+            check_twins({mu, logvar}, [r](const auto& v) { return gaussian_kl(v[0], v[1], r); });
+        }
+        check_twins({mu, logvar, eps}, [](const auto& v) { return reparameterize(v[0], v[1], v[2]); });
     }
 }

@@ -12,6 +12,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "elbo/kernels/cpu/elementwise.hpp"  // BroadcastShape and BinaryOp, shared with the CPU twins
+
 namespace elbo::cuda {
 
 // --- The device and its memory ---------------------------------------------------------------
@@ -62,5 +64,28 @@ void abs_forward(float* y, const float* x, int64_t n);
 void abs_backward(float* dx, const float* dy, const float* x, int64_t n, bool assign);
 void log_forward(float* y, const float* x, int64_t n);
 void log_backward(float* dx, const float* dy, const float* x, int64_t n, bool assign);
+
+void binary_forward(float* y, const float* a, const float* b, const kernels::BroadcastShape& s, kernels::BinaryOp op);
+void binary_backward(float* da, float* db, const float* dy, const float* a, const float* b,
+                     const kernels::BroadcastShape& s, kernels::BinaryOp op, bool a_full, bool b_full);
+
+void sum_forward(float* y, const float* x, int64_t n, double scale);
+void sum_backward(float* dx, const float* dy, int64_t n, double scale);
+void sum_axis_forward(float* y, const float* x, int64_t outer, int64_t n, int64_t inner, double scale);
+void sum_axis_backward(float* dx, const float* dy, int64_t outer, int64_t n, int64_t inner, double scale);
+
+void bce_with_logits_forward(float* y, const float* x, const float* t, int64_t n, Reduction r);
+void bce_with_logits_backward(float* dx, float* dt, const float* dy, const float* x, const float* t, int64_t n,
+                              Reduction r);
+void bce_forward(float* y, const float* p, const float* t, int64_t n, Reduction r);
+void bce_backward(float* dp, float* dt, const float* dy, const float* p, const float* t, int64_t n, Reduction r);
+void mse_forward(float* y, const float* a, const float* b, int64_t n, Reduction r);
+void mse_backward(float* da, float* db, const float* dy, const float* a, const float* b, int64_t n, Reduction r);
+void gaussian_kl_forward(float* y, const float* mu, const float* logvar, int64_t N, int64_t D, Reduction r);
+void gaussian_kl_backward(float* dmu, float* dlogvar, const float* dy, const float* mu, const float* logvar,
+                          int64_t N, int64_t D, Reduction r);
+void reparameterize_forward(float* z, const float* mu, const float* logvar, const float* eps, int64_t n);
+void reparameterize_backward(float* dmu, float* dlogvar, float* deps, const float* dz, const float* logvar,
+                             const float* eps, int64_t n);
 
 }  // namespace elbo::cuda

@@ -32,19 +32,32 @@ inline kernels::BroadcastShape broadcast_shapes(const char* op, const Shape& a, 
     return s;
 }
 
+namespace detail {
+
+// A constant scalar (shape [], no gradient) on the CPU joins an operand on the GPU by moving there,
+// as PyTorch lets a CPU scalar meet a CUDA tensor: `x * 2.0f` works on either device.
 template <class T>
-Var<T> binary(kernels::BinaryOp kind, const Var<T>& a, const Var<T>& b) {
+Var<T> beside(const Var<T>& v, const Var<T>& other) {
+    const bool movable = v.value().device() == Device::cpu && v.numel() == 1 && v.shape().rank() == 0 &&
+                         !v.requires_grad() && other.value().device() != Device::cpu;
+    return movable ? Var<T>(v.value().to(other.value().device())) : v;
+}
+
+}  // namespace detail
+
+template <class T>
+Var<T> binary(kernels::BinaryOp kind, const Var<T>& a_in, const Var<T>& b_in) {
     const char* op = kernels::to_string(kind);
-    require_cpu<T>(op, {&a, &b});
+    const Var<T> a = detail::beside(a_in, b_in), b = detail::beside(b_in, a_in);
+    const Device device = require_one_device<T>(op, {&a, &b});
     const kernels::BroadcastShape s = broadcast_shapes(op, a.shape(), b.shape());
     const Shape out_shape(s.dims);
-    Tensor<T> y = Tensor<T>::uninitialized(out_shape);
-    kernels::binary_forward(y.data(), a.value().data(), b.value().data(), s, kind);
+    Tensor<T> y = Tensor<T>::uninitialized(out_shape, device);
+    ELBO_KERNEL(device, binary_forward, y.data(), a.value().data(), b.value().data(), s, kind);
     const bool a_full = a.shape() == out_shape, b_full = b.shape() == out_shape;
     return Var<T>::from_op(std::move(y), op, {a, b}, [=](Node<T>& self) {
-        kernels::binary_backward(self.parent_grad(0), self.parent_grad(1), self.grad.data(),
-                                 self.parents[0]->value.data(), self.parents[1]->value.data(), s, kind,
-                                 a_full, b_full);
+        ELBO_KERNEL(device, binary_backward, self.parent_grad(0), self.parent_grad(1), self.grad.data(),
+                    self.parents[0]->value.data(), self.parents[1]->value.data(), s, kind, a_full, b_full);
     });
 }
 

@@ -15,17 +15,16 @@ namespace elbo {
 template <class T>
 Var<T> reparameterize(const Var<T>& mu, const Var<T>& logvar, const Var<T>& eps) {
     const char* op = "reparameterize";
-    require_cpu<T>(op, {&mu, &logvar, &eps});
+    const Device device = require_one_device<T>(op, {&mu, &logvar, &eps});
     require_same_shape(op, "mu", mu, "logvar", logvar);
     require_same_shape(op, "mu", mu, "eps", eps);
     const int64_t n = mu.numel();
-    Tensor<T> z = Tensor<T>::uninitialized(mu.shape());
-    kernels::reparameterize_forward(z.data(), mu.value().data(), logvar.value().data(),
-                                    eps.value().data(), n);
+    Tensor<T> z = Tensor<T>::uninitialized(mu.shape(), device);
+    ELBO_KERNEL(device, reparameterize_forward, z.data(), mu.value().data(), logvar.value().data(),
+                eps.value().data(), n);
     return Var<T>::from_op(std::move(z), op, {mu, logvar, eps}, [=](Node<T>& self) {
-        kernels::reparameterize_backward(self.parent_grad(0), self.parent_grad(1), self.parent_grad(2),
-                                         self.grad.data(), self.parents[1]->value.data(),
-                                         self.parents[2]->value.data(), n);
+        ELBO_KERNEL(device, reparameterize_backward, self.parent_grad(0), self.parent_grad(1), self.parent_grad(2),
+                    self.grad.data(), self.parents[1]->value.data(), self.parents[2]->value.data(), n);
     });
 }
 
@@ -33,8 +32,8 @@ Var<T> reparameterize(const Var<T>& mu, const Var<T>& logvar, const Var<T>& eps)
 template <class T>
 Var<T> reparameterize(const Var<T>& mu, const Var<T>& logvar, Generator& gen) {
     Tensor<T> eps(mu.shape());
-    eps.normal_(gen);
-    return reparameterize(mu, logvar, Var<T>(std::move(eps)));
+    eps.normal_(gen);  // drawn on the host, in element order, so a seed gives one sample on any device
+    return reparameterize(mu, logvar, Var<T>(eps.to(mu.value().device())));
 }
 
 // y[n, d] = z[index[d][n], d]: each column gathers its own rows. z [N, D], index: D rows of N.

@@ -9,20 +9,20 @@ namespace elbo {
 namespace detail {
 
 // An element-wise loss of (input, target) reduced as PyTorch does: none keeps the input's shape,
-// sum and mean give a scalar. The backward kernel receives (d_input, d_target, dy, input, target,
-// n, reduction).
+// sum and mean give a scalar. The kernels are called as forward(device, y, input, target, n,
+// reduction) and backward(device, d_input, d_target, dy, input, target, n, reduction).
 template <class T, class Forward, class Backward>
 Var<T> pointwise_loss(const char* op, const Var<T>& input, const Var<T>& target, Reduction r,
                       Forward forward, Backward backward) {
-    require_cpu<T>(op, {&input, &target});
+    const Device device = require_one_device<T>(op, {&input, &target});
     require_same_shape(op, "input", input, "target", target);
     const int64_t n = input.numel();
     check(r != Reduction::mean || n > 0, op, "the mean of an empty input ", input.shape(),
           " is undefined");
-    Tensor<T> y = Tensor<T>::uninitialized(r == Reduction::none ? input.shape() : Shape{});
-    forward(y.data(), input.value().data(), target.value().data(), n, r);
+    Tensor<T> y = Tensor<T>::uninitialized(r == Reduction::none ? input.shape() : Shape{}, device);
+    forward(device, y.data(), input.value().data(), target.value().data(), n, r);
     return Var<T>::from_op(std::move(y), op, {input, target}, [=](Node<T>& self) {
-        backward(self.parent_grad(0), self.parent_grad(1), self.grad.data(),
+        backward(device, self.parent_grad(0), self.parent_grad(1), self.grad.data(),
                  self.parents[0]->value.data(), self.parents[1]->value.data(), n, r);
     });
 }
@@ -33,23 +33,40 @@ Var<T> pointwise_loss(const char* op, const Var<T>& input, const Var<T>& target,
 // that it stays finite when they saturate. As F.binary_cross_entropy_with_logits.
 template <class T>
 Var<T> bce_with_logits(const Var<T>& logits, const Var<T>& target, Reduction r = Reduction::mean) {
-    return detail::pointwise_loss("bce_with_logits", logits, target, r,
-                                  kernels::bce_with_logits_forward<T>,
-                                  kernels::bce_with_logits_backward<T>);
+    return detail::pointwise_loss(
+        "bce_with_logits", logits, target, r,
+        [](Device d, T* y, const T* in, const T* t, int64_t n, Reduction rd) {
+            ELBO_KERNEL(d, bce_with_logits_forward, y, in, t, n, rd);
+        },
+        [](Device d, T* din, T* dt, const T* dy, const T* in, const T* t, int64_t n, Reduction rd) {
+            ELBO_KERNEL(d, bce_with_logits_backward, din, dt, dy, in, t, n, rd);
+        });
 }
 
 // Binary cross-entropy of probabilities, each log clamped at -100. As F.binary_cross_entropy.
 template <class T>
 Var<T> bce(const Var<T>& probabilities, const Var<T>& target, Reduction r = Reduction::mean) {
-    return detail::pointwise_loss("bce", probabilities, target, r, kernels::bce_forward<T>,
-                                  kernels::bce_backward<T>);
+    return detail::pointwise_loss(
+        "bce", probabilities, target, r,
+        [](Device d, T* y, const T* in, const T* t, int64_t n, Reduction rd) {
+            ELBO_KERNEL(d, bce_forward, y, in, t, n, rd);
+        },
+        [](Device d, T* din, T* dt, const T* dy, const T* in, const T* t, int64_t n, Reduction rd) {
+            ELBO_KERNEL(d, bce_backward, din, dt, dy, in, t, n, rd);
+        });
 }
 
 // Squared error. As F.mse_loss.
 template <class T>
 Var<T> mse(const Var<T>& input, const Var<T>& target, Reduction r = Reduction::mean) {
-    return detail::pointwise_loss("mse", input, target, r, kernels::mse_forward<T>,
-                                  kernels::mse_backward<T>);
+    return detail::pointwise_loss(
+        "mse", input, target, r,
+        [](Device d, T* y, const T* in, const T* t, int64_t n, Reduction rd) {
+            ELBO_KERNEL(d, mse_forward, y, in, t, n, rd);
+        },
+        [](Device d, T* din, T* dt, const T* dy, const T* in, const T* t, int64_t n, Reduction rd) {
+            ELBO_KERNEL(d, mse_backward, din, dt, dy, in, t, n, rd);
+        });
 }
 
 // KL(N(mu, exp(logvar)) || N(0, I)) of each sample, summed over the latents.
@@ -57,17 +74,16 @@ Var<T> mse(const Var<T>& input, const Var<T>& target, Reduction r = Reduction::m
 template <class T>
 Var<T> gaussian_kl(const Var<T>& mu, const Var<T>& logvar, Reduction r = Reduction::sum) {
     const char* op = "gaussian_kl";
-    require_cpu<T>(op, {&mu, &logvar});
+    const Device device = require_one_device<T>(op, {&mu, &logvar});
     check(mu.shape().rank() == 2, op, "expected mu [N, D], got ", mu.shape());
     require_same_shape(op, "mu", mu, "logvar", logvar);
     const int64_t N = mu.shape()[0], D = mu.shape()[1];
     check(r != Reduction::mean || N > 0, op, "the mean over an empty batch is undefined");
-    Tensor<T> y = Tensor<T>::uninitialized(r == Reduction::none ? Shape{N} : Shape{});
-    kernels::gaussian_kl_forward(y.data(), mu.value().data(), logvar.value().data(), N, D, r);
+    Tensor<T> y = Tensor<T>::uninitialized(r == Reduction::none ? Shape{N} : Shape{}, device);
+    ELBO_KERNEL(device, gaussian_kl_forward, y.data(), mu.value().data(), logvar.value().data(), N, D, r);
     return Var<T>::from_op(std::move(y), op, {mu, logvar}, [=](Node<T>& self) {
-        kernels::gaussian_kl_backward(self.parent_grad(0), self.parent_grad(1), self.grad.data(),
-                                      self.parents[0]->value.data(), self.parents[1]->value.data(),
-                                      N, D, r);
+        ELBO_KERNEL(device, gaussian_kl_backward, self.parent_grad(0), self.parent_grad(1), self.grad.data(),
+                    self.parents[0]->value.data(), self.parents[1]->value.data(), N, D, r);
     });
 }
 

@@ -1,0 +1,116 @@
+// The VAE's objective on the GPU: BCE (on logits and on probabilities), squared error, the Gaussian
+// KL and the reparameterized sample, twins of kernels/cpu/losses.hpp and kernels/cpu/gaussian.hpp.  Derivations: docs/gradients.md
+
+#include "check.cuh"
+#include "elbo/cuda/api.hpp"
+
+namespace elbo::cuda {
+
+namespace {
+
+// y = reduce(f(i)) for i in [0, n): kept per element (none), summed, or averaged, in double.
+template <class F>
+void reduce_loss(float* y, int64_t n, Reduction r, F f) {
+    if (r == Reduction::none) {
+        detail::launch(n, [=] __device__(int64_t i) { y[i] = static_cast<float>(f(i)); });
+        return;
+    }
+    detail::sum_of(y, n, r == Reduction::mean ? 1.0 / static_cast<double>(n) : 1.0, f);
+}
+
+// The output gradient of element i of a loss reduced by r: dy[i] (none) or dy[0] / n (mean).
+struct LossGrad {
+    const float* dy;
+    bool each;
+    float scale;
+    LossGrad(const float* dy_, Reduction r, int64_t n)
+        : dy(dy_), each(r == Reduction::none), scale(r == Reduction::mean ? 1.0f / static_cast<float>(n) : 1.0f) {}
+    __device__ float operator()(int64_t i) const { return each ? dy[i] : dy[0] * scale; }
+};
+
+__device__ float sigmoid_of(float x) {
+    const float e = expf(-fabsf(x));
+    return (x >= 0.0f ? 1.0f : e) / (1.0f + e);
+}
+
+}  // namespace
+
+void bce_with_logits_forward(float* y, const float* x, const float* t, int64_t n, Reduction r) {
+    reduce_loss(y, n, r, [=] __device__(int64_t i) {
+        const float v = x[i];
+        return fmaxf(v, 0.0f) - v * t[i] + log1pf(expf(-fabsf(v)));
+    });
+}
+
+void bce_with_logits_backward(float* dx, float* dt, const float* dy, const float* x, const float* t, int64_t n,
+                              Reduction r) {
+    const LossGrad g(dy, r, n);
+    if (dx) detail::launch(n, [=] __device__(int64_t i) { dx[i] += g(i) * (sigmoid_of(x[i]) - t[i]); });
+    if (dt) detail::launch(n, [=] __device__(int64_t i) { dt[i] -= g(i) * x[i]; });
+}
+
+// PyTorch clamps each log of binary_cross_entropy at -100.
+__device__ float clamped_log(float v) { return fmaxf(logf(v), -100.0f); }
+
+void bce_forward(float* y, const float* p, const float* t, int64_t n, Reduction r) {
+    reduce_loss(y, n, r, [=] __device__(int64_t i) {
+        return -(t[i] * clamped_log(p[i]) + (1.0f - t[i]) * clamped_log(1.0f - p[i]));
+    });
+}
+
+void bce_backward(float* dp, float* dt, const float* dy, const float* p, const float* t, int64_t n, Reduction r) {
+    const LossGrad g(dy, r, n);
+    if (dp)
+        detail::launch(n, [=] __device__(int64_t i) {
+            dp[i] += g(i) * (p[i] - t[i]) / fmaxf((1.0f - p[i]) * p[i], 1e-12f);
+        });
+    if (dt)
+        detail::launch(n, [=] __device__(int64_t i) {
+            dt[i] += g(i) * (clamped_log(1.0f - p[i]) - clamped_log(p[i]));
+        });
+}
+
+void mse_forward(float* y, const float* a, const float* b, int64_t n, Reduction r) {
+    reduce_loss(y, n, r, [=] __device__(int64_t i) {
+        const float d = a[i] - b[i];
+        return d * d;
+    });
+}
+
+void mse_backward(float* da, float* db, const float* dy, const float* a, const float* b, int64_t n, Reduction r) {
+    const LossGrad g(dy, r, n);
+    if (da) detail::launch(n, [=] __device__(int64_t i) { da[i] += 2.0f * g(i) * (a[i] - b[i]); });
+    if (db) detail::launch(n, [=] __device__(int64_t i) { db[i] -= 2.0f * g(i) * (a[i] - b[i]); });
+}
+
+void gaussian_kl_forward(float* y, const float* mu, const float* logvar, int64_t N, int64_t D, Reduction r) {
+    reduce_loss(y, N, r, [=] __device__(int64_t n) {
+        double s = 0.0;
+        for (int64_t d = n * D; d < (n + 1) * D; ++d) s += 1.0f + logvar[d] - mu[d] * mu[d] - expf(logvar[d]);
+        return -0.5 * s;
+    });
+}
+
+void gaussian_kl_backward(float* dmu, float* dlogvar, const float* dy, const float* mu, const float* logvar,
+                          int64_t N, int64_t D, Reduction r) {
+    const LossGrad g(dy, r, N);
+    if (dmu) detail::launch(N * D, [=] __device__(int64_t d) { dmu[d] += g(d / D) * mu[d]; });
+    if (dlogvar)
+        detail::launch(N * D, [=] __device__(int64_t d) { dlogvar[d] += g(d / D) * 0.5f * (expf(logvar[d]) - 1.0f); });
+}
+
+void reparameterize_forward(float* z, const float* mu, const float* logvar, const float* eps, int64_t n) {
+    detail::launch(n, [=] __device__(int64_t i) { z[i] = mu[i] + eps[i] * expf(0.5f * logvar[i]); });
+}
+
+void reparameterize_backward(float* dmu, float* dlogvar, float* deps, const float* dz, const float* logvar,
+                             const float* eps, int64_t n) {
+    detail::launch(n, [=] __device__(int64_t i) {
+        const float sigma = expf(0.5f * logvar[i]);
+        if (dmu) dmu[i] += dz[i];
+        if (dlogvar) dlogvar[i] += dz[i] * eps[i] * 0.5f * sigma;
+        if (deps) deps[i] += dz[i] * sigma;
+    });
+}
+
+}  // namespace elbo::cuda

@@ -170,4 +170,12 @@ TEST_SUITE("gpu") {
         }
         check_twins({mu, logvar, eps}, [](const auto& v) { return reparameterize(v[0], v[1], v[2]); });
     }
+
+    TEST_CASE("linear, with and without a bias, matches its CPU twin (cuBLAS against elbo's GEMM)") {
+        const Tensor<float> x = randn<float>(Shape{37, 129}, 16), w = randn<float>(Shape{65, 129}, 17, 0.1);
+        const Tensor<float> b = randn<float>(Shape{65}, 18);
+        check_twins({x, w, b}, [](const auto& v) { return linear(v[0], v[1], v[2]); });
+        check_twins({x, w}, [](const auto& v) { return linear(v[0], v[1]); });
+        check_twins({x, w, b}, [](const auto& v) { return relu(linear(v[0], v[1], v[2])) * 2.0f; });
+    }
 }

@@ -85,6 +85,11 @@ void gaussian_kl_forward(float* y, const float* mu, const float* logvar, int64_t
 void gaussian_kl_backward(float* dmu, float* dlogvar, const float* dy, const float* mu, const float* logvar,
                           int64_t N, int64_t D, Reduction r);
 void reparameterize_forward(float* z, const float* mu, const float* logvar, const float* eps, int64_t n);
+void linear_forward(float* y, const float* x, const float* w, const float* b, int64_t N, int64_t I, int64_t O);
+void linear_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w, int64_t N,
+                     int64_t I, int64_t O);
+void channel_sum_grad(float* db, const float* dy, int64_t N, int64_t O, int64_t HW);
+
 void reparameterize_backward(float* dmu, float* dlogvar, float* deps, const float* dz, const float* logvar,
                              const float* eps, int64_t n);
 

@@ -22,7 +22,7 @@ Device require_one_device(const char* op, std::initializer_list<const Var<T>*> o
         const Device d = v->value().device();
         if (first) device = d;
         check(d == device, op, "expected every operand on one device, got ", to_string(device), " and ",
-              to_string(d), "; move them with Tensor::to or Module::to");
+              to_string(d), "; move them with Tensor::to");
         first = false;
     }
     return device;
@@ -86,19 +86,20 @@ void require_same_shape(const char* op, const char* a_name, const Var<T>& a, con
 
 namespace detail {
 
-// Runs a layer op y = f(x, w, b) with an optional bias (b empty: none) and records its backward.
-// forward(y, x, w, b) and backward(dx, dw, db, dy, x, w) are the raw kernels with the layer's
-// sizes bound; b and db are null without a bias, and any gradient nobody needs is null too.
+// Runs a layer op y = f(x, w, b) with an optional bias (b empty: none) on `device` (the operands'
+// device, already checked) and records its backward. forward(device, y, x, w, b) and
+// backward(device, dx, dw, db, dy, x, w) are the raw kernels with the layer's sizes bound; b and
+// db are null without a bias, and any gradient nobody needs is null too.
 template <class T, class Forward, class Backward>
-Var<T> layer_op(const char* op, const Shape& y_shape, const Var<T>& x, const Var<T>& w, const Var<T>& b,
-                Forward forward, Backward backward) {
-    Tensor<T> y = Tensor<T>::uninitialized(y_shape);
+Var<T> layer_op(const char* op, Device device, const Shape& y_shape, const Var<T>& x, const Var<T>& w,
+                const Var<T>& b, Forward forward, Backward backward) {
+    Tensor<T> y = Tensor<T>::uninitialized(y_shape, device);
     const bool has_bias = b.defined();
-    forward(y.data(), x.value().data(), w.value().data(), has_bias ? b.value().data() : nullptr);
+    forward(device, y.data(), x.value().data(), w.value().data(), has_bias ? b.value().data() : nullptr);
     std::vector<Var<T>> parents{x, w};
     if (has_bias) parents.push_back(b);
     return Var<T>::from_op(std::move(y), op, std::move(parents), [=](Node<T>& self) {
-        backward(self.parent_grad(0), self.parent_grad(1), has_bias ? self.parent_grad(2) : nullptr,
+        backward(device, self.parent_grad(0), self.parent_grad(1), has_bias ? self.parent_grad(2) : nullptr,
                  self.grad.data(), self.parents[0]->value.data(), self.parents[1]->value.data());
     });
 }

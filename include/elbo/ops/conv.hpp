@@ -60,9 +60,9 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = {}, Conv2dOpti
     s.Wo = (s.W + 2 * s.padding - reach_w) / s.stride + 1;
 
     return detail::layer_op(
-        op, Shape{s.N, s.O, s.Ho, s.Wo}, x, w, b,
-        [s](T* y, const T* xd, const T* wd, const T* bd) { kernels::conv2d_forward(y, xd, wd, bd, s); },
-        [s](T* dx, T* dw, T* db, const T* dy, const T* xd, const T* wd) {
+        op, Device::cpu, Shape{s.N, s.O, s.Ho, s.Wo}, x, w, b,
+        [s](Device, T* y, const T* xd, const T* wd, const T* bd) { kernels::conv2d_forward(y, xd, wd, bd, s); },
+        [s](Device, T* dx, T* dw, T* db, const T* dy, const T* xd, const T* wd) {
             kernels::conv2d_backward(dx, dw, db, dy, xd, wd, s);
         });
 }
@@ -93,9 +93,11 @@ Var<T> conv_transpose2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = {},
                                  opt.stride, opt.padding, opt.dilation};
 
     return detail::layer_op(
-        op, Shape{s.N, s.C, Ho, Wo}, x, w, b,
-        [s](T* y, const T* xd, const T* wd, const T* bd) { kernels::conv_transpose2d_forward(y, xd, wd, bd, s); },
-        [s](T* dx, T* dw, T* db, const T* dy, const T* xd, const T* wd) {
+        op, Device::cpu, Shape{s.N, s.C, Ho, Wo}, x, w, b,
+        [s](Device, T* y, const T* xd, const T* wd, const T* bd) {
+            kernels::conv_transpose2d_forward(y, xd, wd, bd, s);
+        },
+        [s](Device, T* dx, T* dw, T* db, const T* dy, const T* xd, const T* wd) {
             kernels::conv_transpose2d_backward(dx, dw, db, dy, xd, wd, s);
         });
 }

@@ -9,7 +9,7 @@ namespace elbo {
 // x [N, I], w [O, I], b [O] (or an empty Var for no bias)  ->  [N, O]
 template <class T>
 Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b = {}) {
-    require_cpu<T>("linear", {&x, &w, &b});
+    const Device device = require_one_device<T>("linear", {&x, &w, &b});
     check(x.shape().rank() == 2, "linear", "expected input [N, in_features], got ", x.shape());
     check(w.shape().rank() == 2, "linear", "expected weight [out_features, in_features], got ", w.shape());
     const int64_t N = x.shape()[0], I = x.shape()[1], O = w.shape()[0];
@@ -17,10 +17,12 @@ Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b = {}) {
           " (input ", x.shape(), ", weight ", w.shape(), ")");
     if (b.defined()) check(b.shape() == Shape{O}, "linear", "expected bias [", O, "], got ", b.shape());
     return detail::layer_op(
-        "linear", Shape{N, O}, x, w, b,
-        [=](T* y, const T* xd, const T* wd, const T* bd) { kernels::linear_forward(y, xd, wd, bd, N, I, O); },
-        [=](T* dx, T* dw, T* db, const T* dy, const T* xd, const T* wd) {
-            kernels::linear_backward(dx, dw, db, dy, xd, wd, N, I, O);
+        "linear", device, Shape{N, O}, x, w, b,
+        [=](Device d, T* y, const T* xd, const T* wd, const T* bd) {
+            ELBO_KERNEL(d, linear_forward, y, xd, wd, bd, N, I, O);
+        },
+        [=](Device d, T* dx, T* dw, T* db, const T* dy, const T* xd, const T* wd) {
+            ELBO_KERNEL(d, linear_backward, dx, dw, db, dy, xd, wd, N, I, O);
         });
 }
 

@@ -1,0 +1,88 @@
+// linear on the GPU, the twin of kernels/cpu/linear.hpp: y = x w^T + b by cuBLAS, and the bias
+// gradient as per-channel sums (also the convolutions' bias gradient, channel_sum_grad).
+// Derivation: docs/gradients.md#linear
+//
+// cuBLAS is column-major, and a row-major matrix M [r, c] is, to it, the column-major M^T with
+// leading dimension c. So x [N, I], w [O, I] and y [N, O] arrive as x^T, w^T and y^T, and each
+// product below is the transpose of the row-major one in its comment.
+
+#include <cublas_v2.h>
+
+#include "check.cuh"
+#include "elbo/cuda/api.hpp"
+
+namespace elbo::cuda {
+
+namespace {
+
+void check_cublas(cublasStatus_t s, const char* call, const char* file, int line) {
+    if (s != CUBLAS_STATUS_SUCCESS)
+        throw Error(str("cuBLAS: ", call, " failed with ", cublasGetStatusName(s), " (", cublasGetStatusString(s),
+                        ") at ", file, ":", line));
+}
+
+#define ELBO_CUBLAS_CHECK(call) check_cublas((call), #call, __FILE__, __LINE__)
+
+// One handle for the process, on the default stream, in full FP32 (no TF32: the CPU twin is float).
+cublasHandle_t handle() {
+    static cublasHandle_t h = [] {
+        cublasHandle_t created = nullptr;
+        ELBO_CUBLAS_CHECK(cublasCreate(&created));
+        ELBO_CUBLAS_CHECK(cublasSetMathMode(created, CUBLAS_DEFAULT_MATH));
+        return created;
+    }();
+    return h;
+}
+
+// C (m x n) = op(A) op(B) + beta C, all column-major, alpha 1.
+void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+           int64_t ldb, float beta, float* c, int64_t ldc) {
+    if (m == 0 || n == 0) return;
+    const float one = 1.0f;
+    ELBO_CUBLAS_CHECK(cublasSgemm_64(handle(), ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N, m, n,
+                                     k, &one, a, lda, b, ldb, &beta, c, ldc));
+}
+
+}  // namespace
+
+void linear_forward(float* y, const float* x, const float* w, const float* b, int64_t N, int64_t I, int64_t O) {
+    if (b) detail::launch(N * O, [=] __device__(int64_t i) { y[i] = b[i % O]; });
+    // y [N, O] = x w^T:  y^T [O, N] = (w^T)^T x^T
+    sgemm(true, false, O, N, I, w, I, x, I, b ? 1.0f : 0.0f, y, O);
+}
+
+void linear_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w, int64_t N,
+                     int64_t I, int64_t O) {
+    // dx [N, I] += dy w:  dx^T [I, N] += w^T dy^T
+    if (dx) sgemm(false, false, I, N, O, w, I, dy, O, 1.0f, dx, I);
+    // dw [O, I] += dy^T x:  dw^T [I, O] += x^T dy
+    if (dw) sgemm(false, true, I, O, N, x, I, dy, O, 1.0f, dw, I);
+    if (db) channel_sum_grad(db, dy, N, O, 1);
+}
+
+namespace {
+
+// db[o] += the sum of dy [N, O, HW] over n and the image, one block per channel, in double.
+__global__ void channel_sums(float* db, const float* dy, int64_t N, int64_t O, int64_t HW) {
+    __shared__ double s[detail::sum_threads];
+    const int64_t o = blockIdx.x;
+    double v = 0.0;
+    for (int64_t j = threadIdx.x; j < N * HW; j += blockDim.x) v += dy[(j / HW * O + o) * HW + j % HW];
+    s[threadIdx.x] = v;
+    __syncthreads();
+    for (int half = detail::sum_threads / 2; half > 0; half /= 2) {
+        if (threadIdx.x < half) s[threadIdx.x] += s[threadIdx.x + half];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) db[o] += static_cast<float>(s[0]);
+}
+
+}  // namespace
+
+void channel_sum_grad(float* db, const float* dy, int64_t N, int64_t O, int64_t HW) {
+    if (O == 0) return;
+    channel_sums<<<static_cast<unsigned>(O), detail::sum_threads>>>(db, dy, N, O, HW);
+    ELBO_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace elbo::cuda

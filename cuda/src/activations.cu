@@ -17,11 +17,6 @@ void map_grad(float* dx, const float* dy, const float* x, const float* y, int64_
         detail::launch(n, [=] __device__(int64_t i) { dx[i] += g(dy[i], x[i], y[i]); });
 }
 
-__device__ float sigmoid_of(float x) {
-    const float e = expf(-fabsf(x));
-    return (x >= 0.0f ? 1.0f : e) / (1.0f + e);
-}
-
 }  // namespace
 
 void relu_forward(float* y, const float* x, int64_t n) {
@@ -40,7 +35,7 @@ void leaky_relu_backward(float* dx, const float* dy, const float* x, int64_t n, 
 }
 
 void sigmoid_forward(float* y, const float* x, int64_t n) {
-    detail::launch(n, [=] __device__(int64_t i) { y[i] = sigmoid_of(x[i]); });
+    detail::launch(n, [=] __device__(int64_t i) { y[i] = detail::sigmoid_of(x[i]); });
 }
 void sigmoid_backward(float* dx, const float* dy, const float* y, int64_t n, bool assign) {
     map_grad(dx, dy, y, y, n, [] __device__(float d, float s, float) { return d * (s * (1.0f - s)); }, assign);
@@ -61,8 +56,9 @@ void softplus_forward(float* y, const float* x, int64_t n) {
     });
 }
 void softplus_backward(float* dx, const float* dy, const float* x, int64_t n, bool assign) {
-    map_grad(dx, dy, x, x, n, [] __device__(float d, float v, float) { return v > 20.0f ? d : d * sigmoid_of(v); },
-             assign);
+    map_grad(
+        dx, dy, x, x, n,
+        [] __device__(float d, float v, float) { return v > 20.0f ? d : d * detail::sigmoid_of(v); }, assign);
 }
 
 void exp_forward(float* y, const float* x, int64_t n) {

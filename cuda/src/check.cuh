@@ -1,6 +1,6 @@
 #pragma once
 // What every .cu file of the module shares: CUDA errors as elbo::Error, the launch of an
-// element-wise kernel, and a sum in double.
+// element-wise kernel, a sum in double, and the sigmoid.
 
 #include <cuda_runtime.h>
 
@@ -24,6 +24,12 @@ inline void check_call(cudaError_t e, const char* call, const char* file, int li
 #define ELBO_CUDA_CHECK(call) ::elbo::cuda::detail::check_call((call), #call, __FILE__, __LINE__)
 
 namespace elbo::cuda::detail {
+
+// 1 / (1 + e^-x) without overflow, as kernels/cpu/exp_log.hpp writes it.
+__device__ inline float sigmoid_of(float x) {
+    const float e = expf(-fabsf(x));
+    return (x >= 0.0f ? 1.0f : e) / (1.0f + e);
+}
 
 template <class F>
 __global__ void for_each_index(int64_t n, F f) {

@@ -1,5 +1,6 @@
 // The VAE's objective on the GPU: BCE (on logits and on probabilities), squared error, the Gaussian
-// KL and the reparameterized sample, twins of kernels/cpu/losses.hpp and kernels/cpu/gaussian.hpp.  Derivations: docs/gradients.md
+// KL and the reparameterized sample, twins of kernels/cpu/losses.hpp and kernels/cpu/gaussian.hpp.
+// Derivations: docs/gradients.md
 
 #include "check.cuh"
 #include "elbo/cuda/api.hpp"
@@ -28,11 +29,6 @@ struct LossGrad {
     __device__ float operator()(int64_t i) const { return each ? dy[i] : dy[0] * scale; }
 };
 
-__device__ float sigmoid_of(float x) {
-    const float e = expf(-fabsf(x));
-    return (x >= 0.0f ? 1.0f : e) / (1.0f + e);
-}
-
 }  // namespace
 
 void bce_with_logits_forward(float* y, const float* x, const float* t, int64_t n, Reduction r) {
@@ -45,7 +41,7 @@ void bce_with_logits_forward(float* y, const float* x, const float* t, int64_t n
 void bce_with_logits_backward(float* dx, float* dt, const float* dy, const float* x, const float* t, int64_t n,
                               Reduction r) {
     const LossGrad g(dy, r, n);
-    if (dx) detail::launch(n, [=] __device__(int64_t i) { dx[i] += g(i) * (sigmoid_of(x[i]) - t[i]); });
+    if (dx) detail::launch(n, [=] __device__(int64_t i) { dx[i] += g(i) * (detail::sigmoid_of(x[i]) - t[i]); });
     if (dt) detail::launch(n, [=] __device__(int64_t i) { dt[i] -= g(i) * x[i]; });
 }
 

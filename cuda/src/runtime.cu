@@ -1,11 +1,8 @@
 // The device, its memory and the copies: cuda/api.hpp's first part.
 
-#include <mutex>
-#include <unordered_map>
-#include <vector>
-
 #include "check.cuh"
 #include "elbo/cuda/api.hpp"
+#include "elbo/tensor/pool.hpp"
 
 namespace elbo::cuda {
 
@@ -29,61 +26,25 @@ const Devices& devices() {
     return d;
 }
 
-// Device blocks by exact size, kept for reuse like the CPU's BufferPool (tensor.hpp).
-class CachingAllocator {
-public:
-    static CachingAllocator& instance() {
-        static CachingAllocator* a = new CachingAllocator;  // never destroyed: tensors may outlive statics
-        return *a;
-    }
+// Device memory for the caching pool (tensor/pool.hpp), which the host tensors' pool shares.
+struct DeviceMemory {
+    static inline thread_local cudaError_t last_error = cudaSuccess;
 
-    void* take(size_t bytes) {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            auto it = free_.find(bytes);
-            if (it != free_.end() && !it->second.empty()) {
-                void* p = it->second.back();
-                it->second.pop_back();
-                ++stats_.reuses;
-                stats_.cached_bytes -= static_cast<int64_t>(bytes);
-                return p;
-            }
-            ++stats_.driver_allocations;
-        }
-        check(devices().count > 0, "cuda::allocate", "no CUDA device: ", why_no_device());
+    static void* allocate(size_t bytes) {
         void* p = nullptr;
-        if (cudaMalloc(&p, bytes) != cudaSuccess) {  // out of memory: hand back the cache, try once more
-            cudaGetLastError();
-            release();
-            ELBO_CUDA_CHECK(cudaMalloc(&p, bytes));
-        }
-        return p;
+        last_error = cudaMalloc(&p, bytes);
+        if (last_error == cudaSuccess) return p;
+        cudaGetLastError();  // clears the error, so the next checked call does not report it
+        return nullptr;
     }
-
-    void give(void* p, size_t bytes) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        free_[bytes].push_back(p);
-        stats_.cached_bytes += static_cast<int64_t>(bytes);
+    static void free(void* p) { cudaFree(p); }
+    [[noreturn]] static void out_of_memory(size_t) {
+        detail::check_call(last_error, "cudaMalloc(&p, bytes)", __FILE__, __LINE__);
+        throw Error("cuda::allocate: cudaMalloc failed");  // not reached: check_call threw
     }
-
-    void release() {
-        std::lock_guard<std::mutex> lock(mutex_);
-        for (auto& [bytes, blocks] : free_)
-            for (void* p : blocks) cudaFree(p);
-        free_.clear();
-        stats_.cached_bytes = 0;
-    }
-
-    DeviceMemoryStats stats() const {
-        std::lock_guard<std::mutex> lock(mutex_);
-        return stats_;
-    }
-
-private:
-    mutable std::mutex mutex_;
-    std::unordered_map<size_t, std::vector<void*>> free_;
-    DeviceMemoryStats stats_;
 };
+
+using DevicePool = elbo::detail::CachingPool<DeviceMemory>;
 
 }  // namespace
 
@@ -95,10 +56,13 @@ const char* why_no_device() {
     return d.error == cudaSuccess ? "cudaGetDeviceCount found none" : cudaGetErrorString(d.error);
 }
 
-void* allocate(size_t bytes) { return CachingAllocator::instance().take(bytes); }
-void release(void* p, size_t bytes) { CachingAllocator::instance().give(p, bytes); }
-DeviceMemoryStats device_memory_stats() { return CachingAllocator::instance().stats(); }
-void release_cached_device_memory() { CachingAllocator::instance().release(); }
+void* allocate(size_t bytes) {
+    check(devices().count > 0, "cuda::allocate", "no CUDA device: ", why_no_device());
+    return DevicePool::instance().take(bytes);
+}
+void release(void* p, size_t bytes) { DevicePool::instance().give(p, bytes); }
+MemoryStats device_memory_stats() { return DevicePool::instance().stats(); }
+void release_cached_device_memory() { DevicePool::instance().release(); }
 
 void copy_to_device(void* device_dst, const void* host_src, size_t bytes) {
     ELBO_CUDA_CHECK(cudaMemcpy(device_dst, host_src, bytes, cudaMemcpyHostToDevice));

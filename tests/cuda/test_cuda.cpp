@@ -99,10 +99,10 @@ TEST_SUITE("gpu") {
 
     TEST_CASE("the caching allocator serves a freed block to the next request of its size") {
         cuda::release(cuda::allocate(4096), 4096);
-        const cuda::DeviceMemoryStats before = cuda::device_memory_stats();
+        const MemoryStats before = cuda::device_memory_stats();
         void* p = cuda::allocate(4096);
-        const cuda::DeviceMemoryStats after = cuda::device_memory_stats();
-        CHECK(after.driver_allocations == before.driver_allocations);
+        const MemoryStats after = cuda::device_memory_stats();
+        CHECK(after.system_allocations == before.system_allocations);
         CHECK(after.reuses == before.reuses + 1);
         cuda::release(p, 4096);
     }

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "elbo/kernels/cpu/elementwise.hpp"  // BroadcastShape and BinaryOp, shared with the CPU twins
+#include "elbo/tensor/pool.hpp"                // MemoryStats
 
 namespace elbo::cuda {
 
@@ -29,12 +30,8 @@ const char* why_no_device();
 void* allocate(size_t bytes);
 void release(void* p, size_t bytes);
 
-struct DeviceMemoryStats {
-    int64_t driver_allocations = 0;  // blocks the allocator had to ask cudaMalloc for
-    int64_t reuses = 0;              // requests served by a block freed earlier
-    int64_t cached_bytes = 0;        // freed blocks held for reuse
-};
-DeviceMemoryStats device_memory_stats();
+// The same pool as the host tensors' (tensor/pool.hpp): system_allocations counts cudaMalloc calls.
+MemoryStats device_memory_stats();
 void release_cached_device_memory();
 
 void copy_to_device(void* device_dst, const void* host_src, size_t bytes);

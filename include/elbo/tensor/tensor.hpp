@@ -10,14 +10,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <new>
 #include <type_traits>
-#include <unordered_map>
 #include <vector>
 
 #include "elbo/error.hpp"
 #include "elbo/tensor/generator.hpp"
+#include "elbo/tensor/pool.hpp"
 #include "elbo/tensor/shape.hpp"
 // Defined to 1 by linking the elbo::cuda target (cuda/CMakeLists.txt); 0, no GPU, otherwise.
 #ifndef ELBO_WITH_CUDA
@@ -33,72 +32,16 @@ enum class Device { cpu, cuda };
 
 inline const char* to_string(Device d) { return d == Device::cpu ? "cpu" : "cuda"; }
 
-// What the tensor allocator has done since the program started.
-struct MemoryStats {
-    int64_t system_allocations = 0;  // buffers the pool had to ask the system for
-    int64_t reuses = 0;              // requests served by a buffer freed earlier
-    int64_t cached_bytes = 0;        // freed buffers the pool holds for reuse
-};
-
 namespace detail {
 
-// Every tensor buffer of the library comes from here: 64-byte aligned, and taken from a pool of
-// freed buffers of the same size before the system is asked. A training step asks for the same
-// sizes as the step before, so after the first step it allocates nothing: no page faults, no
-// zeroed pages from the kernel. The pool only grows; release_cached_memory() hands it back.
-class BufferPool {
-public:
-    static BufferPool& instance() {
-        static BufferPool* pool = new BufferPool;  // never destroyed: tensors may outlive statics
-        return *pool;
-    }
-
-    void* take(size_t bytes) {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            auto it = free_.find(bytes);
-            if (it != free_.end() && !it->second.empty()) {
-                void* p = it->second.back();
-                it->second.pop_back();
-                ++stats_.reuses;
-                stats_.cached_bytes -= static_cast<int64_t>(bytes);
-                return p;
-            }
-            ++stats_.system_allocations;
-        }
-        void* p = std::aligned_alloc(64, bytes);
-        if (!p) {  // the system is out of memory: hand back what the pool holds and try once more
-            release();
-            p = std::aligned_alloc(64, bytes);
-        }
-        if (!p) throw std::bad_alloc();
-        return p;
-    }
-
-    void give(void* p, size_t bytes) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        free_[bytes].push_back(p);
-        stats_.cached_bytes += static_cast<int64_t>(bytes);
-    }
-
-    void release() {
-        std::lock_guard<std::mutex> lock(mutex_);
-        for (auto& [bytes, buffers] : free_)
-            for (void* p : buffers) std::free(p);
-        free_.clear();
-        stats_.cached_bytes = 0;
-    }
-
-    MemoryStats stats() const {
-        std::lock_guard<std::mutex> lock(mutex_);
-        return stats_;
-    }
-
-private:
-    mutable std::mutex mutex_;
-    std::unordered_map<size_t, std::vector<void*>> free_;
-    MemoryStats stats_;
+// Host memory for the pool under every tensor: 64-byte aligned blocks. After the first training step
+// the pool serves every request: no page faults, no zeroed pages from the kernel.
+struct HostMemory {
+    static void* allocate(size_t bytes) { return std::aligned_alloc(64, bytes); }
+    static void free(void* p) { std::free(p); }
+    [[noreturn]] static void out_of_memory(size_t) { throw std::bad_alloc(); }
 };
+using BufferPool = CachingPool<HostMemory>;
 
 // The error for a tensor asked onto a device this build or type cannot hold.
 template <class T>

@@ -76,12 +76,13 @@ fuzz: deps
 
 consumer: deps
 	rm -rf build-consumer
-	cmake -S . -B build-consumer/elbo -DCMAKE_BUILD_TYPE=Release -DELBO_BUILD_TESTS=OFF -DELBO_BUILD_EXAMPLES=OFF
+	cmake -S . -B build-consumer/elbo -DCMAKE_BUILD_TYPE=Release -DELBO_BUILD_TESTS=OFF -DELBO_BUILD_EXAMPLES=OFF \
+	  $(CUDA_ARGS)
 	cmake --install build-consumer/elbo --prefix build-consumer/prefix
 	for how in find_package add_subdirectory fetchcontent; do \
 	  cmake -S tests/consumer -B build-consumer/$$how -DCMAKE_BUILD_TYPE=Release -DELBO_CONSUME=$$how \
 	    -DCMAKE_PREFIX_PATH=$(CURDIR)/build-consumer/prefix -DELBO_SOURCE_DIR=$(CURDIR) \
-	    -DELBO_GIT_TAG=$$(git rev-parse HEAD) && \
+	    -DELBO_GIT_TAG=$$(git rev-parse HEAD) $(CUDA_ARGS) && \
 	  cmake --build build-consumer/$$how -j$(JOBS) && \
 	  (cd build-consumer/$$how && ./consumer) || exit 1; \
 	done

@@ -1,10 +1,14 @@
 #pragma once
-// Scratch folders for tests that write files (kept apart from helpers.hpp, which brings in the whole
-// library, so the command-line tests compile without it).
+// Scratch folders for tests that write files, and the `elbo` program run from a test (kept apart
+// from helpers.hpp, which brings in the whole library, so the command-line tests compile without it).
 
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 namespace elbo::testing {
@@ -17,5 +21,33 @@ inline std::filesystem::path scratch_dir(const std::string& name) {
     fs::create_directories(p);
     return p;
 }
+
+#ifdef ELBO_CLI  // the path of the `elbo` program, which the test targets that run it define
+
+struct Result {
+    int status = -1;
+    std::string out, err;
+};
+
+inline std::string read_text(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// Runs `elbo ARGS` in the shell, its output captured in files under `dir`.
+inline Result run_elbo(const std::string& args, const std::filesystem::path& dir) {
+    const std::string command = std::string(ELBO_CLI) + " " + args + " > " + (dir / "stdout").string() + " 2> " +
+                                (dir / "stderr").string();
+    const int s = std::system(command.c_str());
+    Result r;
+    r.status = WIFEXITED(s) ? WEXITSTATUS(s) : -1;
+    r.out = read_text(dir / "stdout");
+    r.err = read_text(dir / "stderr");
+    return r;
+}
+
+#endif
 
 }  // namespace elbo::testing

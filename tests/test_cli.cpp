@@ -18,36 +18,15 @@
 #include "scratch.hpp"
 
 namespace fs = std::filesystem;
+using elbo::testing::read_text;
+using elbo::testing::Result;
+using elbo::testing::run_elbo;
 using elbo::testing::scratch_dir;
 extern char** environ;
 
 namespace {
 
 const std::string tiny = " --data dsprites --image-size 16 --batch 8 --latent 3 --threads 1";
-
-struct Result {
-    int status = -1;
-    std::string out, err;
-};
-
-std::string read_text(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-// Runs `elbo ARGS` in the shell, its output captured in files under `dir`.
-Result run_elbo(const std::string& args, const fs::path& dir) {
-    const std::string command = std::string(ELBO_CLI) + " " + args + " > " + (dir / "stdout").string() + " 2> " +
-                                (dir / "stderr").string();
-    const int s = std::system(command.c_str());
-    Result r;
-    r.status = WIFEXITED(s) ? WEXITSTATUS(s) : -1;
-    r.out = read_text(dir / "stdout");
-    r.err = read_text(dir / "stderr");
-    return r;
-}
 
 // Starts `elbo ARGS` (split at spaces) in the background, its stderr to `dir`/stderr.
 pid_t start(const std::string& args, const fs::path& dir) {
@@ -300,7 +279,11 @@ TEST_CASE("bad flags and files get one clear line and exit status 1") {
     const std::pair<std::string, std::string> cases[] = {
         {"train --data mnist --out " + (dir / "x").string(), "elbo: data: unknown data set 'mnist'"},
         {"train --model ae --out " + (dir / "x").string(), "elbo: train: --model must be vae, beta-vae or factor-vae, got 'ae'"},
+        {"train --device tpu --out " + (dir / "x").string(), "elbo: train: --device must be cpu or cuda, got 'tpu'"},
+#if !ELBO_CLI_WITH_CUDA  // (with the module, tests/cuda checks what --device cuda does)
         {"train --device cuda --out " + (dir / "x").string(), "elbo: train: --device cuda needs the CUDA module"},
+        {"bench --device cuda", "elbo: bench: --device cuda needs the CUDA module"},
+#endif
         {"train --steps 2 --out " + run.string() + tiny, "elbo: train: '" + run.string() + "' already holds a run"},
         {"train --resume " + ck + " --beta 3", "elbo: train: --beta comes from the checkpoint when resuming"},
         {"eval --checkpoint " + (dir / "none.safetensors").string(), "elbo: safetensors: cannot open"},

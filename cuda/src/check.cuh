@@ -31,6 +31,23 @@ __device__ inline float sigmoid_of(float x) {
     return (x >= 0.0f ? 1.0f : e) / (1.0f + e);
 }
 
+// Device memory for a kernel's intermediate values, from the caching allocator, given back when it
+// goes out of scope. Giving it back while kernels that use it may still run is safe: every kernel
+// runs on one stream, so whatever reuses it later runs after them.
+template <class T>
+struct Scratch {
+    T* data;
+    size_t bytes;
+    explicit Scratch(int64_t count)
+        : data(static_cast<T*>(allocate(static_cast<size_t>(count) * sizeof(T)))),
+          bytes(static_cast<size_t>(count) * sizeof(T)) {}
+    // Holding a copy of `count` values from the host.
+    Scratch(const T* host, int64_t count) : Scratch(count) { copy_to_device(data, host, bytes); }
+    Scratch(const Scratch&) = delete;
+    Scratch& operator=(const Scratch&) = delete;
+    ~Scratch() { release(data, bytes); }
+};
+
 template <class F>
 __global__ void for_each_index(int64_t n, F f) {
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -80,13 +97,11 @@ __global__ void finish_sum(float* y, const double* partial, int count, Scale sca
 // y[0] = scale * the sum of f(i) for i in [0, n), f a device functor returning double (or float).
 template <class F>
 void sum_of(float* y, int64_t n, double scale, F f) {
-    const size_t bytes = sum_blocks * sizeof(double);
-    double* partial = static_cast<double*>(allocate(bytes));
-    partial_sums<<<sum_blocks, sum_threads>>>(partial, n, f);
+    Scratch<double> partial(sum_blocks);
+    partial_sums<<<sum_blocks, sum_threads>>>(partial.data, n, f);
     ELBO_CUDA_CHECK(cudaGetLastError());
-    finish_sum<<<1, 1>>>(y, partial, sum_blocks, scale);
+    finish_sum<<<1, 1>>>(y, partial.data, sum_blocks, scale);
     ELBO_CUDA_CHECK(cudaGetLastError());
-    release(partial, bytes);  // reused only by later work on the same stream, which runs after this
 }
 
 }  // namespace elbo::cuda::detail

@@ -2,48 +2,14 @@
 // gradient as per-channel sums (also the convolutions' bias gradient, channel_sum_grad).
 // Derivation: docs/gradients.md#linear
 //
-// cuBLAS is column-major, and a row-major matrix M [r, c] is, to it, the column-major M^T with
-// leading dimension c. So x [N, I], w [O, I] and y [N, O] arrive as x^T, w^T and y^T, and each
-// product below is the transpose of the row-major one in its comment.
+// x [N, I], w [O, I] and y [N, O] arrive at cuBLAS as x^T, w^T and y^T (blas.cuh), and each product
+// below is the transpose of the row-major one in its comment.
 
-#include <cublas_v2.h>
-
-#include "check.cuh"
-#include "elbo/cuda/api.hpp"
+#include "blas.cuh"
 
 namespace elbo::cuda {
 
-namespace {
-
-void check_cublas(cublasStatus_t s, const char* call, const char* file, int line) {
-    if (s != CUBLAS_STATUS_SUCCESS)
-        throw Error(str("cuBLAS: ", call, " failed with ", cublasGetStatusName(s), " (", cublasGetStatusString(s),
-                        ") at ", file, ":", line));
-}
-
-#define ELBO_CUBLAS_CHECK(call) check_cublas((call), #call, __FILE__, __LINE__)
-
-// One handle for the process, on the default stream, in full FP32 (no TF32: the CPU twin is float).
-cublasHandle_t handle() {
-    static cublasHandle_t h = [] {
-        cublasHandle_t created = nullptr;
-        ELBO_CUBLAS_CHECK(cublasCreate(&created));
-        ELBO_CUBLAS_CHECK(cublasSetMathMode(created, CUBLAS_DEFAULT_MATH));
-        return created;
-    }();
-    return h;
-}
-
-// C (m x n) = op(A) op(B) + beta C, all column-major, alpha 1.
-void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-           int64_t ldb, float beta, float* c, int64_t ldc) {
-    if (m == 0 || n == 0) return;
-    const float one = 1.0f;
-    ELBO_CUBLAS_CHECK(cublasSgemm_64(handle(), ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N, m, n,
-                                     k, &one, a, lda, b, ldb, &beta, c, ldc));
-}
-
-}  // namespace
+using detail::sgemm;
 
 void linear_forward(float* y, const float* x, const float* w, const float* b, int64_t N, int64_t I, int64_t O) {
     if (b) detail::launch(N * O, [=] __device__(int64_t i) { y[i] = b[i % O]; });

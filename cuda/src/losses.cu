@@ -1,5 +1,6 @@
 // The VAE's objective on the GPU: BCE (on logits and on probabilities), squared error, the Gaussian
-// KL and the reparameterized sample, twins of kernels/cpu/losses.hpp and kernels/cpu/gaussian.hpp.
+// KL, the reparameterized sample, FactorVAE's permuted codes and its discriminator's cross-entropy
+// (log-softmax and NLL): twins of kernels/cpu/losses.hpp, gaussian.hpp and gather.hpp.
 // Derivations: docs/gradients.md
 
 #include "check.cuh"
@@ -107,6 +108,67 @@ void reparameterize_backward(float* dmu, float* dlogvar, float* deps, const floa
         if (dlogvar) dlogvar[i] += dz[i] * eps[i] * 0.5f * sigma;
         if (deps) deps[i] += dz[i] * sigma;
     });
+}
+
+// y[n, d] = z[index[d, n], d]
+void gather_columns_forward(float* y, const float* z, const int64_t* host_index, int64_t N, int64_t D) {
+    const detail::Scratch<int64_t> index(host_index, N * D);
+    const int64_t* at = index.data;
+    detail::launch(N * D, [=] __device__(int64_t i) {
+        const int64_t n = i / D, d = i % D;
+        y[i] = z[at[d * N + n] * D + d];
+    });
+}
+
+// dz[index[d, n], d] += dy[n, d]: a thread per column, adding in the CPU's order (n ascending), so
+// that indices repeated within a column add up without atomics.
+void gather_columns_backward(float* dz, const float* dy, const int64_t* host_index, int64_t N, int64_t D) {
+    const detail::Scratch<int64_t> index(host_index, N * D);
+    const int64_t* at = index.data;
+    detail::launch(D, [=] __device__(int64_t d) {
+        for (int64_t n = 0; n < N; ++n) dz[at[d * N + n] * D + d] += dy[n * D + d];
+    });
+}
+
+// y = x - max - log(sum exp(x - max)) along the axis of x [outer, k, inner]: a thread per row.
+void log_softmax_forward(float* y, const float* x, int64_t outer, int64_t k, int64_t inner) {
+    detail::launch(outer * inner, [=] __device__(int64_t row) {
+        const int64_t base = row / inner * k * inner + row % inner;
+        float m = x[base];
+        for (int64_t j = 1; j < k; ++j) m = fmaxf(m, x[base + j * inner]);
+        double s = 0.0;
+        for (int64_t j = 0; j < k; ++j) s += expf(x[base + j * inner] - m);
+        const float lse = m + static_cast<float>(log(s));
+        for (int64_t j = 0; j < k; ++j) y[base + j * inner] = x[base + j * inner] - lse;
+    });
+}
+
+// dx += dy - exp(y) sum(dy) along the axis.
+void log_softmax_backward(float* dx, const float* dy, const float* y, int64_t outer, int64_t k, int64_t inner) {
+    detail::launch(outer * inner, [=] __device__(int64_t row) {
+        const int64_t base = row / inner * k * inner + row % inner;
+        double s = 0.0;
+        for (int64_t j = 0; j < k; ++j) s += dy[base + j * inner];
+        for (int64_t j = 0; j < k; ++j) {
+            const int64_t at = base + j * inner;
+            dx[at] += dy[at] - expf(y[at]) * static_cast<float>(s);
+        }
+    });
+}
+
+// l_n = -lp[n, target[n]]
+void nll_forward(float* y, const float* lp, const int64_t* host_target, int64_t N, int64_t K, Reduction r) {
+    const detail::Scratch<int64_t> target(host_target, N);
+    const int64_t* t = target.data;
+    reduce_loss(y, N, r, [=] __device__(int64_t n) { return -lp[n * K + t[n]]; });
+}
+
+// dlp[n, target[n]] -= g_n
+void nll_backward(float* dlp, const float* dy, const int64_t* host_target, int64_t N, int64_t K, Reduction r) {
+    const detail::Scratch<int64_t> target(host_target, N);
+    const int64_t* t = target.data;
+    const LossGrad g(dy, r, N);
+    detail::launch(N, [=] __device__(int64_t n) { dlp[n * K + t[n]] -= g(n); });
 }
 
 }  // namespace elbo::cuda

@@ -1,6 +1,7 @@
 #pragma once
 // The pictures of a model: reconstructions, samples from the prior, and latent traversals, each a
-// grid image [C, H, W] ready for write_png.
+// grid image [C, H, W] ready for write_png. The model may be on any device: inputs go to it, and
+// what comes back is copied to the host.
 
 #include <algorithm>
 #include <numeric>
@@ -12,14 +13,14 @@ namespace elbo::cli {
 // sigmoid(decoder(z)) for codes z [n, D]: the images the model means.
 inline Tensor<float> decode_images(models::VAE<float>& model, const Tensor<float>& z) {
     NoGrad no_grad;
-    return sigmoid(model.decoder.decode(Var<float>(z))).value();
+    return sigmoid(model.decoder.decode(Var<float>(z.to(model.device())))).value().to(Device::cpu);
 }
 
 // Rows of `columns` originals, each followed by a row of their reconstructions (decoded from the
 // posterior mean).
 inline Tensor<float> reconstruction_grid(models::VAE<float>& model, const Tensor<float>& x, int64_t columns = 8) {
     NoGrad no_grad;
-    const Tensor<float> mu = model.encoder.encode(Var<float>(x)).first.value();
+    const Tensor<float> mu = model.encoder.encode(Var<float>(x.to(model.device()))).first.value();
     const Tensor<float> y = decode_images(model, mu);
     const int64_t N = x.size(0), per_image = x.numel() / N;
     Tensor<float> pairs = Tensor<float>::uninitialized(Shape{2 * N, x.size(1), x.size(2), x.size(3)});
@@ -45,12 +46,13 @@ inline Tensor<float> sample_grid(models::VAE<float>& model, int64_t count, uint6
 inline std::vector<int64_t> latents_by_kl(models::VAE<float>& model, const Tensor<float>& x, int64_t rows) {
     check(rows > 0, "traverse", "the number of latents shown must be positive, got ", rows);
     NoGrad no_grad;
-    auto [mu, logvar] = model.encoder.encode(Var<float>(x));
+    auto [mu_on_device, logvar_on_device] = model.encoder.encode(Var<float>(x.to(model.device())));
+    const Tensor<float> mu = mu_on_device.value().to(Device::cpu), logvar = logvar_on_device.value().to(Device::cpu);
     const int64_t N = x.size(0), D = model.config.latent;
     std::vector<double> kl(static_cast<size_t>(D));
     for (int64_t n = 0; n < N; ++n)
         for (int64_t d = 0; d < D; ++d) {
-            const double m = mu.value()[n * D + d], lv = logvar.value()[n * D + d];
+            const double m = mu[n * D + d], lv = logvar[n * D + d];
             kl[d] += 0.5 * (m * m + std::exp(lv) - 1 - lv);
         }
     std::vector<int64_t> order(static_cast<size_t>(D));
@@ -84,7 +86,7 @@ inline Tensor<float> traversal_grid(models::VAE<float>& model, const std::vector
 // The posterior mean of one image x [1, C, S, S].
 inline std::vector<float> posterior_mean(models::VAE<float>& model, const Tensor<float>& x) {
     NoGrad no_grad;
-    return model.encoder.encode(Var<float>(x)).first.value().to_vector();
+    return model.encoder.encode(Var<float>(x.to(model.device()))).first.value().to_vector();
 }
 
 }  // namespace elbo::cli

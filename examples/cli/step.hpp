@@ -18,11 +18,26 @@ struct Optimizers {
     optim::Adam<float>* discriminator = nullptr;  // FactorVAE only
 };
 
+// The device --device names: "cuda" needs a build with the CUDA module, and a GPU.
+inline Device parse_device(const std::string& name, const char* op) {
+    check(name == "cpu" || name == "cuda", op, "--device must be cpu or cuda, got '", name, "'");
+    if (name == "cpu") return Device::cpu;
+#if ELBO_WITH_CUDA
+    check(cuda::device_count() > 0, op, "--device cuda: this machine has no GPU (", cuda::why_no_device(), ")");
+    return Device::cuda;
+#else
+    throw Error(str(op, ": --device cuda needs the CUDA module, which this build does not have (configure elbo "
+                        "with -DELBO_CUDA=ON)"));
+#endif
+}
+
 // Trains on x [N, C, S, S] (and FactorVAE's discriminator on x_other) at step `step`, drawing eps
-// and permutations from gen. A non-finite objective is returned before any update is applied.
+// and permutations from gen, on the model's device (the batches are copied there). A non-finite
+// objective is returned before any update is applied.
 inline StepLosses train_step(models::VAE<float>& model, const Optimizers& opt, const Tensor<float>& x,
                              const Tensor<float>& x_other, int64_t step, Generator& gen) {
-    const Var<float> input(x);
+    const Device device = model.device();
+    const Var<float> input(x.to(device));
     const models::VAEOutput<float> out = model.forward(input, gen);
     const models::VAELoss<float> loss = model.loss(input, out, step);
     const double per_image =
@@ -42,8 +57,8 @@ inline StepLosses train_step(models::VAE<float>& model, const Optimizers& opt, c
     Var<float> z_other;
     {
         NoGrad no_grad;
-        auto [mu, logvar] = model.encoder.encode(Var<float>(x_other));
-        z_other = reparameterize(mu, logvar, Var<float>(Tensor<float>(mu.shape()).normal_(gen)));
+        auto [mu, logvar] = model.encoder.encode(Var<float>(x_other.to(device)));
+        z_other = reparameterize(mu, logvar, gen);
     }
     const Var<float> d_loss = factor->discriminator_loss(out.z, z_other, gen);
     s.discriminator = d_loss.item();

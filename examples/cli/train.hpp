@@ -116,8 +116,7 @@ public:
 
     // Runs to the end (or Ctrl-C, or the time limit); returns the process's exit status.
     int run() {
-        check(o_.device == "cpu" || o_.device == "cuda", "train", "--device must be cpu or cuda, got '", o_.device, "'");
-        check(o_.device == "cpu", "train", "--device cuda needs the CUDA module, which this build does not have");
+        device_ = parse_device(o_.device, "train");
         setup();
         set_threads(o_.threads);
         std::signal(SIGINT, on_interrupt);
@@ -168,7 +167,8 @@ private:
               " images, the model reads ", config.channels, " x ", config.image_size, " x ", config.image_size);
 
         Generator init(o_.seed);
-        model_ = models::make_model<float>(config, init);
+        model_ = models::make_model<float>(config, init);  // initialized on the host: one seed, one model
+        model_->to(device_);
         factor_ = dynamic_cast<models::FactorVAE<float>*>(model_.get());
         optim::AdamOptions adam = factor_ ? models::factor_vae_adam() : optim::AdamOptions{};
         adam.lr = *o_.lr;
@@ -344,7 +344,7 @@ private:
     // The checkpoint, the loss plot and the pictures.
     void save() {
         for (auto& [name, p] : model_->named_parameters())
-            for (float v : p.value())
+            for (float v : p.value().to(Device::cpu))
                 check(std::isfinite(v), "train", "parameter '", name, "' is not finite at step ", step_,
                       "; stopping without overwriting the last checkpoint");
         std::vector<std::pair<std::string, const optim::Optimizer<float>*>> optimizers{{"vae", vae_opt_.get()}};
@@ -377,6 +377,7 @@ private:
     }
 
     TrainOptions o_;
+    Device device_ = Device::cpu;
     models::Checkpoint<float> ck_;
     fs::path run_folder_;  // the resumed checkpoint's folder
     std::unique_ptr<data::Dataset> data_;

@@ -1,5 +1,6 @@
 // Uses elbo as a separate project would: one convolution, its gradient, and a safetensors round
-// trip. Exits non-zero when anything disagrees.
+// trip (and, where elbo was built with its CUDA module, a call into it). Exits non-zero when
+// anything disagrees.
 #include <cstdio>
 #include <elbo/elbo.hpp>
 
@@ -17,5 +18,9 @@ int main() {
     const auto back = load_safetensors<float>(path);
     const bool same = back.at("w").to_vector() == w.value().cast<float>().to_vector() && back.metadata.at("from") == "consumer";
     std::printf("safetensors round trip: %s\n", same ? "ok" : "MISMATCH");
+#if ELBO_WITH_CUDA
+    // Linked with elbo::cuda: the module answers (no GPU needed).
+    std::printf("CUDA module linked: %d GPU(s) %s\n", cuda::device_count(), cuda::why_no_device());
+#endif
     return result.ok && same ? 0 : 1;
 }

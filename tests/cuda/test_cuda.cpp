@@ -1,16 +1,21 @@
 // The CUDA module: each kernel against its CPU twin on the same inputs (suite "gpu", float, 1e-5
-// relative), and the parts that need no GPU (suite "no_gpu"): errors, and what a missing GPU says.
+// relative), a whole training step of the seed's models against the CPU's, `elbo train|bench
+// --device cuda`, and the parts that need no GPU (suite "no_gpu"): errors, and what a missing GPU says.
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
 
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "../helpers.hpp"
+#include "cli/step.hpp"
 
 using namespace elbo;
 using testing::randn;
 using testing::relative_difference;
+using testing::run_elbo;
+using testing::scratch_dir;
 
 TEST_SUITE("no_gpu") {
     TEST_CASE("device_count never throws, and says why it is 0") {
@@ -42,6 +47,19 @@ TEST_SUITE("no_gpu") {
             // With one, a petabyte is more than it has.
             CHECK_THROWS_WITH_AS(cuda::allocate(size_t(1) << 50), doctest::Contains("cudaMalloc"), Error);
         }
+    }
+
+    TEST_CASE("elbo train and bench --device cuda on a machine without a GPU say so in one line") {
+        if (cuda::device_count() > 0) return;  // the gpu suite runs them
+        const auto dir = scratch_dir("cuda-cli");
+        for (const std::string& command : {"train --out " + (dir / "x").string(), std::string("bench")}) {
+            const testing::Result r = run_elbo(command + " --device cuda", dir);
+            INFO(r.err);
+            CHECK(r.status == 1);
+            CHECK(r.err.rfind(str("elbo: ", command.substr(0, 5), ": --device cuda: this machine has no GPU ("), 0) == 0);
+            CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+        }
+        std::filesystem::remove_all(dir);
     }
 }
 
@@ -177,5 +195,219 @@ TEST_SUITE("gpu") {
         check_twins({x, w, b}, [](const auto& v) { return linear(v[0], v[1], v[2]); });
         check_twins({x, w}, [](const auto& v) { return linear(v[0], v[1]); });
         check_twins({x, w, b}, [](const auto& v) { return relu(linear(v[0], v[1], v[2])) * 2.0f; });
+    }
+
+    TEST_CASE("conv2d and conv_transpose2d, with every hyper-parameter, match their CPU twins (im2col + cuBLAS)") {
+        struct Case {
+            int64_t N, C, H, W, O, k, stride, padding, dilation;
+        };
+        uint64_t seed = 30;
+        for (const Case& c : {Case{2, 3, 9, 7, 5, 3, 1, 1, 1}, Case{4, 2, 16, 16, 6, 4, 2, 1, 1},
+                             Case{3, 4, 11, 10, 3, 3, 2, 0, 2}, Case{1, 1, 5, 5, 2, 5, 1, 2, 1}}) {
+            INFO("N ", c.N, " C ", c.C, " H ", c.H, " W ", c.W, " O ", c.O, " k ", c.k, " stride ", c.stride,
+                 " padding ", c.padding, " dilation ", c.dilation);
+            const Tensor<float> x = randn<float>(Shape{c.N, c.C, c.H, c.W}, ++seed);
+            const Tensor<float> w = randn<float>(Shape{c.O, c.C, c.k, c.k}, ++seed, 0.3);
+            const Tensor<float> b = randn<float>(Shape{c.O}, ++seed);
+            const Conv2dOptions o{.stride = c.stride, .padding = c.padding, .dilation = c.dilation};
+            check_twins({x, w, b}, [o](const auto& v) { return conv2d(v[0], v[1], v[2], o); });
+            check_twins({x, w}, [o](const auto& v) { return conv2d(v[0], v[1], {}, o); });
+            // The transposed convolution of the same sizes, from C channels to O.
+            const Tensor<float> wt = randn<float>(Shape{c.C, c.O, c.k, c.k}, ++seed, 0.3);
+            const ConvTranspose2dOptions t{.stride = c.stride, .padding = c.padding,
+                                           .output_padding = c.stride > 1 ? 1 : 0, .dilation = c.dilation};
+            check_twins({x, wt, b}, [t](const auto& v) { return conv_transpose2d(v[0], v[1], v[2], t); });
+            check_twins({x, wt}, [t](const auto& v) { return conv_transpose2d(v[0], v[1], {}, t); });
+        }
+    }
+
+    TEST_CASE("reshape, flatten and concat pass gradients on the GPU as on the CPU") {
+        const Tensor<float> a = randn<float>(Shape{4, 3, 5}, 40), b = randn<float>(Shape{2, 3, 5}, 41);
+        check_twins({a}, [](const auto& v) { return reshape(v[0], {6, -1}) * 3.0f; });
+        check_twins({a}, [](const auto& v) { return flatten(v[0]) + 1.0f; });
+        check_twins({a, b}, [](const auto& v) { return concat<float>({v[0], v[1], v[0]}); });
+    }
+
+    TEST_CASE("log_softmax and cross_entropy match their CPU twins, for every axis and reduction") {
+        const Tensor<float> x = randn<float>(Shape{5, 7, 3}, 42, 4.0), logits = randn<float>(Shape{37, 4}, 43, 3.0);
+        check_twins({x}, [](const auto& v) { return log_softmax(v[0], 1); });
+        check_twins({x}, [](const auto& v) { return log_softmax(v[0]); });
+        std::vector<int64_t> labels;
+        for (int64_t n = 0; n < 37; ++n) labels.push_back(n * 7 % 4);
+        for (Reduction r : {Reduction::none, Reduction::sum, Reduction::mean}) {
+            INFO("reduction ", to_string(r));
+            check_twins({logits}, [&](const auto& v) { return cross_entropy(v[0], labels, r); });
+        }
+    }
+
+    TEST_CASE("permute_dims and gather_columns, repeated rows too, match their CPU twins") {
+        const Tensor<float> z = randn<float>(Shape{64, 10}, 44);
+        check_twins({z}, [](const auto& v) {
+            Generator gen(45);  // one permutation for both devices: it is drawn on the host
+            return permute_dims(v[0], gen);
+        });
+        const Tensor<float> small = randn<float>(Shape{3, 2}, 46);
+        check_twins({small}, [](const auto& v) { return gather_columns(v[0], {{0, 0, 1}, {2, 2, 2}}); });
+    }
+
+    TEST_CASE("the SGD, Adam and AdamW steps match their CPU twins, state included") {
+        const Tensor<float> w0 = randn<float>(Shape{300, 37}, 47), g = randn<float>(Shape{300, 37}, 48);
+        using Make = std::function<std::unique_ptr<optim::Optimizer<float>>(optim::Optimizer<float>::Parameters)>;
+        const std::vector<std::pair<const char*, Make>> optimizers{
+            {"SGD", [](auto p) { return std::make_unique<optim::SGD<float>>(p, optim::SGDOptions{.lr = 0.1, .momentum = 0.9, .dampening = 0.1, .weight_decay = 0.01}); }},
+            {"SGD Nesterov", [](auto p) { return std::make_unique<optim::SGD<float>>(p, optim::SGDOptions{.lr = 0.1, .momentum = 0.9, .nesterov = true}); }},
+            {"Adam", [](auto p) { return std::make_unique<optim::Adam<float>>(p, optim::AdamOptions{.lr = 1e-2, .weight_decay = 0.01}); }},
+            {"AdamW", [](auto p) { return std::make_unique<optim::AdamW<float>>(p, optim::AdamOptions{.lr = 1e-2, .weight_decay = 0.1}); }},
+        };
+        for (const auto& [name, make] : optimizers) {
+            INFO(name);
+            // Three steps on the loss sum(p * g), whose gradient is g exactly on both devices.
+            auto run = [&](Device device) {
+                Var<float> p(w0.clone().to(device), true);
+                const Var<float> gv(g.to(device));
+                auto opt = make({{"p", p}});
+                for (int step = 0; step < 3; ++step) {
+                    opt->zero_grad();
+                    backward(sum(p * gv));
+                    opt->step();
+                }
+                std::map<std::string, Tensor<float>> out = opt->state_dict("");
+                out.emplace("p", p.value());
+                return out;
+            };
+            const auto cpu = run(Device::cpu), gpu = run(Device::cuda);
+            CHECK(gpu.at("p").device() == Device::cuda);
+            for (const auto& [key, t] : cpu) {
+                INFO(key);
+                CHECK(relative_difference(gpu.at(key).to(Device::cpu), t) < 1e-5);
+            }
+        }
+    }
+
+    TEST_CASE("Module::to moves the parameters, and an optimizer made before follows them") {
+        Generator gen(49);
+        nn::Linear<float> layer(20, 7, gen);
+        const Tensor<float> w = layer.weight.value().clone(), x = randn<float>(Shape{5, 20}, 50);
+        optim::Adam<float> opt(layer.named_parameters(), {.lr = 1e-2});
+        layer.to(Device::cuda);
+        CHECK(layer.device() == Device::cuda);
+        CHECK(layer.weight.value().to(Device::cpu).to_vector() == w.to_vector());
+        backward(sum(layer(Var<float>(x.to(Device::cuda)))));
+        opt.step();  // its moments move to the GPU with the parameters
+        for (const auto& [key, t] : opt.state_dict("")) {
+            INFO(key);
+            if (key != "step") CHECK(t.device() == Device::cuda);
+        }
+        // A checkpoint written from the GPU is the one written from the host.
+        const auto on_gpu = serialize_safetensors(layer.state_dict());
+        layer.to(Device::cpu);
+        CHECK(layer.device() == Device::cpu);
+        CHECK(serialize_safetensors(layer.state_dict()) == on_gpu);
+        CHECK(layer.weight.value().to_vector() != w.to_vector());  // the step did move it
+    }
+
+    TEST_CASE("a whole training step of the seed's VAE and FactorVAE on the GPU matches the CPU's") {
+        for (const char* kind : {"vae", "factor-vae"}) {
+            INFO(kind);
+            models::ModelConfig c;
+            c.kind = kind;
+            if (c.is_factor_vae()) c.gamma = 35;
+            Generator init_cpu(51), init_gpu(51);
+            auto cpu = models::make_model<float>(c, init_cpu), gpu = models::make_model<float>(c, init_gpu);
+            gpu->to(Device::cuda);
+            const Shape images{8, c.channels, c.image_size, c.image_size};
+            Generator data(52);
+            const Tensor<float> x = Tensor<float>(images).uniform_(data), x_other = Tensor<float>(images).uniform_(data);
+            auto step = [&](models::VAE<float>& model, optim::Adam<float>& vae, optim::Adam<float>* discriminator) {
+                Generator gen(53);
+                return cli::train_step(model, {&vae, discriminator}, x, x_other, 0, gen);
+            };
+            optim::Adam<float> vae_cpu(cpu->vae_parameters(), {}), vae_gpu(gpu->vae_parameters(), {});
+            std::unique_ptr<optim::Adam<float>> d_cpu, d_gpu;
+            if (c.is_factor_vae()) {
+                d_cpu = std::make_unique<optim::Adam<float>>(dynamic_cast<models::FactorVAE<float>&>(*cpu).discriminator_parameters(),
+                                                             models::factor_vae_discriminator_adam());
+                d_gpu = std::make_unique<optim::Adam<float>>(dynamic_cast<models::FactorVAE<float>&>(*gpu).discriminator_parameters(),
+                                                             models::factor_vae_discriminator_adam());
+            }
+            const cli::StepLosses lc = step(*cpu, vae_cpu, d_cpu.get()), lg = step(*gpu, vae_gpu, d_gpu.get());
+            for (auto [name, a, b] : {std::tuple{"loss", lc.loss, lg.loss}, std::tuple{"recon", lc.recon, lg.recon},
+                                      std::tuple{"kl", lc.kl, lg.kl}, std::tuple{"tc", lc.tc, lg.tc},
+                                      std::tuple{"discriminator", lc.discriminator, lg.discriminator}}) {
+                INFO(name, ": cpu ", a, ", gpu ", b);
+                // The discriminator reads codes of the VAE after its Adam step (see below): 1e-4.
+                const double tolerance = std::string(name) == "discriminator" ? 1e-4 : 1e-5;
+                CHECK(std::abs(a - b) <= tolerance * std::max(std::abs(a), 1e-3));
+            }
+            const auto pc = cpu->named_parameters(), pg = gpu->named_parameters();
+            REQUIRE(pc.size() == pg.size());
+            for (size_t i = 0; i < pc.size(); ++i) {
+                INFO(pc[i].first);
+                const Tensor<float> grad_cpu = pc[i].second.grad(), grad_gpu = pg[i].second.grad().to(Device::cpu);
+                // Eight layers of float sums added in other orders: 1e-4 of the gradient's scale.
+                CHECK(relative_difference(grad_gpu, grad_cpu) < 1e-4);
+                // Adam's first step moves each weight by lr * g / (|g| + eps), about lr in the direction of
+                // g: where g is too small for its sign to survive other summation orders, the weights may
+                // differ by up to 2 lr. Everywhere else they agree to 1e-5 of the tensor's scale.
+                const Tensor<float> w_cpu = pc[i].second.value(), w_gpu = pg[i].second.value().to(Device::cpu);
+                double g_scale = 0, w_scale = 0;
+                for (int64_t j = 0; j < w_cpu.numel(); ++j) {
+                    g_scale = std::max(g_scale, std::abs(static_cast<double>(grad_cpu[j])));
+                    w_scale = std::max(w_scale, std::abs(static_cast<double>(w_cpu[j])));
+                }
+                const double lr = c.is_factor_vae() && pc[i].first.rfind("discriminator", 0) == 0
+                                      ? models::factor_vae_discriminator_adam().lr
+                                      : optim::AdamOptions{}.lr;
+                int64_t far = 0;
+                for (int64_t j = 0; j < w_cpu.numel(); ++j) {
+                    const double d = std::abs(static_cast<double>(w_gpu[j]) - w_cpu[j]);
+                    const bool resolved = std::abs(grad_cpu[j]) > 1e-3 * g_scale;
+                    if (d > (resolved ? 1e-5 * w_scale : 2.0001 * lr)) ++far;
+                }
+                CHECK(far == 0);
+            }
+        }
+    }
+
+    TEST_CASE("elbo train --device cuda trains the three models, as on the CPU; bench --device cuda runs both") {
+        const auto dir = scratch_dir("cuda-train");
+        const std::string tiny = " --data dsprites --image-size 16 --batch 8 --latent 3 --threads 1 --steps 3 --log-every 1";
+        for (const std::string model : {"vae", "beta-vae", "factor-vae"}) {
+            INFO(model);
+            std::vector<std::vector<double>> firsts;
+            for (const std::string device : {"cpu", "cuda"}) {
+                const auto out = dir / (model + "-" + device);
+                const testing::Result r =
+                    run_elbo("train --model " + model + " --device " + device + " --out " + out.string() + tiny, dir);
+                INFO(r.err);
+                REQUIRE(r.status == 0);
+                CHECK(std::filesystem::exists(out / "checkpoint.safetensors"));
+                CHECK(std::filesystem::exists(out / "samples.png"));
+                // The first logged step, whose loss comes before any update: the same on both devices.
+                std::istringstream metrics(testing::read_text(out / "metrics.csv"));
+                std::string header, first;
+                std::getline(metrics, header);
+                std::getline(metrics, first);
+                std::vector<double> values;
+                std::istringstream fields(first);
+                for (std::string f; std::getline(fields, f, ',');) values.push_back(std::stod(f));
+                firsts.push_back(values);
+            }
+            REQUIRE(firsts[0].size() == firsts[1].size());
+            // loss, recon, kl, tc at 1e-5; discriminator_loss, which reads codes from the updated encoder, at 1e-4.
+            for (size_t k = 1; k <= 5; ++k)
+                CHECK(std::abs(firsts[0][k] - firsts[1][k]) <= (k == 5 ? 1e-4 : 1e-5) * std::max(std::abs(firsts[0][k]), 1e-3));
+        }
+        for (const std::string model : {"vae", "factor-vae"}) {
+            const testing::Result r =
+                run_elbo("bench --device cuda --model " + model + " --image-size 32 --batch 16 --steps 3 --warmup 2", dir);
+            INFO(r.err);
+            REQUIRE(r.status == 0);
+            const auto j = nlohmann::json::parse(r.out);
+            CHECK(j["device"] == "cuda");
+            CHECK(j["train_step_ms"].get<double>() > 0);
+            CHECK(j["step_allocations"] == 0);  // the caching allocator serves a steady-state step
+        }
+        std::filesystem::remove_all(dir);
     }
 }

@@ -4,7 +4,7 @@
 //
 //   profile::start();  ...train...  profile::stop();  std::fputs(profile::table().c_str(), stderr);
 //
-// An op's forward runs from its require_cpu() check (every op's first call, which marks the clock)
+// An op's forward runs from its require_one_device() check (every op's first call, which marks the clock)
 // to its Var::from_op() (its last), so the time is the op's own, kernels and allocation included.
 // Off, it costs one branch per op. Single-threaded use: ops are called from one thread.
 
@@ -54,7 +54,7 @@ inline void stop() { detail::state().on = false; }
 
 inline const std::map<std::string, OpTime>& ops() { return detail::state().ops; }
 
-// An op begins (called by require_cpu).
+// An op begins (called by require_one_device).
 inline void op_begins() {
     if (running()) detail::state().mark = detail::Clock::now();
 }

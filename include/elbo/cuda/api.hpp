@@ -6,14 +6,18 @@
 // GPU there is a clear elbo::Error.
 //
 // Every kernel here has its CPU twin of the same name and arguments in kernels/cpu/ (float only), and
-// tests/cuda/ compares each with its twin. Pointers are device pointers unless a name says host.
+// tests/cuda/ compares each with its twin. Pointers are device pointers, but for the integer indices
+// that ops keep on the host (class labels, permutations), which a kernel copies over itself.
 // Every failed CUDA call throws elbo::Error naming the call, its error, the file and the line.
 
 #include <cstddef>
 #include <cstdint>
 
-#include "elbo/kernels/cpu/elementwise.hpp"  // BroadcastShape and BinaryOp, shared with the CPU twins
-#include "elbo/tensor/pool.hpp"                // MemoryStats
+// What the kernels share with their CPU twins: the shapes and coefficients they take.
+#include "elbo/kernels/cpu/conv_shape.hpp"   // Conv2dShape
+#include "elbo/kernels/cpu/elementwise.hpp"  // BroadcastShape, BinaryOp
+#include "elbo/kernels/cpu/optim.hpp"        // SGDStep, AdamStep
+#include "elbo/tensor/pool.hpp"              // MemoryStats
 
 namespace elbo::cuda {
 
@@ -62,6 +66,8 @@ void abs_backward(float* dx, const float* dy, const float* x, int64_t n, bool as
 void log_forward(float* y, const float* x, int64_t n);
 void log_backward(float* dx, const float* dy, const float* x, int64_t n, bool assign);
 
+void pass_grad(float* dx, const float* dy, int64_t n, bool assign);
+
 void binary_forward(float* y, const float* a, const float* b, const kernels::BroadcastShape& s, kernels::BinaryOp op);
 void binary_backward(float* da, float* db, const float* dy, const float* a, const float* b,
                      const kernels::BroadcastShape& s, kernels::BinaryOp op, bool a_full, bool b_full);
@@ -82,12 +88,28 @@ void gaussian_kl_forward(float* y, const float* mu, const float* logvar, int64_t
 void gaussian_kl_backward(float* dmu, float* dlogvar, const float* dy, const float* mu, const float* logvar,
                           int64_t N, int64_t D, Reduction r);
 void reparameterize_forward(float* z, const float* mu, const float* logvar, const float* eps, int64_t n);
+void reparameterize_backward(float* dmu, float* dlogvar, float* deps, const float* dz, const float* logvar,
+                             const float* eps, int64_t n);
+void gather_columns_forward(float* y, const float* z, const int64_t* index, int64_t N, int64_t D);  // host index
+void gather_columns_backward(float* dz, const float* dy, const int64_t* index, int64_t N, int64_t D);
+void log_softmax_forward(float* y, const float* x, int64_t outer, int64_t k, int64_t inner);
+void log_softmax_backward(float* dx, const float* dy, const float* y, int64_t outer, int64_t k, int64_t inner);
+void nll_forward(float* y, const float* lp, const int64_t* target, int64_t N, int64_t K, Reduction r);  // host target
+void nll_backward(float* dlp, const float* dy, const int64_t* target, int64_t N, int64_t K, Reduction r);
+
 void linear_forward(float* y, const float* x, const float* w, const float* b, int64_t N, int64_t I, int64_t O);
 void linear_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w, int64_t N,
                      int64_t I, int64_t O);
 void channel_sum_grad(float* db, const float* dy, int64_t N, int64_t O, int64_t HW);
+void conv2d_forward(float* y, const float* x, const float* w, const float* b, const kernels::Conv2dShape& s);
+void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
+                     const kernels::Conv2dShape& s);
+void conv_transpose2d_forward(float* y, const float* x, const float* w, const float* b,
+                              const kernels::Conv2dShape& s);
+void conv_transpose2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
+                               const kernels::Conv2dShape& s);
 
-void reparameterize_backward(float* dmu, float* dlogvar, float* deps, const float* dz, const float* logvar,
-                             const float* eps, int64_t n);
+void sgd_step(float* w, const float* g, float* buf, int64_t n, const kernels::SGDStep<float>& s);
+void adam_step(float* w, const float* g, float* m, float* v, int64_t n, const kernels::AdamStep<float>& s);
 
 }  // namespace elbo::cuda

@@ -288,7 +288,7 @@ Safetensors<T> load_safetensors(const std::string& path) {
     return parse_safetensors<T>(bytes.data(), bytes.size(), path);
 }
 
-// The bytes of a safetensors file holding `tensors` (stored as `dtype`) and `metadata`.
+// The bytes of a safetensors file holding `tensors` (stored as `dtype`, from any device) and `metadata`.
 template <class T>
 std::vector<uint8_t> serialize_safetensors(const std::map<std::string, Tensor<T>>& tensors,
                                            const std::map<std::string, std::string>& metadata = {},
@@ -302,7 +302,6 @@ std::vector<uint8_t> serialize_safetensors(const std::map<std::string, Tensor<T>
     uint64_t offset = 0;
     for (const auto& [name, t] : tensors) {
         check(!name.empty() && name != "__metadata__", "save_safetensors", "invalid tensor name '", name, "'");
-        check(t.device() == Device::cpu, "save_safetensors", "tensor '", name, "' is not on the cpu");
         const uint64_t bytes = static_cast<uint64_t>(t.numel()) * width;
         header[name] = {{"dtype", to_string(dtype)}, {"shape", t.shape().dims()}, {"data_offsets", {offset, offset + bytes}}};
         offset += bytes;
@@ -315,7 +314,10 @@ std::vector<uint8_t> serialize_safetensors(const std::map<std::string, Tensor<T>
     const uint64_t len = text.size();
     for (int i = 0; i < 8; ++i) out.push_back(static_cast<uint8_t>(len >> (8 * i)));
     out.insert(out.end(), text.begin(), text.end());
-    for (const auto& [name, t] : tensors) sd::convert_to(out, t.data(), dtype, t.numel());
+    for (const auto& [name, t] : tensors) {
+        const Tensor<T> host = t.to(Device::cpu);  // a tensor on the GPU is copied to the host first
+        sd::convert_to(out, host.data(), dtype, host.numel());
+    }
     return out;
 }
 

@@ -52,7 +52,7 @@ public:
         VAELoss<T> l = VAE<T>::loss(x, out, step);
         const T scale = this->batch_scale(x);
         // logit0 - logit1 of every sample, summed: the logits [N, 2] times [1, -1], summed.
-        const Var<T> sign(Tensor<T>::from_vector(Shape{2}, {T(1), T(-1)}));
+        const Var<T> sign(Tensor<T>::from_vector(Shape{2}, {T(1), T(-1)}).to(out.z.value().device()));
         Var<T> tc = sum(discriminator(out.z) * sign);
         l.tc = tc * scale;
         l.total = l.total + l.tc * T(this->config.gamma);

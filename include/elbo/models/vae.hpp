@@ -124,7 +124,11 @@ public:
 
     // The same, with eps ~ N(0, I) drawn from `gen`.
     VAEOutput<T> forward(const Var<T>& x, Generator& gen) {
-        return run(x, [&](const Var<T>& mu) { return Var<T>(Tensor<T>(mu.shape()).normal_(gen)); });
+        return run(x, [&](const Var<T>& mu) {
+            Tensor<T> eps(mu.shape());
+            eps.normal_(gen);  // on the host, so that a seed draws the same eps on every device
+            return Var<T>(eps.to(mu.value().device()));
+        });
     }
 
     // The objective for the batch x and its forward pass `out`, at training step `step` (which

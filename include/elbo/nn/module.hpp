@@ -6,7 +6,7 @@
 // registered as "conv1" inside an encoder registered as "encoder" owns "encoder.conv1.weight".
 // That name is the key of `state_dict()` and of checkpoints, so weights move to and from PyTorch.
 // Module is the one polymorphic base of elbo; modules are neither copied nor moved (the tree holds
-// pointers to members).
+// pointers to members). `to(Device::cuda)` puts the parameters on the GPU, as PyTorch's .to does.
 
 #include <map>
 #include <memory>
@@ -81,10 +81,26 @@ public:
             throw Error(str("load_state_dict: the checkpoint does not fit the ", name(), " (", problems.size(),
                             " mismatch", problems.size() == 1 ? "" : "es", "):", list));
         }
-        for (auto& [n, p] : params) {
-            const Tensor<T>& src = state.at(n);
-            std::copy(src.begin(), src.end(), p.value().begin());
+        for (auto& [n, p] : params) p.value().copy_(state.at(n));
+    }
+
+    // Moves every parameter to `device` (the CPU or the GPU), dropping gradients that have arrived.
+    // Optimizers made before follow: they hold the same parameters, and move their state at the next
+    // step.
+    Module& to(Device device) {
+        for (auto& [n, p] : named_parameters()) {
+            Node<T>& node = p.node();
+            node.value = node.value.to(device);
+            node.grad = Tensor<T>();
+            node.has_grad = false;
         }
+        return *this;
+    }
+
+    // Where the parameters are (the CPU for a module that has none).
+    Device device() const {
+        auto params = named_parameters();
+        return params.empty() ? Device::cpu : params.front().second.value().device();
     }
 
     // Switches the tree to training or evaluation mode (for layers that behave differently).

@@ -3,8 +3,10 @@
 // and weight decay, Adam, AdamW. Their state (per-parameter buffers and the step count) goes in and
 // out of state_dict() under a prefix, so a checkpoint resumes a run exactly.
 //
-// The arithmetic is written in T, in PyTorch's order of operations, with the scalar coefficients
-// (bias corrections, step size) computed in double and rounded to T, as Python's floats are.
+// The arithmetic (kernels/cpu/optim.hpp, and its CUDA twin for parameters on the GPU) is written in
+// T, in PyTorch's order of operations, with the scalar coefficients (bias corrections, step size)
+// computed in double and rounded to T, as Python's floats are. The state lives on each parameter's
+// device, and follows it there when the module moves (Module::to) after the optimizer was made.
 
 #include <cmath>
 #include <map>
@@ -12,8 +14,8 @@
 #include <utility>
 #include <vector>
 
-#include "elbo/autograd/var.hpp"
-#include "elbo/kernels/cpu/common.hpp"
+#include "elbo/kernels/cpu/optim.hpp"
+#include "elbo/ops/common.hpp"
 
 namespace elbo::optim {
 
@@ -59,10 +61,8 @@ public:
         if (!problems.empty()) throw Error(str(name_, ".load_state_dict: the state does not fit:", problems));
         steps_ = static_cast<int64_t>(state.at(prefix + "step").item());
         for (size_t i = 0; i < params_.size(); ++i)
-            for (size_t s = 0; s < buffer_names_.size(); ++s) {
-                const Tensor<T>& src = state.at(prefix + params_[i].first + "." + buffer_names_[s]);
-                std::copy(src.begin(), src.end(), buffers_[i][s].begin());
-            }
+            for (size_t s = 0; s < buffer_names_.size(); ++s)
+                buffers_[i][s].copy_(state.at(prefix + params_[i].first + "." + buffer_names_[s]));
     }
 
 protected:
@@ -70,9 +70,18 @@ protected:
         : name_(name), params_(std::move(params)), buffer_names_(std::move(buffer_names)) {
         for (auto& [n, p] : params_) {
             std::vector<Tensor<T>> b;
-            for (size_t s = 0; s < buffer_names_.size(); ++s) b.emplace_back(p.shape());
+            for (size_t s = 0; s < buffer_names_.size(); ++s)
+                b.push_back(Tensor<T>::zeros(p.shape(), p.value().device()));
             buffers_.push_back(std::move(b));
         }
+    }
+
+    // Parameter i's buffers, on its device (moved there first if the parameter moved since).
+    std::vector<Tensor<T>>& buffers_of(size_t i) {
+        const Device device = params_[i].second.value().device();
+        for (Tensor<T>& b : buffers_[i])
+            if (b.device() != device) b = b.to(device);
+        return buffers_[i];
     }
 
     const char* name_;
@@ -105,25 +114,21 @@ public:
     }
 
     void step() override {
-        const bool first = this->steps_ == 0;
+        const SGDOptions& o = options;
+        const kernels::SGDStep<T> k{.lr = T(o.lr),
+                                    .momentum = T(o.momentum),
+                                    .damping = T(1 - o.dampening),
+                                    .weight_decay = T(o.weight_decay),
+                                    .decay = o.weight_decay != 0,
+                                    .heavy_ball = o.momentum != 0,
+                                    .nesterov = o.nesterov,
+                                    .first = this->steps_ == 0};
         ++this->steps_;
-        const T wd = T(options.weight_decay), mom = T(options.momentum), damp = T(1 - options.dampening),
-                lr = T(options.lr);
         for (size_t i = 0; i < this->params_.size(); ++i) {
             Var<T>& p = this->params_[i].second;
             if (!p.has_grad()) continue;
-            T* w = p.value().data();
-            const T* g = p.grad().data();
-            T* buf = this->buffers_[i][0].data();
-            for (int64_t j = 0; j < p.numel(); ++j) {
-                T d = g[j];
-                if (options.weight_decay != 0) d = d + wd * w[j];
-                if (options.momentum != 0) {
-                    buf[j] = first ? d : buf[j] * mom + damp * d;
-                    d = options.nesterov ? d + mom * buf[j] : buf[j];
-                }
-                w[j] = w[j] + -lr * d;
-            }
+            T* buf = this->buffers_of(i)[0].data();
+            ELBO_KERNEL(p.value().device(), sgd_step, p.value().data(), p.grad().data(), buf, p.numel(), k);
         }
     }
 
@@ -166,30 +171,25 @@ public:
     void step() override {
         const int64_t t = ++this->steps_;
         const AdamOptions& o = options;
-        const T b1 = T(o.beta1), b2 = T(o.beta2), one_minus_b1 = T(1 - o.beta1), one_minus_b2 = T(1 - o.beta2);
         const double bias_correction1 = 1 - std::pow(o.beta1, static_cast<double>(t));
         const double bias_correction2 = 1 - std::pow(o.beta2, static_cast<double>(t));
-        const T step_size = T(o.lr / bias_correction1), bc2_sqrt = T(std::sqrt(bias_correction2)), eps = T(o.eps);
-        const T wd = T(o.weight_decay), decay = T(1 - o.lr * o.weight_decay);
+        const kernels::AdamStep<T> k{.beta1 = T(o.beta1),
+                                     .beta2 = T(o.beta2),
+                                     .one_minus_beta1 = T(1 - o.beta1),
+                                     .one_minus_beta2 = T(1 - o.beta2),
+                                     .step_size = T(o.lr / bias_correction1),
+                                     .bc2_sqrt = T(std::sqrt(bias_correction2)),
+                                     .eps = T(o.eps),
+                                     .weight_decay = T(o.weight_decay),
+                                     .shrink_by = T(1 - o.lr * o.weight_decay),
+                                     .coupled = o.weight_decay != 0 && !decoupled_,
+                                     .decoupled = o.weight_decay != 0 && decoupled_};
         for (size_t i = 0; i < this->params_.size(); ++i) {
             Var<T>& p = this->params_[i].second;
             if (!p.has_grad()) continue;
-            T* w = p.value().data();
-            const T* g = p.grad().data();
-            T* m = this->buffers_[i][0].data();
-            T* v = this->buffers_[i][1].data();
-            const bool coupled = o.weight_decay != 0 && !decoupled_, shrink = o.weight_decay != 0 && decoupled_;
-            const int64_t n = p.numel();
-#pragma omp parallel for schedule(static) if (n >= kernels::parallel_grain)
-            for (int64_t j = 0; j < n; ++j) {
-                T gj = g[j];
-                if (shrink) w[j] = w[j] * decay;
-                if (coupled) gj = gj + wd * w[j];
-                m[j] = m[j] * b1 + one_minus_b1 * gj;
-                v[j] = v[j] * b2 + one_minus_b2 * gj * gj;
-                const T denom = std::sqrt(v[j]) / bc2_sqrt + eps;
-                w[j] = w[j] + -step_size * m[j] / denom;
-            }
+            std::vector<Tensor<T>>& b = this->buffers_of(i);
+            ELBO_KERNEL(p.value().device(), adam_step, p.value().data(), p.grad().data(), b[0].data(), b[1].data(),
+                        p.numel(), k);
         }
     }
 

@@ -10,7 +10,7 @@
 namespace elbo {
 
 // The device all operands of an op live on (the first defined one's); an Error when they differ.
-// Every op calls this or require_cpu first, so it also starts the op's clock for the profile
+// Every op calls this first, so it also starts the op's clock for the profile
 // (autograd/profile.hpp).
 template <class T>
 Device require_one_device(const char* op, std::initializer_list<const Var<T>*> operands) {
@@ -26,19 +26,6 @@ Device require_one_device(const char* op, std::initializer_list<const Var<T>*> o
         first = false;
     }
     return device;
-}
-
-// The same for an op that runs on the CPU only (it has no CUDA kernel yet).
-template <class T>
-void require_cpu(const char* op, std::initializer_list<const Var<T>*> operands) {
-    const Device device = require_one_device(op, operands);
-    check(device == Device::cpu, op, "expected tensors on cpu, got them on ", to_string(device),
-#if ELBO_WITH_CUDA
-          " (this op has no CUDA kernel yet)"
-#else
-          " (this build has no CUDA module)"
-#endif
-    );
 }
 
 namespace detail {

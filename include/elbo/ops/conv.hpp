@@ -22,11 +22,12 @@ struct ConvTranspose2dOptions {
 
 namespace detail {
 
-// Checks what conv2d and conv_transpose2d share: ranks, hyper-parameters, bias.
+// Checks what conv2d and conv_transpose2d share: one device, ranks, hyper-parameters, bias.
+// Returns the device.
 template <class T>
-void check_conv_operands(const char* op, const Var<T>& x, const Var<T>& w, const Var<T>& b,
-                         int64_t stride, int64_t padding, int64_t dilation, int64_t bias_size) {
-    require_cpu<T>(op, {&x, &w, &b});
+Device check_conv_operands(const char* op, const Var<T>& x, const Var<T>& w, const Var<T>& b,
+                           int64_t stride, int64_t padding, int64_t dilation, int64_t bias_size) {
+    const Device device = require_one_device<T>(op, {&x, &w, &b});
     check(x.shape().rank() == 4, op, "expected input [N, C, H, W], got ", x.shape());
     check(w.shape().rank() == 4, op, "expected a weight of rank 4, got ", w.shape());
     check(stride > 0, op, "stride must be positive, got ", stride);
@@ -34,6 +35,7 @@ void check_conv_operands(const char* op, const Var<T>& x, const Var<T>& w, const
     check(dilation > 0, op, "dilation must be positive, got ", dilation);
     if (b.defined())
         check(b.shape() == Shape{bias_size}, op, "expected bias [", bias_size, "], got ", b.shape());
+    return device;
 }
 
 }  // namespace detail
@@ -43,8 +45,8 @@ void check_conv_operands(const char* op, const Var<T>& x, const Var<T>& w, const
 template <class T>
 Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = {}, Conv2dOptions opt = {}) {
     const char* op = "conv2d";
-    detail::check_conv_operands(op, x, w, b, opt.stride, opt.padding, opt.dilation,
-                                w.shape().rank() == 4 ? w.shape()[0] : 0);
+    const Device device = detail::check_conv_operands(op, x, w, b, opt.stride, opt.padding, opt.dilation,
+                                                      w.shape().rank() == 4 ? w.shape()[0] : 0);
     const Shape& xs = x.shape();
     const Shape& ws = w.shape();
     check(xs[1] == ws[1], op, "input has ", xs[1], " channels, weight expects ", ws[1], " (input ", xs,
@@ -60,10 +62,10 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = {}, Conv2dOpti
     s.Wo = (s.W + 2 * s.padding - reach_w) / s.stride + 1;
 
     return detail::layer_op(
-        op, Device::cpu, Shape{s.N, s.O, s.Ho, s.Wo}, x, w, b,
-        [s](Device, T* y, const T* xd, const T* wd, const T* bd) { kernels::conv2d_forward(y, xd, wd, bd, s); },
-        [s](Device, T* dx, T* dw, T* db, const T* dy, const T* xd, const T* wd) {
-            kernels::conv2d_backward(dx, dw, db, dy, xd, wd, s);
+        op, device, Shape{s.N, s.O, s.Ho, s.Wo}, x, w, b,
+        [s](Device d, T* y, const T* xd, const T* wd, const T* bd) { ELBO_KERNEL(d, conv2d_forward, y, xd, wd, bd, s); },
+        [s](Device d, T* dx, T* dw, T* db, const T* dy, const T* xd, const T* wd) {
+            ELBO_KERNEL(d, conv2d_backward, dx, dw, db, dy, xd, wd, s);
         });
 }
 
@@ -73,8 +75,8 @@ template <class T>
 Var<T> conv_transpose2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = {},
                         ConvTranspose2dOptions opt = {}) {
     const char* op = "conv_transpose2d";
-    detail::check_conv_operands(op, x, w, b, opt.stride, opt.padding, opt.dilation,
-                                w.shape().rank() == 4 ? w.shape()[1] : 0);
+    const Device device = detail::check_conv_operands(op, x, w, b, opt.stride, opt.padding, opt.dilation,
+                                                      w.shape().rank() == 4 ? w.shape()[1] : 0);
     const Shape& xs = x.shape();
     const Shape& ws = w.shape();
     check(xs[1] == ws[0], op, "input has ", xs[1], " channels, weight expects ", ws[0], " (input ", xs,
@@ -93,12 +95,12 @@ Var<T> conv_transpose2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = {},
                                  opt.stride, opt.padding, opt.dilation};
 
     return detail::layer_op(
-        op, Device::cpu, Shape{s.N, s.C, Ho, Wo}, x, w, b,
-        [s](Device, T* y, const T* xd, const T* wd, const T* bd) {
-            kernels::conv_transpose2d_forward(y, xd, wd, bd, s);
+        op, device, Shape{s.N, s.C, Ho, Wo}, x, w, b,
+        [s](Device d, T* y, const T* xd, const T* wd, const T* bd) {
+            ELBO_KERNEL(d, conv_transpose2d_forward, y, xd, wd, bd, s);
         },
-        [s](Device, T* dx, T* dw, T* db, const T* dy, const T* xd, const T* wd) {
-            kernels::conv_transpose2d_backward(dx, dw, db, dy, xd, wd, s);
+        [s](Device d, T* dx, T* dw, T* db, const T* dy, const T* xd, const T* wd) {
+            ELBO_KERNEL(d, conv_transpose2d_backward, dx, dw, db, dy, xd, wd, s);
         });
 }
 

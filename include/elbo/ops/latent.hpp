@@ -40,7 +40,7 @@ Var<T> reparameterize(const Var<T>& mu, const Var<T>& logvar, Generator& gen) {
 template <class T>
 Var<T> gather_columns(const Var<T>& z, const std::vector<std::vector<int64_t>>& index) {
     const char* op = "gather_columns";
-    require_cpu<T>(op, {&z});
+    const Device device = require_one_device<T>(op, {&z});
     check(z.shape().rank() == 2, op, "expected z [N, D], got ", z.shape());
     const int64_t N = z.shape()[0], D = z.shape()[1];
     check(static_cast<int64_t>(index.size()) == D, op, "expected ", D, " index rows (one per column of ",
@@ -55,10 +55,11 @@ Var<T> gather_columns(const Var<T>& z, const std::vector<std::vector<int64_t>>& 
             flat.push_back(row);
         }
     }
-    Tensor<T> y = Tensor<T>::uninitialized(z.shape());
-    kernels::gather_columns_forward(y.data(), z.value().data(), flat.data(), N, D);
+    Tensor<T> y = Tensor<T>::uninitialized(z.shape(), device);
+    ELBO_KERNEL(device, gather_columns_forward, y.data(), z.value().data(), flat.data(), N, D);
     return Var<T>::from_op(std::move(y), op, {z}, [=](Node<T>& self) {
-        if (T* dz = self.parent_grad(0)) kernels::gather_columns_backward(dz, self.grad.data(), flat.data(), N, D);
+        if (T* dz = self.parent_grad(0))
+            ELBO_KERNEL(device, gather_columns_backward, dz, self.grad.data(), flat.data(), N, D);
     });
 }
 

@@ -91,16 +91,16 @@ Var<T> gaussian_kl(const Var<T>& mu, const Var<T>& logvar, Reduction r = Reducti
 template <class T>
 Var<T> log_softmax(const Var<T>& x, int64_t axis = -1) {
     const char* op = "log_softmax";
-    require_cpu<T>(op, {&x});
+    const Device device = require_one_device<T>(op, {&x});
     const Shape& xs = x.shape();
     const int64_t a = xs.axis(axis, op);
     const int64_t outer = xs.span(0, a), k = xs[a], inner = xs.span(a + 1, xs.rank());
     check(k > 0, op, "axis ", axis, " of ", xs, " is empty");
-    Tensor<T> y = Tensor<T>::uninitialized(xs);
-    kernels::log_softmax_forward(y.data(), x.value().data(), outer, k, inner);
+    Tensor<T> y = Tensor<T>::uninitialized(xs, device);
+    ELBO_KERNEL(device, log_softmax_forward, y.data(), x.value().data(), outer, k, inner);
     return Var<T>::from_op(std::move(y), op, {x}, [=](Node<T>& self) {
         if (T* dx = self.parent_grad(0))
-            kernels::log_softmax_backward(dx, self.grad.data(), self.value.data(), outer, k, inner);
+            ELBO_KERNEL(device, log_softmax_backward, dx, self.grad.data(), self.value.data(), outer, k, inner);
     });
 }
 
@@ -119,10 +119,12 @@ Var<T> cross_entropy(const Var<T>& logits, const std::vector<int64_t>& labels,
               " is outside [0, ", K, ")");
     check(r != Reduction::mean || N > 0, op, "the mean over an empty batch is undefined");
     const Var<T> lp = log_softmax(logits, 1);
-    Tensor<T> y = Tensor<T>::uninitialized(r == Reduction::none ? Shape{N} : Shape{});
-    kernels::nll_forward(y.data(), lp.value().data(), labels.data(), N, K, r);
+    const Device device = lp.value().device();
+    Tensor<T> y = Tensor<T>::uninitialized(r == Reduction::none ? Shape{N} : Shape{}, device);
+    ELBO_KERNEL(device, nll_forward, y.data(), lp.value().data(), labels.data(), N, K, r);
     return Var<T>::from_op(std::move(y), op, {lp}, [=](Node<T>& self) {
-        if (T* dlp = self.parent_grad(0)) kernels::nll_backward(dlp, self.grad.data(), labels.data(), N, K, r);
+        if (T* dlp = self.parent_grad(0))
+            ELBO_KERNEL(device, nll_backward, dlp, self.grad.data(), labels.data(), N, K, r);
     });
 }
 

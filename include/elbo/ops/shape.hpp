@@ -11,16 +11,12 @@ namespace elbo {
 // back reshaped.
 template <class T>
 Var<T> reshape(const Var<T>& x, std::vector<int64_t> dims) {
-    require_cpu<T>("reshape", {&x});
+    const Device device = require_one_device<T>("reshape", {&x});
     Tensor<T> y = x.value().reshape(std::move(dims));
-    return Var<T>::from_op(std::move(y), "reshape", {x}, [](Node<T>& self) {
+    return Var<T>::from_op(std::move(y), "reshape", {x}, [device](Node<T>& self) {
         bool assign = false;
-        if (T* dx = self.parent_grad_to_write(0, assign)) {
-            const T* dy = self.grad.data();
-            const int64_t n = self.grad.numel();
-#pragma omp parallel for schedule(static) if (n >= kernels::parallel_grain)
-            for (int64_t i = 0; i < n; ++i) dx[i] = assign ? dy[i] : dx[i] + dy[i];
-        }
+        if (T* dx = self.parent_grad_to_write(0, assign))
+            ELBO_KERNEL(device, pass_grad, dx, self.grad.data(), self.grad.numel(), assign);
     });
 }
 
@@ -41,9 +37,11 @@ Var<T> concat(const std::vector<Var<T>>& parts) {
     check(!parts.empty(), op, "expected at least one tensor, got none");
     const Shape& first = parts[0].shape();
     check(first.rank() >= 1, op, "expected tensors of rank >= 1, got ", first);
+    const Device device = require_one_device<T>(op, {&parts[0]});
     int64_t rows = 0;
     for (size_t i = 0; i < parts.size(); ++i) {
-        require_cpu<T>(op, {&parts[i]});
+        check(parts[i].value().device() == device, op, "expected every tensor on one device, got ",
+              to_string(device), " and ", to_string(parts[i].value().device()), "; move them with Tensor::to");
         const Shape& s = parts[i].shape();
         bool same = s.rank() == first.rank();
         for (int64_t d = 1; same && d < s.rank(); ++d) same = s[d] == first[d];
@@ -53,19 +51,21 @@ Var<T> concat(const std::vector<Var<T>>& parts) {
     }
     std::vector<int64_t> dims = first.dims();
     dims[0] = rows;
-    Tensor<T> y = Tensor<T>::uninitialized(Shape(dims));
+    Tensor<T> y = Tensor<T>::uninitialized(Shape(dims), device);
     std::vector<int64_t> offsets;
-    T* out = y.data();
+    const int64_t row_size = first.span(1, first.rank());
+    int64_t row = 0;
     for (const Var<T>& p : parts) {
-        offsets.push_back(out - y.data());
-        out = std::copy(p.value().begin(), p.value().end(), out);
+        offsets.push_back(row * row_size);
+        y.slice(row, row + p.shape()[0]).copy_(p.value());
+        row += p.shape()[0];
     }
-    return Var<T>::from_op(std::move(y), op, parts, [offsets](Node<T>& self) {
+    return Var<T>::from_op(std::move(y), op, parts, [offsets, device](Node<T>& self) {
         for (size_t i = 0; i < self.parents.size(); ++i) {
-            if (T* dp = self.parent_grad(i)) {
-                const T* dy = self.grad.data() + offsets[i];
-                for (int64_t k = 0; k < self.parents[i]->value.numel(); ++k) dp[k] += dy[k];
-            }
+            bool assign = false;
+            if (T* dp = self.parent_grad_to_write(i, assign))
+                ELBO_KERNEL(device, pass_grad, dp, self.grad.data() + offsets[i], self.parents[i]->value.numel(),
+                            assign);
         }
     });
 }

@@ -75,6 +75,23 @@ std::shared_ptr<T[]> allocate(int64_t count, Device device = Device::cpu) {
 // The tensor allocator's counts; a test asserts that a training step's system_allocations is zero.
 inline MemoryStats memory_stats() { return detail::BufferPool::instance().stats(); }
 
+// The same for the allocator of `device` (the GPU's in the CUDA module).
+inline MemoryStats memory_stats(Device device) {
+#if ELBO_WITH_CUDA
+    if (device == Device::cuda) return cuda::device_memory_stats();
+#endif
+    check(device == Device::cpu, "memory_stats", "this build has no CUDA module");
+    return memory_stats();
+}
+
+// Waits until the work queued on `device` is done (GPU kernels run asynchronously); a no-op for the CPU.
+inline void synchronize(Device device) {
+#if ELBO_WITH_CUDA
+    if (device == Device::cuda) cuda::synchronize();
+#endif
+    static_cast<void>(device);
+}
+
 // Frees the buffers the pool holds for reuse (those of tensors still alive stay).
 inline void release_cached_memory() { detail::BufferPool::instance().release(); }
 
@@ -155,14 +172,27 @@ public:
         if (device == device_) return *this;
         detail::require_device_support<T>("Tensor::to", device);
         Tensor t = uninitialized(shape_, device);
+        t.copy_(*this);
+        return t;
+    }
+
+    // Copies src's elements into this tensor, across devices where they differ; the shapes must match.
+    Tensor& copy_(const Tensor& src) {
+        check(src.shape() == shape_, "Tensor::copy_", "expected a source of shape ", shape_, ", got ", src.shape());
+        if (device_ == Device::cpu && src.device_ == Device::cpu) {
+            std::copy(src.data(), src.data() + numel(), data());
+            return *this;
+        }
 #if ELBO_WITH_CUDA
         const size_t bytes = static_cast<size_t>(numel()) * sizeof(T);
-        if (device == Device::cuda)
-            cuda::copy_to_device(t.data(), data(), bytes);
+        if (device_ == Device::cpu)
+            cuda::copy_to_host(data(), src.data(), bytes);
+        else if (src.device_ == Device::cpu)
+            cuda::copy_to_device(data(), src.data(), bytes);
         else
-            cuda::copy_to_host(t.data(), data(), bytes);
+            cuda::copy_on_device(data(), src.data(), bytes);
 #endif
-        return t;
+        return *this;
     }
 
     // Fills every element; large tensors are filled by all threads (a fresh gradient buffer is
@@ -231,13 +261,7 @@ public:
     // An independent copy, on the same device.
     Tensor clone() const {
         Tensor t = uninitialized(shape_, device_);
-#if ELBO_WITH_CUDA
-        if (device_ == Device::cuda) {
-            cuda::copy_on_device(t.data(), data(), static_cast<size_t>(numel()) * sizeof(T));
-            return t;
-        }
-#endif
-        std::copy(begin(), end(), t.data());
+        t.copy_(*this);
         return t;
     }
 

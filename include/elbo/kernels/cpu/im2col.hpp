@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "elbo/kernels/cpu/conv_shape.hpp"
 #include "elbo/kernels/cpu/gemm.hpp"
 
 #if defined(__AVX2__)
@@ -23,18 +24,6 @@
 #endif
 
 namespace elbo::kernels {
-
-// The sizes of one 2-D convolution, input to output. Ho and Wo are given, not derived, so that a
-// transposed convolution (whose output_padding adds rows the formula does not see) can reuse it.
-struct Conv2dShape {
-    int64_t N, C, H, W;     // input
-    int64_t O, Ho, Wo;      // output channels and image
-    int64_t kh, kw;         // kernel
-    int64_t stride, padding, dilation;
-
-    int64_t K() const { return C * kh * kw; }
-    int64_t P() const { return N * Ho * Wo; }
-};
 
 // The patch matrix im2col(x) [K, P] as a GEMM operand (B), never stored: the GEMM's packing
 // reads each panel straight from the image. The same work as im2col, but written into a panel that

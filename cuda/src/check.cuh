@@ -1,6 +1,8 @@
 #pragma once
 // What every .cu file of the module shares: CUDA errors as elbo::Error, the launch of an
-// element-wise kernel, a sum in double, and the sigmoid.
+// element-wise kernel, scratch memory, sums in double, and the sigmoid. The kernel files build
+// everything from these (and blas.cuh), never from a kernel of their own: tests/cuda/emulated runs
+// them on the host through a stand-in for this header.
 
 #include <cuda_runtime.h>
 
@@ -92,6 +94,31 @@ __global__ void finish_sum(float* y, const double* partial, int count, Scale sca
     double total = 0.0;
     for (int k = 0; k < count; ++k) total += partial[k];
     y[0] = static_cast<float>(scale * total);
+}
+
+// y[o] += the sum of f(o, j) over j in [0, n), in double, a block for each o: a tree in shared
+// memory over the block's threads, each of which first adds every blockDim-th term in order.
+template <class F>
+__global__ void row_sums(float* y, int64_t n, F f) {
+    __shared__ double s[sum_threads];
+    const int64_t o = blockIdx.x;
+    double v = 0.0;
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) v += f(o, j);
+    s[threadIdx.x] = v;
+    __syncthreads();
+    for (int half = sum_threads / 2; half > 0; half /= 2) {
+        if (threadIdx.x < half) s[threadIdx.x] += s[threadIdx.x + half];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) y[o] += static_cast<float>(s[0]);
+}
+
+// y[o] += the sum of f(o, j) for j in [0, n), for each o in [0, count): the same sums every run.
+template <class F>
+void add_sums(float* y, int64_t count, int64_t n, F f) {
+    if (count <= 0) return;
+    row_sums<<<static_cast<unsigned>(count), sum_threads>>>(y, n, f);
+    ELBO_CUDA_CHECK(cudaGetLastError());
 }
 
 // y[0] = scale * the sum of f(i) for i in [0, n), f a device functor returning double (or float).

@@ -26,29 +26,11 @@ void linear_backward(float* dx, float* dw, float* db, const float* dy, const flo
     if (db) channel_sum_grad(db, dy, N, O, 1);
 }
 
-namespace {
-
-// db[o] += the sum of dy [N, O, HW] over n and the image, one block per channel, in double.
-__global__ void channel_sums(float* db, const float* dy, int64_t N, int64_t O, int64_t HW) {
-    __shared__ double s[detail::sum_threads];
-    const int64_t o = blockIdx.x;
-    double v = 0.0;
-    for (int64_t j = threadIdx.x; j < N * HW; j += blockDim.x) v += dy[(j / HW * O + o) * HW + j % HW];
-    s[threadIdx.x] = v;
-    __syncthreads();
-    for (int half = detail::sum_threads / 2; half > 0; half /= 2) {
-        if (threadIdx.x < half) s[threadIdx.x] += s[threadIdx.x + half];
-        __syncthreads();
-    }
-    if (threadIdx.x == 0) db[o] += static_cast<float>(s[0]);
-}
-
-}  // namespace
-
+// db[o] += the sum of dy [N, O, HW] over n and the image.
 void channel_sum_grad(float* db, const float* dy, int64_t N, int64_t O, int64_t HW) {
-    if (O == 0) return;
-    channel_sums<<<static_cast<unsigned>(O), detail::sum_threads>>>(db, dy, N, O, HW);
-    ELBO_CUDA_CHECK(cudaGetLastError());
+    detail::add_sums(db, O, N * HW, [=] __device__(int64_t o, int64_t j) {
+        return static_cast<double>(dy[(j / HW * O + o) * HW + j % HW]);
+    });
 }
 
 }  // namespace elbo::cuda

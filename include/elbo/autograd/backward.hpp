@@ -80,7 +80,7 @@ template <class T>
 void backward(const Var<T>& loss) {
     check(loss.numel() == 1, "backward", "expected a scalar loss (one element), got shape ",
           loss.shape(), "; pass a seed gradient for other outputs");
-    backward(loss, Tensor<T>::full(loss.shape(), T(1)).to(loss.value().device()));
+    backward(loss, Tensor<T>::full(loss.shape(), T(1), loss.value().device()));
 }
 
 }  // namespace elbo

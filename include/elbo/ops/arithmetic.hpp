@@ -34,13 +34,14 @@ inline kernels::BroadcastShape broadcast_shapes(const char* op, const Shape& a, 
 
 namespace detail {
 
-// A constant scalar (shape [], no gradient) on the CPU joins an operand on the GPU by moving there,
-// as PyTorch lets a CPU scalar meet a CUDA tensor: `x * 2.0f` works on either device.
+// A constant scalar (shape [], no gradient) on the CPU joins an operand on the GPU, as PyTorch lets
+// a CPU scalar meet a CUDA tensor: `x * 2.0f` works on either device. It is made there by a fill
+// kernel (Tensor::full), not copied, so the GPU's queue runs on.
 template <class T>
 Var<T> beside(const Var<T>& v, const Var<T>& other) {
     const bool movable = v.value().device() == Device::cpu && v.numel() == 1 && v.shape().rank() == 0 &&
                          !v.requires_grad() && other.value().device() != Device::cpu;
-    return movable ? Var<T>(v.value().to(other.value().device())) : v;
+    return movable ? Var<T>(Tensor<T>::full(Shape{}, v.value().item(), other.value().device())) : v;
 }
 
 }  // namespace detail

@@ -117,8 +117,10 @@ public:
         t.fill(T(0));
         return t;
     }
-    static Tensor full(const Shape& shape, T value) {
-        Tensor t = uninitialized(shape);
+    // Filled with `value`; on the GPU by a kernel that takes the value as an argument, so nothing is
+    // copied from the host (a copy would first wait for every kernel queued before it).
+    static Tensor full(const Shape& shape, T value, Device device = Device::cpu) {
+        Tensor t = uninitialized(shape, device);
         t.fill(value);
         return t;
     }

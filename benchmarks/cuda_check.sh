@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# What to run on a machine with an NVIDIA GPU, in one go: build elbo with its CUDA module, run the
+# CUDA tests (the kernels against their CPU twins, the whole training step, `elbo train|bench
+# --device cuda`), then time the training step against PyTorch's CUDA at batch 64 and 256. The
+# figures belong in docs/benchmarks.md and docs/cuda.md.
+#
+#   benchmarks/cuda_check.sh                 # NVCC, BUILD, PYTHON, ROUNDS and STEPS may be set
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build-cuda}
+NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+cmake -S . -B $BUILD -DCMAKE_BUILD_TYPE=Release -DELBO_CUDA=ON -DCMAKE_CUDA_COMPILER=$NVCC
+cmake --build $BUILD -j"$(nproc)"
+(cd $BUILD && ctest --output-on-failure -R cuda)
+for model in vae factor-vae; do
+  MODEL=$model DEVICE=cuda BUILD=$BUILD BATCHES="64 256" THREADS=${THREADS:-4} ROUNDS=${ROUNDS:-3} \
+    STEPS=${STEPS:-20} benchmarks/compare.sh
+done

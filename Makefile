@@ -78,6 +78,7 @@ consumer: deps
 	rm -rf build-consumer
 	cmake -S . -B build-consumer/elbo -DCMAKE_BUILD_TYPE=Release -DELBO_BUILD_TESTS=OFF -DELBO_BUILD_EXAMPLES=OFF \
 	  $(CUDA_ARGS)
+	cmake --build build-consumer/elbo -j$(JOBS)
 	cmake --install build-consumer/elbo --prefix build-consumer/prefix
 	for how in find_package add_subdirectory fetchcontent; do \
 	  cmake -S tests/consumer -B build-consumer/$$how -DCMAKE_BUILD_TYPE=Release -DELBO_CONSUME=$$how \

@@ -36,10 +36,21 @@ inline cublasHandle_t blas() {
 
 inline cublasOperation_t op(bool transposed) { return transposed ? CUBLAS_OP_T : CUBLAS_OP_N; }
 
+// C (m x n) = beta C, for a product with an empty inner dimension, which cuBLAS refuses (its leading
+// dimensions would be 0).
+inline void scale(int64_t m, int64_t n, float beta, float* c, int64_t ldc) {
+    if (beta == 1.0f) return;
+    launch(m * n, [=] __device__(int64_t i) {
+        float& v = c[i % m + i / m * ldc];
+        v = beta == 0.0f ? 0.0f : beta * v;
+    });
+}
+
 // C (m x n) = op(A) op(B) + beta C, all column-major, alpha 1.
 inline void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
                   int64_t ldb, float beta, float* c, int64_t ldc) {
     if (m == 0 || n == 0) return;
+    if (k == 0) return scale(m, n, beta, c, ldc);
     const float one = 1.0f;
     ELBO_CUBLAS_CHECK(cublasSgemm_64(blas(), op(ta), op(tb), m, n, k, &one, a, lda, b, ldb, &beta, c, ldc));
 }
@@ -49,6 +60,10 @@ inline void sgemm_batched(bool ta, bool tb, int64_t m, int64_t n, int64_t k, con
                           int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b, float beta, float* c,
                           int64_t ldc, int64_t stride_c, int64_t count) {
     if (m == 0 || n == 0 || count == 0) return;
+    if (k == 0) {
+        for (int64_t i = 0; i < count; ++i) scale(m, n, beta, c + i * stride_c, ldc);
+        return;
+    }
     const float one = 1.0f;
     ELBO_CUBLAS_CHECK(cublasSgemmStridedBatched_64(blas(), op(ta), op(tb), m, n, k, &one, a, lda, stride_a, b, ldb,
                                                    stride_b, &beta, c, ldc, stride_c, count));

@@ -33,16 +33,18 @@ __device__ inline float sigmoid_of(float x) {
     return (x >= 0.0f ? 1.0f : e) / (1.0f + e);
 }
 
-// Device memory for a kernel's intermediate values, from the caching allocator, given back when it
-// goes out of scope. Giving it back while kernels that use it may still run is safe: every kernel
-// runs on one stream, so whatever reuses it later runs after them.
+// Device memory for a kernel's intermediate values (at least one), from the caching allocator,
+// given back when it goes out of scope. Giving it back while kernels that use it may still run is
+// safe only because every kernel, copy and cuBLAS call of the module runs on the one legacy default
+// stream, so whatever reuses it later runs after them: a second stream (or per-thread default
+// streams) would need an event per block.
 template <class T>
 struct Scratch {
-    T* data;
     size_t bytes;
+    T* data;
     explicit Scratch(int64_t count)
-        : data(static_cast<T*>(allocate(static_cast<size_t>(count) * sizeof(T)))),
-          bytes(static_cast<size_t>(count) * sizeof(T)) {}
+        : bytes(static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(T)),
+          data(static_cast<T*>(allocate(bytes))) {}
     // Holding a copy of `count` values from the host.
     Scratch(const T* host, int64_t count) : Scratch(count) { copy_to_device(data, host, bytes); }
     Scratch(const Scratch&) = delete;

@@ -18,7 +18,12 @@ using kernels::Conv2dShape;
 
 namespace {
 
-constexpr int64_t chunk_values = int64_t{1} << 26;  // 256 MiB of patches
+// At most this many patch values at a time: 256 MiB. (tests/cuda/emulated sets it small, to run
+// batches of several chunks.)
+#ifndef ELBO_CUDA_CONV_CHUNK_VALUES
+#define ELBO_CUDA_CONV_CHUNK_VALUES (int64_t{1} << 26)
+#endif
+constexpr int64_t chunk_values = ELBO_CUDA_CONV_CHUNK_VALUES;
 
 // f(c, first) for chunks of the batch: c is s for the chunk's images, first its first image.
 template <class F>

@@ -1,5 +1,8 @@
 // The device, its memory and the copies: cuda/api.hpp's first part.
 
+#include <cstring>
+#include <mutex>
+
 #include "check.cuh"
 #include "elbo/cuda/api.hpp"
 #include "elbo/tensor/pool.hpp"
@@ -64,7 +67,52 @@ void release(void* p, size_t bytes) { DevicePool::instance().give(p, bytes); }
 MemoryStats device_memory_stats() { return DevicePool::instance().stats(); }
 void release_cached_device_memory() { DevicePool::instance().release(); }
 
+namespace {
+
+// Small copies from the host go through pinned memory and cudaMemcpyAsync, and so queue behind the
+// kernels instead of waiting for them: a copy from pageable memory first waits for every kernel
+// queued before it, and a training step makes such copies in its middle (eps, class labels,
+// permutations). A slot is reused once the copy that last used it has finished (an event per
+// slot); with 32 slots, that copy is long done.
+class Staging {
+public:
+    static constexpr size_t slot_bytes = size_t{64} << 10;
+    static constexpr int slots = 32;
+
+    static Staging& instance() {
+        static Staging* staging = new Staging;  // never destroyed: copies may run at exit
+        return *staging;
+    }
+
+    void copy(void* device_dst, const void* host_src, size_t bytes) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        const int k = next_;
+        next_ = (next_ + 1) % slots;
+        ELBO_CUDA_CHECK(cudaEventSynchronize(done_[k]));
+        char* slot = pinned_ + static_cast<size_t>(k) * slot_bytes;
+        std::memcpy(slot, host_src, bytes);
+        ELBO_CUDA_CHECK(cudaMemcpyAsync(device_dst, slot, bytes, cudaMemcpyHostToDevice, 0));
+        ELBO_CUDA_CHECK(cudaEventRecord(done_[k], 0));
+    }
+
+private:
+    Staging() {
+        void* p = nullptr;
+        ELBO_CUDA_CHECK(cudaMallocHost(&p, slot_bytes * slots));
+        pinned_ = static_cast<char*>(p);
+        for (cudaEvent_t& e : done_) ELBO_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    }
+
+    std::mutex mutex_;
+    char* pinned_ = nullptr;
+    cudaEvent_t done_[slots] = {};
+    int next_ = 0;
+};
+
+}  // namespace
+
 void copy_to_device(void* device_dst, const void* host_src, size_t bytes) {
+    if (bytes <= Staging::slot_bytes) return Staging::instance().copy(device_dst, host_src, bytes);
     ELBO_CUDA_CHECK(cudaMemcpy(device_dst, host_src, bytes, cudaMemcpyHostToDevice));
 }
 void copy_to_host(void* host_dst, const void* device_src, size_t bytes) {

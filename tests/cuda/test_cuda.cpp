@@ -34,14 +34,12 @@ TEST_SUITE("no_gpu") {
 
     TEST_CASE("a failed CUDA call is an elbo::Error naming the call, the file and the line") {
         if (cuda::device_count() == 0) {
-            // Without a device (or driver) the first real call fails.
+            // Without a device (or driver) every real call fails.
+            CHECK_THROWS_WITH_AS(cuda::synchronize(), doctest::Contains("CUDA: cudaDeviceSynchronize() failed with"),
+                                 Error);
+            CHECK_THROWS_WITH_AS(cuda::synchronize(), doctest::Contains("runtime.cu:"), Error);
             float host[1] = {1.0f};
-            CHECK_THROWS_WITH_AS(cuda::copy_to_device(host, host, sizeof host),
-                                 doctest::Contains("CUDA: cudaMemcpy(device_dst, host_src, bytes, "
-                                                   "cudaMemcpyHostToDevice) failed with"),
-                                 Error);
-            CHECK_THROWS_WITH_AS(cuda::copy_to_device(host, host, sizeof host), doctest::Contains("runtime.cu:"),
-                                 Error);
+            CHECK_THROWS_WITH_AS(cuda::copy_to_device(host, host, sizeof host), doctest::Contains("CUDA: cuda"), Error);
             CHECK_THROWS_WITH_AS(Tensor<float>(Shape{4}).to(Device::cuda), doctest::Contains("no CUDA device"), Error);
         } else {
             // With one, a petabyte is more than it has.
@@ -335,9 +333,11 @@ TEST_SUITE("gpu") {
                                       std::tuple{"kl", lc.kl, lg.kl}, std::tuple{"tc", lc.tc, lg.tc},
                                       std::tuple{"discriminator", lc.discriminator, lg.discriminator}}) {
                 INFO(name, ": cpu ", a, ", gpu ", b);
-                // The discriminator reads codes of the VAE after its Adam step (see below): 1e-4.
-                const double tolerance = std::string(name) == "discriminator" ? 1e-4 : 1e-5;
-                CHECK(std::abs(a - b) <= tolerance * std::max(std::abs(a), 1e-3));
+                // The discriminator reads codes of the VAE after its Adam step (see below): 1e-4. tc is
+                // a sum of logit differences that may cancel: 1e-5 of at least one nat.
+                const std::string term = name;
+                const double tolerance = term == "discriminator" ? 1e-4 : 1e-5;
+                CHECK(std::abs(a - b) <= tolerance * std::max(std::abs(a), term == "tc" ? 1.0 : 1e-3));
             }
             const auto pc = cpu->named_parameters(), pg = gpu->named_parameters();
             REQUIRE(pc.size() == pg.size());
@@ -394,9 +394,11 @@ TEST_SUITE("gpu") {
                 firsts.push_back(values);
             }
             REQUIRE(firsts[0].size() == firsts[1].size());
-            // loss, recon, kl, tc at 1e-5; discriminator_loss, which reads codes from the updated encoder, at 1e-4.
+            // loss, recon, kl, tc at 1e-5 (tc of at least one nat); discriminator_loss, which reads codes
+            // from the updated encoder, at 1e-4.
             for (size_t k = 1; k <= 5; ++k)
-                CHECK(std::abs(firsts[0][k] - firsts[1][k]) <= (k == 5 ? 1e-4 : 1e-5) * std::max(std::abs(firsts[0][k]), 1e-3));
+                CHECK(std::abs(firsts[0][k] - firsts[1][k]) <=
+                      (k == 5 ? 1e-4 : 1e-5) * std::max(std::abs(firsts[0][k]), k == 4 ? 1.0 : 1e-3));
         }
         for (const std::string model : {"vae", "factor-vae"}) {
             const testing::Result r =

@@ -84,12 +84,13 @@ public:
         for (auto& [n, p] : params) p.value().copy_(state.at(n));
     }
 
-    // Moves every parameter to `device` (the CPU or the GPU), dropping gradients that have arrived.
-    // Optimizers made before follow: they hold the same parameters, and move their state at the next
-    // step.
+    // Moves every parameter to `device` (the CPU or the GPU), dropping the gradients of those that
+    // move. Optimizers made before follow: they hold the same parameters, and move their state at the
+    // next step.
     Module& to(Device device) {
         for (auto& [n, p] : named_parameters()) {
             Node<T>& node = p.node();
+            if (node.value.device() == device) continue;
             node.value = node.value.to(device);
             node.grad = Tensor<T>();
             node.has_grad = false;

@@ -1,7 +1,8 @@
 #pragma once
 // A stand-in for cuda/src/blas.cuh (see check.cuh here): cuBLAS's column-major SGEMM, as its
 // documentation defines it, by the definition. C (m x n) = op(A) op(B) + beta C; op(A)(i, l) is
-// a[i + l lda], or a[l + i lda] transposed; likewise B.
+// a[i + l lda], or a[l + i lda] transposed; likewise B. Like blas.cuh, an empty inner dimension only
+// scales C; otherwise the leading dimensions must be what cuBLAS accepts, or the test fails.
 
 #include "check.cuh"
 
@@ -9,6 +10,12 @@ namespace elbo::cuda::detail {
 
 inline void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
                   int64_t ldb, float beta, float* c, int64_t ldc) {
+    if (m == 0 || n == 0) return;
+    if (k > 0) {
+        const int64_t a_rows = ta ? k : m, b_rows = tb ? n : k;
+        check(lda >= a_rows && ldb >= b_rows && ldc >= m, "cublasSgemm", "invalid leading dimensions: lda ", lda,
+              " for ", a_rows, " rows, ldb ", ldb, " for ", b_rows, ", ldc ", ldc, " for ", m);
+    }
     for (int64_t j = 0; j < n; ++j)
         for (int64_t i = 0; i < m; ++i) {
             double s = 0.0;

@@ -164,13 +164,18 @@ TEST_CASE("losses, the Gaussian KL, the reparameterized sample, permuted codes a
 }
 
 TEST_CASE("linear and the convolutions: the cuBLAS calls' layouts, im2col and col2im") {
-    const int64_t N = 5, I = 7, O = 3;
-    const std::vector<float> x = randn(N * I, 40), w = randn(O * I, 41), b = randn(O, 42), dy = randn(N * O, 43);
-    for (const float* bias : {b.data(), static_cast<const float*>(nullptr)})
-        twins({std::vector<float>(N * O)}, [&](Buffers& o, bool emulated) { BOTH(linear_forward, o[0].data(), x.data(), w.data(), bias, N, I, O); });
-    twins({randn(N * I, 44), randn(O * I, 45), randn(O, 46)}, [&](Buffers& o, bool emulated) {
-        BOTH(linear_backward, o[0].data(), o[1].data(), o[2].data(), dy.data(), x.data(), w.data(), N, I, O);
-    });
+    // Empty sizes too: a product with no inner dimension must not reach cuBLAS, which refuses it.
+    for (const auto& [N, I, O] : {std::tuple<int64_t, int64_t, int64_t>{5, 7, 3}, {5, 0, 3}, {5, 7, 0}, {0, 7, 3}}) {
+        INFO("N ", N, " I ", I, " O ", O);
+        const std::vector<float> x = randn(N * I, 40), w = randn(O * I, 41), b = randn(O, 42), dy = randn(N * O, 43);
+        for (const float* bias : {b.data(), static_cast<const float*>(nullptr)})
+            twins({std::vector<float>(N * O)}, [&](Buffers& o, bool emulated) {
+                BOTH(linear_forward, o[0].data(), x.data(), w.data(), bias, N, I, O);
+            });
+        twins({randn(N * I, 44), randn(O * I, 45), randn(O, 46)}, [&](Buffers& o, bool emulated) {
+            BOTH(linear_backward, o[0].data(), o[1].data(), o[2].data(), dy.data(), x.data(), w.data(), N, I, O);
+        });
+    }
 
     struct Case {
         int64_t N, C, H, W, O, k, stride, padding, dilation;

@@ -232,7 +232,7 @@ int main(int argc, char** argv) {
     train->add_option("--threads", t.threads, "Threads (default: all cores)");
     train->add_option("--out", t.out, "Run folder (default runs/MODEL)");
     train->add_option("--resume", t.resume, "Continue the run of this checkpoint, in its folder");
-    train->add_option("--device", t.device, "cpu or cuda")->capture_default_str();
+    train->add_option("--device", t.device, "cpu or cuda (default: cpu, or the resumed run's)");
     train->add_option("--checkpoint-every", t.checkpoint_every, "Checkpoint and pictures every N steps (default 1000)");
     train->add_option("--log-every", t.log_every, "A metrics.csv row every N steps")->capture_default_str();
     train->add_option("--time-limit", t.time_limit, "Stop (with a checkpoint) after this many seconds; 0: no limit");

@@ -47,7 +47,7 @@ struct TrainOptions {
     int threads = 0;  // 0: OpenMP's default
     std::string out;
     std::string resume;
-    std::string device = "cpu";
+    std::string device;  // "cpu" or "cuda"; empty: cpu, or the resumed run's
     int64_t checkpoint_every = 0;  // 0: 1000, or the resumed run's
     int64_t log_every = 10;
     double time_limit = 0;  // seconds; 0: none
@@ -72,7 +72,8 @@ inline nlohmann::json to_json(const TrainOptions& o) {
             {"channels", o.channels}, {"batch", o.batch},
             {"steps", o.steps},       {"lr", o.lr.value_or(0.0)},
             {"seed", o.seed},         {"checkpoint_every", o.checkpoint_every},
-            {"log_every", o.log_every}, {"threads", o.threads}};
+            {"log_every", o.log_every}, {"threads", o.threads},
+            {"device", o.device}};
 }
 
 // Set by SIGINT: the loop finishes its step, checkpoints and stops. A second Ctrl-C kills.
@@ -116,7 +117,7 @@ public:
 
     // Runs to the end (or Ctrl-C, or the time limit); returns the process's exit status.
     int run() {
-        device_ = parse_device(o_.device, "train");
+        if (!o_.device.empty()) parse_device(o_.device, "train");  // a bad --device fails first
         setup();
         set_threads(o_.threads);
         std::signal(SIGINT, on_interrupt);
@@ -166,6 +167,8 @@ private:
               "the data set gives ", data_->channels(), " x ", data_->image_size(), " x ", data_->image_size(),
               " images, the model reads ", config.channels, " x ", config.image_size, " x ", config.image_size);
 
+        if (o_.device.empty()) o_.device = "cpu";
+        device_ = parse_device(o_.device, "train");
         Generator init(o_.seed);
         model_ = models::make_model<float>(config, init);  // initialized on the host: one seed, one model
         model_->to(device_);
@@ -228,9 +231,10 @@ private:
         return c;
     }
 
-    // From a checkpoint's "train" metadata; --steps, --epochs, --out, --threads, --time-limit and
-    // --checkpoint-every given on this command line still count. The thread count matters: the
-    // same seed and threads give the same sums, bit for bit.
+    // From a checkpoint's "train" metadata; --steps, --epochs, --out, --threads, --device,
+    // --time-limit and --checkpoint-every given on this command line still count. The thread count
+    // and the device matter: on the CPU the same seed and threads give the same sums, bit for bit,
+    // and the GPU adds in other orders.
     void restore_options(const nlohmann::json& j) {
         o_.model = j.at("model");
         o_.data = j.at("data");
@@ -240,6 +244,7 @@ private:
         o_.log_every = j.at("log_every");
         if (o_.steps == 0 && o_.epochs == 0) o_.steps = j.at("steps");
         if (o_.threads == 0) o_.threads = j.value("threads", 0);  // the same threads, the same sums
+        if (o_.device.empty()) o_.device = j.value("device", "");  // and the same device
         if (o_.checkpoint_every == 0) o_.checkpoint_every = j.value("checkpoint_every", 0);
     }
 

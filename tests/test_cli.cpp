@@ -101,6 +101,7 @@ TEST_CASE("elbo train leaves config, metrics, loss plot, pictures and a checkpoi
     CHECK(config["model"]["beta"] == 4.0);
     CHECK(config["model"]["image_size"] == 16);
     CHECK(config["train"]["steps"] == 6);
+    CHECK(config["train"]["device"] == "cpu");
 
     const std::vector<std::string> rows = metrics_without_time(run);
     REQUIRE(rows.size() == 4);
@@ -280,6 +281,7 @@ TEST_CASE("bad flags and files get one clear line and exit status 1") {
         {"train --data mnist --out " + (dir / "x").string(), "elbo: data: unknown data set 'mnist'"},
         {"train --model ae --out " + (dir / "x").string(), "elbo: train: --model must be vae, beta-vae or factor-vae, got 'ae'"},
         {"train --device tpu --out " + (dir / "x").string(), "elbo: train: --device must be cpu or cuda, got 'tpu'"},
+        {"bench --device tpu", "elbo: bench: --device must be cpu or cuda, got 'tpu'"},
 #if !ELBO_CLI_WITH_CUDA  // (with the module, tests/cuda checks what --device cuda does)
         {"train --device cuda --out " + (dir / "x").string(), "elbo: train: --device cuda needs the CUDA module"},
         {"bench --device cuda", "elbo: bench: --device cuda needs the CUDA module"},
@@ -291,6 +293,18 @@ TEST_CASE("bad flags and files get one clear line and exit status 1") {
         {"sample --checkpoint " + ck + " --count 0 --out " + (dir / "x.png").string(), "elbo: sample: count must be positive"},
         {"traverse --checkpoint " + ck + " --rows 0 --out " + (dir / "x.png").string(), "elbo: traverse: the number of latents"},
     };
+    // A run resumed without --device continues on its own device: here one this build cannot use.
+    fs::create_directories(dir / "elsewhere");
+    std::string bytes = read_text(ck);
+    const std::string device = R"(\"device\":\"cpu\")";
+    REQUIRE(bytes.find(device) != std::string::npos);
+    bytes.replace(bytes.find(device), device.size(), R"(\"device\":\"gpu\")");
+    std::ofstream(dir / "elsewhere" / "checkpoint.safetensors", std::ios::binary) << bytes;
+    const Result elsewhere = run_elbo("train --resume " + (dir / "elsewhere" / "checkpoint.safetensors").string(), dir);
+    CHECK(elsewhere.status == 1);
+    CHECK(elsewhere.err.rfind("elbo: train: --device must be cpu or cuda, got 'gpu'; the run in '", 0) == 0);
+    CHECK(elsewhere.err.find("' trained on gpu: continue it on another device with --device") != std::string::npos);
+
     for (const auto& [args, message] : cases) {
         const Result r = run_elbo(args, dir);
         INFO(args);

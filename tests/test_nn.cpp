@@ -87,6 +87,19 @@ TEST_CASE("load_state_dict copies matching tensors and lists every mismatch othe
     CHECK(b.block.named_parameters()[0].second.value().to_vector() == before.to_vector());  // nothing copied
 }
 
+TEST_CASE("Module::to the device the parameters are on changes nothing; to a GPU without the module is an Error") {
+    Generator gen(4);
+    Net net(gen);
+    CHECK(net.device() == Device::cpu);
+    backward(sum(net.head(Var<double>(Tensor<double>(Shape{1, 4}).normal_(gen)))));
+    REQUIRE(net.head.weight.has_grad());
+    const Tensor<double> weight = net.head.weight.value();
+    net.to(Device::cpu);
+    CHECK(net.head.weight.has_grad());  // nothing moved, so nothing was dropped
+    CHECK(net.head.weight.value().shares_storage_with(weight));
+    CHECK(error_of([&] { net.to(Device::cuda); }).find("this build has no CUDA module") != std::string::npos);
+}
+
 TEST_CASE("optimizers replay PyTorch's trajectories to 1e-6") {
     const auto file = load_safetensors<float>(std::string(ELBO_TEST_DIR) + "/reference/optim.safetensors");
     const char* runs[] = {"sgd", "sgd_nesterov", "adam", "adam_wd", "adamw"};

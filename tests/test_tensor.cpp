@@ -113,6 +113,20 @@ TEST_CASE("without the CUDA module, a tensor asked onto the GPU is a clear error
     CHECK(testing::error_of([&] { t.to(Device::cuda); }) == "Tensor::to: " + no_module);
     CHECK(testing::error_of([&] { Tensor<float>::uninitialized(Shape{2}, Device::cuda); }) == "Tensor: " + no_module);
     CHECK(testing::error_of([&] { Tensor<double>::zeros(Shape{2}, Device::cuda); }) == "Tensor: " + no_module);
+    CHECK(testing::error_of([&] { Tensor<float>::full(Shape{2}, 1.0f, Device::cuda); }) == "Tensor: " + no_module);
+    CHECK(testing::error_of([&] { memory_stats(Device::cuda); }) == "memory_stats: " + no_module);
+    CHECK(testing::error_of([&] { synchronize(Device::cuda); }) == "synchronize: " + no_module);
+    synchronize(Device::cpu);  // nothing to wait for
+    CHECK(memory_stats(Device::cpu).system_allocations == memory_stats().system_allocations);
+}
+
+TEST_CASE("copy_ copies values into a tensor or a view of one, of the same shape only") {
+    Tensor<float> t(Shape{4, 3});
+    const Tensor<float> rows = Tensor<float>::full(Shape{2, 3}, 7.0f, Device::cpu);
+    t.slice(1, 3).copy_(rows);
+    CHECK(t.to_vector() == std::vector<float>{0, 0, 0, 7, 7, 7, 7, 7, 7, 0, 0, 0});
+    CHECK(testing::error_of([&] { t.copy_(rows); }) ==
+          "Tensor::copy_: expected a source of shape [4,3], got [2,3]");
 }
 
 }

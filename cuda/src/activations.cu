@@ -2,7 +2,7 @@
 // derivative written from x or y, dx stored (assign) or added.  Derivations: docs/gradients.md
 
 #include "check.cuh"
-#include "elbo/cuda/api.hpp"
+#include "elbo/cuda/kernels.hpp"
 
 namespace elbo::cuda {
 

@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "check.cuh"
-#include "elbo/cuda/api.hpp"
+#include "elbo/cuda/kernels.hpp"
 
 namespace elbo::cuda {
 

@@ -1,15 +1,15 @@
 #pragma once
 // What every .cu file of the module shares: CUDA errors as elbo::Error, the launch of an
 // element-wise kernel, scratch memory, sums in double, and the sigmoid. The kernel files build
-// everything from these (and blas.cuh), never from a kernel of their own: tests/cuda/emulated runs
-// them on the host through a stand-in for this header.
+// everything from these, blas.cuh and the runtime (cuda/runtime.hpp: copies, fill), never from a
+// kernel of their own: tests/cuda/emulated runs them on the host through stand-ins for the three.
 
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstdint>
 
-#include "elbo/cuda/api.hpp"
+#include "elbo/cuda/kernels.hpp"
 #include "elbo/error.hpp"
 
 namespace elbo::cuda::detail {
@@ -46,7 +46,9 @@ struct Scratch {
         : bytes(static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(T)),
           data(static_cast<T*>(allocate(bytes))) {}
     // Holding a copy of `count` values from the host.
-    Scratch(const T* host, int64_t count) : Scratch(count) { copy_to_device(data, host, bytes); }
+    Scratch(const T* host, int64_t count) : Scratch(count) {
+        if (count > 0) copy_to_device(data, host, static_cast<size_t>(count) * sizeof(T));
+    }
     Scratch(const Scratch&) = delete;
     Scratch& operator=(const Scratch&) = delete;
     ~Scratch() { release(data, bytes); }

@@ -1,10 +1,10 @@
-// The device, its memory and the copies: cuda/api.hpp's first part.
+// The device, its memory and the copies: cuda/runtime.hpp.
 
 #include <cstring>
 #include <mutex>
 
 #include "check.cuh"
-#include "elbo/cuda/api.hpp"
+#include "elbo/cuda/runtime.hpp"
 #include "elbo/tensor/pool.hpp"
 
 namespace elbo::cuda {

@@ -117,7 +117,7 @@ public:
 
     // Runs to the end (or Ctrl-C, or the time limit); returns the process's exit status.
     int run() {
-        if (!o_.device.empty()) parse_device(o_.device, "train");  // a bad --device fails first
+        if (!o_.device.empty()) device_ = parse_device(o_.device, "train");  // a bad --device fails first
         setup();
         set_threads(o_.threads);
         std::signal(SIGINT, on_interrupt);
@@ -167,8 +167,15 @@ private:
               "the data set gives ", data_->channels(), " x ", data_->image_size(), " x ", data_->image_size(),
               " images, the model reads ", config.channels, " x ", config.image_size, " x ", config.image_size);
 
-        if (o_.device.empty()) o_.device = "cpu";
-        device_ = parse_device(o_.device, "train");
+        if (o_.device.empty()) {  // none given: the resumed run's, or the CPU
+            o_.device = !fresh && !ck_device_.empty() ? ck_device_ : "cpu";
+            try {
+                device_ = parse_device(o_.device, "train");
+            } catch (const Error& e) {
+                throw Error(str(e.what(), "; the run in '", o_.resume, "' trained on ", o_.device,
+                                ": continue it on another device with --device"));
+            }
+        }
         Generator init(o_.seed);
         model_ = models::make_model<float>(config, init);  // initialized on the host: one seed, one model
         model_->to(device_);
@@ -244,7 +251,7 @@ private:
         o_.log_every = j.at("log_every");
         if (o_.steps == 0 && o_.epochs == 0) o_.steps = j.at("steps");
         if (o_.threads == 0) o_.threads = j.value("threads", 0);  // the same threads, the same sums
-        if (o_.device.empty()) o_.device = j.value("device", "");  // and the same device
+        ck_device_ = j.value("device", "");  // and the same device, unless --device says otherwise
         if (o_.checkpoint_every == 0) o_.checkpoint_every = j.value("checkpoint_every", 0);
     }
 
@@ -383,6 +390,7 @@ private:
 
     TrainOptions o_;
     Device device_ = Device::cpu;
+    std::string ck_device_;  // the device the resumed run trained on
     models::Checkpoint<float> ck_;
     fs::path run_folder_;  // the resumed checkpoint's folder
     std::unique_ptr<data::Dataset> data_;

@@ -124,11 +124,7 @@ public:
 
     // The same, with eps ~ N(0, I) drawn from `gen`.
     VAEOutput<T> forward(const Var<T>& x, Generator& gen) {
-        return run(x, [&](const Var<T>& mu) {
-            Tensor<T> eps(mu.shape());
-            eps.normal_(gen);  // on the host, so that a seed draws the same eps on every device
-            return Var<T>(eps.to(mu.value().device()));
-        });
+        return run(x, [&](const Var<T>& mu) { return standard_normal_like(mu, gen); });
     }
 
     // The objective for the batch x and its forward pass `out`, at training step `step` (which

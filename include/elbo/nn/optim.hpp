@@ -182,8 +182,9 @@ public:
                                      .eps = T(o.eps),
                                      .weight_decay = T(o.weight_decay),
                                      .shrink_by = T(1 - o.lr * o.weight_decay),
-                                     .coupled = o.weight_decay != 0 && !decoupled_,
-                                     .decoupled = o.weight_decay != 0 && decoupled_};
+                                     .decay = o.weight_decay == 0 ? kernels::AdamDecay::none
+                                              : decoupled_        ? kernels::AdamDecay::decoupled
+                                                                  : kernels::AdamDecay::coupled};
         for (size_t i = 0; i < this->params_.size(); ++i) {
             Var<T>& p = this->params_[i].second;
             if (!p.has_grad()) continue;

@@ -6,11 +6,14 @@
 
 #include "elbo/autograd/backward.hpp"
 #include "elbo/kernels/cpu/common.hpp"
+#if ELBO_WITH_CUDA
+#include "elbo/cuda/kernels.hpp"
+#endif
 
 namespace elbo {
 
 // The device all operands of an op live on (the first defined one's); an Error when they differ.
-// Every op calls this first, so it also starts the op's clock for the profile
+// Ops call this before their kernels run, so it also starts the op's clock for the profile
 // (autograd/profile.hpp).
 template <class T>
 Device require_one_device(const char* op, std::initializer_list<const Var<T>*> operands) {

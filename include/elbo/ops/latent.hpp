@@ -28,12 +28,19 @@ Var<T> reparameterize(const Var<T>& mu, const Var<T>& logvar, const Var<T>& eps)
     });
 }
 
+// N(0, I) draws from `gen` of the shape of `like`, on its device: drawn on the host, in element
+// order, so that a seed gives one sample on any device.
+template <class T>
+Var<T> standard_normal_like(const Var<T>& like, Generator& gen) {
+    Tensor<T> eps(like.shape());
+    eps.normal_(gen);
+    return Var<T>(eps.to(like.value().device()));
+}
+
 // The same, with eps ~ N(0, I) drawn from `gen`.
 template <class T>
 Var<T> reparameterize(const Var<T>& mu, const Var<T>& logvar, Generator& gen) {
-    Tensor<T> eps(mu.shape());
-    eps.normal_(gen);  // drawn on the host, in element order, so a seed gives one sample on any device
-    return reparameterize(mu, logvar, Var<T>(eps.to(mu.value().device())));
+    return reparameterize(mu, logvar, standard_normal_like(mu, gen));
 }
 
 // y[n, d] = z[index[d][n], d]: each column gathers its own rows. z [N, D], index: D rows of N.

@@ -23,7 +23,7 @@
 #define ELBO_WITH_CUDA 0
 #endif
 #if ELBO_WITH_CUDA
-#include "elbo/cuda/api.hpp"
+#include "elbo/cuda/runtime.hpp"
 #endif
 
 namespace elbo {
@@ -75,21 +75,21 @@ std::shared_ptr<T[]> allocate(int64_t count, Device device = Device::cpu) {
 // The tensor allocator's counts; a test asserts that a training step's system_allocations is zero.
 inline MemoryStats memory_stats() { return detail::BufferPool::instance().stats(); }
 
-// The same for the allocator of `device` (the GPU's in the CUDA module).
+// The same for the allocator of `device` (the GPU's, in the CUDA module).
 inline MemoryStats memory_stats(Device device) {
+    detail::require_device_support<float>("memory_stats", device);
 #if ELBO_WITH_CUDA
     if (device == Device::cuda) return cuda::device_memory_stats();
 #endif
-    check(device == Device::cpu, "memory_stats", "this build has no CUDA module");
     return memory_stats();
 }
 
 // Waits until the work queued on `device` is done (GPU kernels run asynchronously); a no-op for the CPU.
 inline void synchronize(Device device) {
+    detail::require_device_support<float>("synchronize", device);
 #if ELBO_WITH_CUDA
     if (device == Device::cuda) cuda::synchronize();
 #endif
-    static_cast<void>(device);
 }
 
 // Frees the buffers the pool holds for reuse (those of tensors still alive stay).

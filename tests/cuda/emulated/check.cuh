@@ -6,11 +6,12 @@
 // their arithmetic and index math against the CPU twins, on any machine; what it cannot check is
 // what only a GPU does (threads racing, launches, cuBLAS itself), which tests/cuda/test_cuda.cpp does.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
-#include "elbo/cuda/api.hpp"
+#include "elbo/cuda/kernels.hpp"
 #include "elbo/error.hpp"
 
 #define __device__
@@ -39,8 +40,9 @@ template <class T>
 struct Scratch {
     std::vector<T> values;
     T* data;
-    explicit Scratch(int64_t count) : values(static_cast<size_t>(count)), data(values.data()) {}
-    Scratch(const T* host, int64_t count) : values(host, host + count), data(values.data()) {}
+    // At least one value, as on the GPU; the copy reads exactly `count` (an empty vector's data() may be null).
+    explicit Scratch(int64_t count) : values(static_cast<size_t>(std::max<int64_t>(count, 1))), data(values.data()) {}
+    Scratch(const T* host, int64_t count) : Scratch(count) { std::copy(host, host + count, data); }
 };
 
 template <class F>

@@ -1,5 +1,5 @@
 #pragma once
-// The sizes of one 2-D convolution, shared by the CPU kernels and their CUDA twins (cuda/api.hpp).
+// The sizes of one 2-D convolution, shared by the CPU kernels and their CUDA twins (cuda/kernels.hpp).
 
 #include <cstdint>
 

@@ -1,53 +1,20 @@
 #pragma once
-// The CUDA module's host-callable interface: everything the header-only CPU library may call on a
-// GPU, declared here without a single CUDA header, defined in cuda/src/*.cu and compiled by nvcc into
-// the `elbo::cuda` target. Linking that target defines ELBO_WITH_CUDA, and only then do the CPU
-// headers refer to these functions; a build without it never needs nvcc, and a tensor asked onto the
-// GPU there is a clear elbo::Error.
+// The CUDA module's kernels, as the ops see them (ops/common.hpp includes this where ELBO_WITH_CUDA
+// is 1): host-callable functions defined in cuda/src/*.cu, declared without a CUDA header.
 //
 // Every kernel here has its CPU twin of the same name and arguments in kernels/cpu/ (float only), and
 // tests/cuda/ compares each with its twin. Pointers are device pointers, but for the integer indices
 // that ops keep on the host (class labels, permutations), which a kernel copies over itself.
-// Every failed CUDA call throws elbo::Error naming the call, its error, the file and the line.
 
-#include <cstddef>
 #include <cstdint>
 
+#include "elbo/cuda/runtime.hpp"
 // What the kernels share with their CPU twins: the shapes and coefficients they take.
 #include "elbo/kernels/cpu/conv_shape.hpp"   // Conv2dShape
 #include "elbo/kernels/cpu/elementwise.hpp"  // BroadcastShape, BinaryOp
 #include "elbo/kernels/cpu/optim.hpp"        // SGDStep, AdamStep
-#include "elbo/tensor/pool.hpp"              // MemoryStats
 
 namespace elbo::cuda {
-
-// --- The device and its memory ---------------------------------------------------------------
-
-// GPUs this process can use; 0 where there is none or no driver (never throws).
-int device_count();
-
-// Why device_count() is 0, in words ("" when it is not).
-const char* why_no_device();
-
-// Device memory from the module's caching allocator: a freed block waits for the next request of
-// its size, so a training step after the first asks the driver for nothing.
-void* allocate(size_t bytes);
-void release(void* p, size_t bytes);
-
-// The same pool as the host tensors' (tensor/pool.hpp): system_allocations counts cudaMalloc calls.
-MemoryStats device_memory_stats();
-void release_cached_device_memory();
-
-void copy_to_device(void* device_dst, const void* host_src, size_t bytes);
-void copy_to_host(void* host_dst, const void* device_src, size_t bytes);
-void copy_on_device(void* device_dst, const void* device_src, size_t bytes);
-
-// Waits for every kernel launched so far (kernels run asynchronously on one stream).
-void synchronize();
-
-// --- Kernels, the CPU twins' names and arguments ---------------------------------------------
-
-void fill(float* y, int64_t n, float value);
 
 void relu_forward(float* y, const float* x, int64_t n);
 void relu_backward(float* dx, const float* dy, const float* x, int64_t n, bool assign);

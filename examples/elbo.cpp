@@ -9,6 +9,7 @@
 //   elbo data         items of a data set as a grid, and their labels or factors as JSON lines
 //   elbo grads        the loss and every parameter's gradient for one batch (to compare with PyTorch)
 //   elbo bench        the training step and the forward pass timed, as one JSON line
+//   elbo plot         a chart described in JSON, as SVG
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -28,7 +29,7 @@ namespace {
 struct GradsOptions {
     std::string checkpoint, input, out;
     std::optional<std::string> reduction;
-    std::optional<double> beta, gamma;
+    std::optional<double> beta, gamma, capacity_weight;
     int64_t step = 0;
 };
 
@@ -57,6 +58,7 @@ int run_grads(const GradsOptions& o) {
     }
     if (o.beta) ck.config.beta = *o.beta;
     if (o.gamma) ck.config.gamma = *o.gamma;
+    if (o.capacity_weight) ck.config.capacity_weight = *o.capacity_weight;
     ck.config.validate();
     Generator gen(0);
     auto model = models::load_model(ck, gen);
@@ -140,11 +142,24 @@ int run_eval(EvalOptions o) {
                              {"elbo", r.elbo},                {"recon", r.recon},    {"kl", r.kl},
                              {"nll_iw", r.nll_iw},            {"iw_samples", r.iw_samples}, {"iw_images", r.iw_images},
                              {"active_dims", r.active_dims},  {"latent", l.model->config.latent}};
+    j["arch"] = l.model->config.arch;
+    nlohmann::ordered_json settings{{"images", o.likelihood.images},
+                                    {"iw_images", o.likelihood.iw_images},
+                                    {"iw_samples", o.likelihood.iw_samples},
+                                    {"active_threshold", o.likelihood.active_threshold},
+                                    {"seed", o.m.seed}};
     if (d->name() == "dsprites") {
         const metrics::Representation codes = metrics::mean_codes(*l.model);
         j["factorvae_metric"] = metrics::factorvae_metric(codes, o.factor);
         j["mig"] = metrics::mig(codes, o.mig);
+        settings["factorvae_metric"] = {{"votes_per_sample", o.factor.votes_per_sample},
+                                        {"train_votes", o.factor.train_votes},
+                                        {"eval_votes", o.factor.eval_votes},
+                                        {"global_images", o.factor.global_images},
+                                        {"prune_below", o.factor.prune_below}};
+        settings["mig"] = {{"images", o.mig.images}, {"bins", o.mig.bins}};
     }
+    j["settings"] = settings;
     std::printf("%s\n", j.dump().c_str());
     return 0;
 }
@@ -205,6 +220,39 @@ int run_data(const DataOptions& o) {
     return 0;
 }
 
+// ---- plot
+
+struct PlotOptions {
+    std::string in, out;
+};
+
+// A chart from a JSON description: {"title", "x_label", "y_label", "series": [{"name", "x", "y",
+// "y_error" (optional), "style" (line, points or line+points), "colour" (optional)}]}.
+int run_plot(const PlotOptions& o) {
+    std::ifstream file(o.in);
+    check(file.good(), "plot", "cannot read '", o.in, "'");
+    cli::Plot p;
+    try {
+        const nlohmann::json j = nlohmann::json::parse(file);
+        p.title = j.value("title", "");
+        p.x_label = j.value("x_label", "");
+        p.y_label = j.value("y_label", "");
+        p.allow_log_scale = j.value("log_scale", false);
+        for (const auto& s : j.at("series"))
+            p.series.push_back({.name = s.at("name"),
+                                .colour = s.value("colour", ""),
+                                .y = s.at("y").get<std::vector<double>>(),
+                                .x = s.at("x").get<std::vector<double>>(),
+                                .y_error = s.value("y_error", std::vector<double>{}),
+                                .style = s.value("style", "line")});
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(str("plot: '", o.in, "' is not a plot description (", e.what(), ")"));
+    }
+    write_file_atomically(o.out, cli::plot_svg(p));
+    std::printf("%s\n", nlohmann::json{{"out", o.out}, {"series", p.series.size()}}.dump().c_str());
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -216,10 +264,13 @@ int main(int argc, char** argv) {
     CLI::App* train = app.add_subcommand("train", "Train a VAE, β-VAE or FactorVAE into a run folder");
     train->add_option("--model", t.model, "vae, beta-vae or factor-vae")->capture_default_str();
     train->add_option("--data", t.data, "fashion-mnist, dsprites, images:DIR or idx:FILE")->capture_default_str();
+    train->add_option("--arch", t.arch, "Network: seed (the seed tutorial's) or kim-mnih (the FactorVAE paper's); "
+                      "default kim-mnih on dsprites, else seed");
     train->add_option("--beta", t.beta, "Weight of the KL term (default 1; beta-vae: 4)");
-    train->add_option("--gamma", t.gamma, "FactorVAE: weight of TC (default 35); capacity: weight of |KL - C| (1000)");
+    train->add_option("--gamma", t.gamma, "FactorVAE: weight of the TC term (default 35)");
     train->add_option("--capacity-max", t.capacity_max, "Capacity C_max in nats (Burgess et al.); 0: off")->capture_default_str();
     train->add_option("--capacity-steps", t.capacity_steps, "Steps over which C grows to C_max")->capture_default_str();
+    train->add_option("--capacity-weight", t.capacity_weight, "Weight w of the capacity objective's |KL - C| (default 1000)");
     train->add_option("--latent", t.latent, "Latent dimensions D")->capture_default_str();
     train->add_option("--image-size", t.image_size, "Resize images to S x S (default: the data set's own)");
     train->add_option("--channels", t.channels, "images:DIR only: 3 (RGB) or 1 (grey); default 3");
@@ -227,7 +278,13 @@ int main(int argc, char** argv) {
     train->add_option("--batch", t.batch, "Batch size")->capture_default_str();
     auto* steps = train->add_option("--steps", t.steps, "Training steps (default: one epoch)");
     train->add_option("--epochs", t.epochs, "Epochs, instead of --steps")->excludes(steps);
-    train->add_option("--lr", t.lr, "Adam's learning rate (default 1e-3; factor-vae: 1e-4, the paper's)");
+    train->add_option("--lr", t.lr, "Adam's learning rate (default 1e-4, the paper's; seed network: 1e-3 but factor-vae 1e-4)");
+    std::vector<double> betas, d_betas;
+    train->add_option("--betas", betas, "Adam's betas, as B1,B2 (default 0.9,0.999)")->expected(2)->delimiter(',');
+    train->add_option("--d-lr", t.d_lr, "FactorVAE: the discriminator's Adam learning rate (default 1e-4)");
+    train->add_option("--d-betas", d_betas, "FactorVAE: the discriminator's Adam betas (default 0.5,0.9)")
+        ->expected(2)
+        ->delimiter(',');
     train->add_option("--seed", t.seed, "Seed of the initial weights, the batches and every draw")->capture_default_str();
     train->add_option("--threads", t.threads, "Threads (default: all cores)");
     train->add_option("--out", t.out, "Run folder (default runs/MODEL)");
@@ -237,9 +294,10 @@ int main(int argc, char** argv) {
     train->add_option("--log-every", t.log_every, "A metrics.csv row every N steps")->capture_default_str();
     train->add_option("--time-limit", t.time_limit, "Stop (with a checkpoint) after this many seconds; 0: no limit");
     // With --resume, these come from the checkpoint.
-    const std::vector<std::string> fixed_by_checkpoint{"--model", "--data", "--beta", "--gamma", "--capacity-max",
-                                                       "--capacity-steps", "--latent", "--image-size", "--channels",
-                                                       "--reduction", "--batch", "--lr", "--seed", "--log-every"};
+    const std::vector<std::string> fixed_by_checkpoint{
+        "--model",    "--data",    "--arch",       "--beta",  "--gamma", "--capacity-max", "--capacity-steps",
+        "--capacity-weight", "--latent", "--image-size", "--channels", "--reduction", "--batch", "--lr",
+        "--betas", "--d-lr", "--d-betas", "--seed", "--log-every"};
 
     // eval
     EvalOptions e;
@@ -258,7 +316,13 @@ int main(int argc, char** argv) {
     eval->add_option("--eval-votes", e.factor.eval_votes, "dSprites: FactorVAE metric evaluation votes")->capture_default_str();
     eval->add_option("--global-images", e.factor.global_images, "dSprites: images for the latents' global variance")
         ->capture_default_str();
+    eval->add_option("--votes-per-sample", e.factor.votes_per_sample, "dSprites: L, images per FactorVAE metric vote")
+        ->capture_default_str();
+    eval->add_option("--prune-below", e.factor.prune_below,
+                     "dSprites: FactorVAE metric ignores latents whose global standard deviation is below this")
+        ->capture_default_str();
     eval->add_option("--mig-images", e.mig.images, "dSprites: images for MIG")->capture_default_str();
+    eval->add_option("--mig-bins", e.mig.bins, "dSprites: bins per latent for MIG")->capture_default_str();
 
     // sample, reconstruct, traverse
     PictureOptions s, r, v;
@@ -300,13 +364,22 @@ int main(int argc, char** argv) {
     grads->add_option("--out", g.out, "Where to write the loss and the gradients (safetensors)")->required();
     grads->add_option("--reduction", g.reduction, "sum (over the batch) or mean (sum / N); default: the checkpoint's");
     grads->add_option("--beta", g.beta, "Weight of the KL term; default: the checkpoint's");
-    grads->add_option("--gamma", g.gamma, "FactorVAE: weight of TC; capacity VAE: weight of |KL - C|");
+    grads->add_option("--gamma", g.gamma, "FactorVAE: weight of TC; default: the checkpoint's");
+    grads->add_option("--capacity-weight", g.capacity_weight, "Capacity objective: weight of |KL - C|; default: the "
+                      "checkpoint's");
     grads->add_option("--step", g.step, "Training step (sets the capacity C when scheduled)")->capture_default_str();
+
+    // plot
+    PlotOptions pl;
+    CLI::App* plot = app.add_subcommand("plot", "Draw a chart described in JSON as SVG (benchmarks/study.py uses it)");
+    plot->add_option("--in", pl.in, "The chart: title, x_label, y_label, series of x, y, y_error, style")->required();
+    plot->add_option("--out", pl.out, "SVG file")->required();
 
     // bench
     cli::BenchOptions b;
     CLI::App* bench = app.add_subcommand("bench", "Time the training step and the forward pass; one JSON line");
     bench->add_option("--model", b.model, "vae or factor-vae")->capture_default_str();
+    bench->add_option("--arch", b.arch, "Network: seed or kim-mnih")->capture_default_str();
     bench->add_option("--channels", b.channels, "Image channels C")->capture_default_str();
     bench->add_option("--image-size", b.image_size, "Image size S")->capture_default_str();
     bench->add_option("--latent", b.latent, "Latent dimensions D")->capture_default_str();
@@ -320,6 +393,8 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
         if (*train) {
+            if (!betas.empty()) t.betas = cli::Betas{betas[0], betas[1]};
+            if (!d_betas.empty()) t.d_betas = cli::Betas{d_betas[0], d_betas[1]};
             if (!t.resume.empty())
                 for (const std::string& flag : fixed_by_checkpoint)
                     check(train->count(flag) == 0, "train", flag, " comes from the checkpoint when resuming; leave it out");
@@ -332,6 +407,7 @@ int main(int argc, char** argv) {
         if (*data) return run_data(d);
         if (*grads) return run_grads(g);
         if (*bench) return cli::run_bench(b);
+        if (*plot) return run_plot(pl);
     } catch (const CLI::ParseError& err) {
         return app.exit(err) == 0 ? 0 : 1;  // --help is not an error; every misuse exits with 1
     } catch (const Error& err) {

@@ -15,9 +15,12 @@
 #include <sstream>
 #include <thread>
 
+#include "cli/train.hpp"
 #include "scratch.hpp"
 
 namespace fs = std::filesystem;
+namespace cli = elbo::cli;
+namespace models = elbo::models;
 using elbo::testing::read_text;
 using elbo::testing::Result;
 using elbo::testing::run_elbo;
@@ -75,7 +78,17 @@ std::pair<int, int> png_size(const fs::path& p) {
 std::vector<std::string> metrics_without_time(const fs::path& run) {
     std::vector<std::string> rows;
     std::istringstream in(read_text(run / "metrics.csv"));
-    for (std::string line; std::getline(in, line);) rows.push_back(line.substr(0, line.rfind(',')));
+    size_t seconds = std::string::npos;  // the column's index
+    for (std::string line; std::getline(in, line);) {
+        std::vector<std::string> cells;
+        std::istringstream cut(line);
+        for (std::string cell; std::getline(cut, cell, ',');) cells.push_back(cell);
+        if (seconds == std::string::npos) seconds = std::find(cells.begin(), cells.end(), "seconds") - cells.begin();
+        if (seconds < cells.size()) cells.erase(cells.begin() + static_cast<std::ptrdiff_t>(seconds));
+        std::string kept;
+        for (const std::string& cell : cells) kept += (kept.empty() ? "" : ",") + cell;
+        rows.push_back(kept);
+    }
     return rows;
 }
 
@@ -105,7 +118,7 @@ TEST_CASE("elbo train leaves config, metrics, loss plot, pictures and a checkpoi
 
     const std::vector<std::string> rows = metrics_without_time(run);
     REQUIRE(rows.size() == 4);
-    CHECK(rows[0] == "step,loss,recon,kl,tc,discriminator_loss,lr");
+    CHECK(rows[0] == "step,loss,recon,kl,tc,discriminator_loss,d_accuracy_real,d_accuracy_permuted,lr,kl_0,kl_1,kl_2");
     for (int i = 1; i <= 3; ++i) {
         double step = 0, loss = 0, recon = 0, kl = 0;
         REQUIRE(std::sscanf(rows[i].c_str(), "%lf,%lf,%lf,%lf", &step, &loss, &recon, &kl) == 4);
@@ -123,6 +136,86 @@ TEST_CASE("elbo train leaves config, metrics, loss plot, pictures and a checkpoi
     CHECK(fs::file_size(run / "checkpoint.safetensors") > 1000);
     CHECK_FALSE(has_temporary_files(run));
     fs::remove_all(dir);
+}
+
+TEST_CASE("factor-vae on dsprites with no other flags is the FactorVAE paper's setup, its health logged") {
+    const fs::path dir = scratch_dir("cli-paper"), run = dir / "run";
+    const Result r = run_elbo("train --model factor-vae --data dsprites --steps 2 --log-every 1 --threads 1 --out " +
+                                  run.string(), dir);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    const nlohmann::json config = nlohmann::json::parse(read_text(run / "config.json"));
+    CHECK(config["model"]["arch"] == "kim-mnih");
+    CHECK(config["model"]["image_size"] == 64);
+    CHECK(config["model"]["latent"] == 10);
+    CHECK(config["model"]["gamma"] == 35.0);
+    CHECK(config["model"]["beta"] == 1.0);
+    CHECK(config["model"]["discriminator_hidden"] == 1000);
+    CHECK(config["model"]["discriminator_layers"] == 6);
+    CHECK(config["train"]["batch"] == 64);
+    CHECK(config["train"]["lr"] == 1e-4);
+    CHECK(config["train"]["betas"] == nlohmann::json{0.9, 0.999});
+    CHECK(config["train"]["d_lr"] == 1e-4);
+    CHECK(config["train"]["d_betas"] == nlohmann::json{0.5, 0.9});
+    const auto ck = models::read_checkpoint<float>((run / "checkpoint.safetensors").string());
+    CHECK(ck.metadata.at("arch") == "kim-mnih");
+    CHECK(ck.model.count("decoder.deconv4.weight"));
+
+    // Each row: the discriminator's accuracies in [0, 1], and ten per-latent KLs summing to kl.
+    std::istringstream metrics(read_text(run / "metrics.csv"));
+    std::string header, line;
+    std::getline(metrics, header);
+    for (int rows = 0; std::getline(metrics, line); ++rows) {
+        const cli::MetricsRow row = cli::MetricsRow::parse(header, line);
+        CHECK(row.step == rows + 1);
+        CHECK(row.accuracy_real >= 0);
+        CHECK(row.accuracy_real <= 1);
+        CHECK(row.accuracy_permuted >= 0);
+        CHECK(row.accuracy_permuted <= 1);
+        REQUIRE(row.kl_per_latent.size() == 10);
+        double kl = 0;
+        for (double k : row.kl_per_latent) kl += k;
+        CHECK(kl == doctest::Approx(row.kl).epsilon(1e-4));
+    }
+
+    // A flag given wins over the paper's default, and is recorded.
+    const Result given = run_elbo("train --model factor-vae --steps 1 --d-lr 3e-4 --d-betas 0.4,0.8 --betas 0.8,0.99 "
+                                  "--gamma 10 --out " + (dir / "given").string() + tiny, dir);
+    INFO(given.err);
+    REQUIRE(given.status == 0);
+    const nlohmann::json own = nlohmann::json::parse(read_text(dir / "given" / "config.json"));
+    CHECK(own["train"]["d_lr"] == 3e-4);
+    CHECK(own["train"]["d_betas"] == nlohmann::json{0.4, 0.8});
+    CHECK(own["train"]["betas"] == nlohmann::json{0.8, 0.99});
+    CHECK(own["model"]["gamma"] == 10.0);
+    CHECK(own["model"]["arch"] == "kim-mnih");
+    fs::remove_all(dir);
+}
+
+TEST_CASE("the health monitor warns once of a collapsed discriminator and of a negative TC estimate") {
+    cli::HealthMonitor monitor(5);
+    auto losses = [](double tc, double real, double permuted) {
+        cli::StepLosses l;
+        l.tc = tc, l.accuracy_real = real, l.accuracy_permuted = permuted;
+        return l;
+    };
+    const cli::StepLosses fine = losses(0.5, 0.7, 0.6), separating = losses(3.0, 1.0, 1.0),
+                          constant = losses(0.1, 1.0, 0.0), negative = losses(-2.0, 0.5, 0.5);
+    for (int step = 1; step <= 20; ++step) CHECK(monitor.update(step, fine).empty());
+    for (int step = 21; step <= 24; ++step) CHECK(monitor.update(step, separating).empty());
+    CHECK(monitor.update(25, fine).empty());  // the count starts again
+    std::vector<std::string> all;
+    for (int step = 26; step <= 40; ++step)
+        for (const std::string& w : monitor.update(step, step < 29 ? separating : constant)) all.push_back(w);
+    REQUIRE(all.size() == 1);  // once, though it lasted three windows
+    CHECK(all[0].rfind("step 30: the discriminator has called every code the same for 5 steps", 0) == 0);
+
+    cli::HealthMonitor tc(5);
+    all.clear();
+    for (int step = 1; step <= 400; ++step)
+        for (const std::string& w : tc.update(step, step <= 10 ? fine : negative)) all.push_back(w);
+    REQUIRE(all.size() == 1);
+    CHECK(all[0].find("the TC estimate has averaged below zero for 5 steps") != std::string::npos);
 }
 
 TEST_CASE("eval, sample, reconstruct and traverse read a checkpoint and write what they say") {
@@ -288,6 +381,29 @@ TEST_CASE("bad flags and files get one clear line and exit status 1") {
 #endif
         {"train --steps 2 --out " + run.string() + tiny, "elbo: train: '" + run.string() + "' already holds a run"},
         {"train --resume " + ck + " --beta 3", "elbo: train: --beta comes from the checkpoint when resuming"},
+        {"train --resume " + ck + " --arch seed", "elbo: train: --arch comes from the checkpoint when resuming"},
+        {"train --arch resnet --out " + (dir / "x").string(), "elbo: train: --arch must be seed or kim-mnih, got 'resnet'"},
+        {"train --data dsprites --image-size 40 --out " + (dir / "x").string(),
+         "elbo: train: --arch kim-mnih takes images whose side is a multiple of 16; the data set gives 40 x 40"},
+        {"train --model vae --gamma 35 --out " + (dir / "x").string(),
+         "elbo: train: --gamma weighs FactorVAE's TC term; --model vae has none (the capacity objective's weight is "
+         "--capacity-weight)"},
+        {"train --model beta-vae --d-lr 1e-4 --out " + (dir / "x").string(),
+         "elbo: train: --d-lr sets FactorVAE's discriminator's optimizer; --model beta-vae has no discriminator"},
+        {"train --model vae --d-betas 0.5,0.9 --out " + (dir / "x").string(),
+         "elbo: train: --d-betas sets FactorVAE's discriminator's optimizer"},
+        {"train --capacity-weight 100 --out " + (dir / "x").string(),
+         "elbo: train: --capacity-weight weighs the capacity objective, which needs --capacity-max > 0"},
+        {"train --capacity-max 25 --beta 4 --out " + (dir / "x").string(),
+         "elbo: train: --beta and --capacity-max: the capacity objective replaces beta KL"},
+        {"train --lr nan --out " + (dir / "x").string(), "elbo: train: --lr must be a positive number, got nan"},
+        {"train --model factor-vae --d-lr -1 --out " + (dir / "x").string(),
+         "elbo: train: --d-lr must be a positive number, got -1"},
+        {"train --model factor-vae --d-betas 1.5,0.9 --out " + (dir / "x").string(),
+         "elbo: train: --d-betas must be two numbers in [0, 1), got 1.5,0.9"},
+        {"train --model factor-vae --gamma -3 --out " + (dir / "x").string(),
+         "elbo: train: --gamma must be a non-negative number, got -3"},
+        {"train --beta nan --out " + (dir / "x").string(), "elbo: train: --beta must be a non-negative number, got nan"},
         {"eval --checkpoint " + (dir / "none.safetensors").string(), "elbo: safetensors: cannot open"},
         {"data --data images:" + dir.string() + "/nothing --out " + (dir / "x.png").string(), "elbo: images: '"},
         {"sample --checkpoint " + ck + " --count 0 --out " + (dir / "x.png").string(), "elbo: sample: count must be positive"},
@@ -312,6 +428,7 @@ TEST_CASE("bad flags and files get one clear line and exit status 1") {
         CHECK(r.err.rfind(message, 0) == 0);
         CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
     }
+    CHECK_FALSE(fs::exists(dir / "x"));  // no refused run left a folder
     // Flag misuse is CLI11's message, also with status 1.
     const Result r = run_elbo("train --steps 2 --epochs 1", dir);
     CHECK(r.status == 1);

@@ -77,7 +77,7 @@ TEST_CASE("a VAE that ignores its input has the likelihood written by hand") {
     Generator gen(1);
     models::VAE<float> model(c, gen);
     for (auto& [name, p] : model.named_parameters()) p.value().fill(0.0f);
-    Tensor<float>& bias = model.decoder.deconv3.bias.value();
+    Tensor<float>& bias = model.decoder.deconvs.back()->bias.value();
     bias.fill(0.3f);
     const Tensor<float> images = testing::rand<float>(Shape{40, 1, 8, 8}, 2, 0.0, 1.0);
     const data::TensorDataset d("random", images);
@@ -116,7 +116,7 @@ TEST_CASE("importance weighting recovers log p(x) when the posterior is not the 
     for (auto& [name, p] : model.named_parameters()) p.value().fill(0.0f);
     model.encoder.fc_mu.bias.value().fill(0.5f);
     model.encoder.fc_logvar.bias.value().fill(0.3f);
-    model.decoder.deconv3.bias.value().fill(-0.2f);
+    model.decoder.deconvs.back()->bias.value().fill(-0.2f);
     const data::TensorDataset d("random", testing::rand<float>(Shape{6, 1, 8, 8}, 6, 0.0, 1.0));
     const metrics::Likelihood r = metrics::evaluate_likelihood(model, d, {.images = 6, .iw_images = 6, .iw_samples = 2000});
     const double kl_per_latent = 0.5 * (0.25 + std::exp(0.3) - 1 - 0.3);

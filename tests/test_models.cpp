@@ -77,6 +77,7 @@ TEST_CASE("a PyTorch-saved seed VAE loads, its configuration inferred from the s
     Checkpoint<float> ck = read_checkpoint<float>(reference + "seed_vae.safetensors");
     CHECK(ck.metadata.empty());
     CHECK(ck.config.kind == "vae");
+    CHECK(ck.config.arch == "seed");
     CHECK(ck.config.channels == 3);
     CHECK(ck.config.image_size == 64);
     CHECK(ck.config.latent == 64);
@@ -86,21 +87,127 @@ TEST_CASE("a PyTorch-saved seed VAE loads, its configuration inferred from the s
     CHECK(model->encoder.fc_mu.weight.value().to_vector() == ck.model.at("encoder.fc_mu.weight").to_vector());
 }
 
-TEST_CASE("the seed VAE's loss and gradients are PyTorch's") {
+TEST_CASE("the seed VAE's loss and gradients are PyTorch's, for the seed's code as it is written") {
     const auto torch_grads = load_safetensors<float>(reference + "seed_vae_grads.safetensors");
     expect_matches_pytorch(gradients(reference + "seed_vae.safetensors", torch_grads, Reduction::sum, 0.0), torch_grads, 18);
 }
 
-TEST_CASE("a small FactorVAE's loss and gradients, discriminator included, are PyTorch's") {
+TEST_CASE("a PyTorch-saved kim-mnih VAE loads as the paper's network, and its gradients are PyTorch's") {
+    Checkpoint<float> ck = read_checkpoint<float>(reference + "kim_mnih_vae.safetensors");
+    CHECK(ck.config.arch == "kim-mnih");
+    CHECK(ck.config.channels == 1);
+    CHECK(ck.config.image_size == 64);
+    CHECK(ck.config.latent == 10);
+    const auto torch_grads = load_safetensors<float>(reference + "kim_mnih_vae_grads.safetensors");
+    expect_matches_pytorch(gradients(reference + "kim_mnih_vae.safetensors", torch_grads, Reduction::sum, 0.0), torch_grads,
+                           26);
+}
+
+TEST_CASE("a small kim-mnih FactorVAE's loss and gradients, discriminator included, are PyTorch's") {
+    Checkpoint<float> ck = read_checkpoint<float>(reference + "factor_vae.safetensors");
+    CHECK(ck.config.arch == "kim-mnih");
+    CHECK(ck.config.image_size == 32);
+    CHECK(ck.config.discriminator_hidden == 32);
+    CHECK(ck.config.discriminator_layers == 6);
     const auto torch_grads = load_safetensors<float>(reference + "factor_vae_grads.safetensors");
     expect_matches_pytorch(gradients(reference + "factor_vae.safetensors", torch_grads, Reduction::mean, 6.4), torch_grads,
-                           30);
+                           40);
+}
+
+TEST_CASE("a checkpoint without an arch loads as seed-v0: the seed's network with a ReLU after the decoder's fc") {
+    const fs::path dir = testing::scratch_dir("models-seed-v0");
+    Generator gen(12);
+    ModelConfig c = small("vae");
+    c.arch = "seed-v0";
+    c.capacity_max = 20, c.capacity_steps = 100, c.capacity_weight = 1000;
+    VAE<float> old_model(c, gen);
+    // What elbo wrote before arch existed: no arch, no capacity_weight (gamma weighed the
+    // capacity objective), no discriminator_layers.
+    std::map<std::string, std::string> metadata = c.to_metadata();
+    metadata.erase("arch"), metadata.erase("capacity_weight"), metadata.erase("discriminator_layers");
+    metadata["gamma"] = "1000";
+    const std::string path = (dir / "old.safetensors").string();
+    save_safetensors<float>(path, old_model.state_dict(), metadata);
+
+    Checkpoint<float> ck = read_checkpoint<float>(path);
+    CHECK(ck.config.arch == "seed-v0");
+    CHECK(ck.config.capacity_weight == 1000);
+    CHECK(ck.config.gamma == 0);
+    CHECK(ck.config.discriminator_layers == 5);
+    auto loaded = load_model(ck, gen);
+
+    // seed-v0 decodes relu(fc(z)); the seed decodes fc(z). With the same weights they differ
+    // exactly by that ReLU.
+    ModelConfig seed_config = ck.config;
+    seed_config.arch = "seed";
+    VAE<float> seed(seed_config, gen);
+    seed.load_state_dict(ck.model);
+    const Var<float> z(Tensor<float>(Shape{3, 4}).normal_(gen, 0.0, 2.0));
+    Decoder<float>& d = seed.decoder;
+    Var<float> h = reshape(relu((*d.fcs[0])(z)), {3, 128, 2, 2});
+    h = relu((*d.deconvs[0])(h));
+    h = relu((*d.deconvs[1])(h));
+    const Tensor<float> by_hand = (*d.deconvs[2])(h).value();
+    CHECK(loaded->decoder.decode(z).value().to_vector() == by_hand.to_vector());
+    CHECK(seed.decoder.decode(z).value().to_vector() != by_hand.to_vector());
+    fs::remove_all(dir);
+}
+
+TEST_CASE("a checkpoint whose arch and tensors disagree, or whose arch is unknown, is refused") {
+    const fs::path dir = testing::scratch_dir("models-arch");
+    Generator gen(13);
+    VAE<float> model(small("vae"), gen);
+    const std::string path = (dir / "ck.safetensors").string();
+    std::map<std::string, std::string> metadata = model.config.to_metadata();
+    metadata["arch"] = "kim-mnih";
+    save_safetensors<float>(path, model.state_dict(), metadata);
+    const std::string message = error_of([&] { load_model(read_checkpoint<float>(path), gen); });
+    CHECK(message.rfind("checkpoint: its tensors are not the kim-mnih network of its configuration: load_state_dict: "
+                        "the checkpoint does not fit the VAE (",
+                        0) == 0);
+    CHECK(message.find("missing 'encoder.conv4.weight' [64,64,4,4]") != std::string::npos);
+    metadata["arch"] = "resnet";
+    save_safetensors<float>(path, model.state_dict(), metadata);
+    CHECK(error_of([&] { read_checkpoint<float>(path); }) ==
+          "checkpoint: its metadata does not describe a model: network: arch must be seed, kim-mnih or seed-v0, got "
+          "'resnet'");
+    fs::remove_all(dir);
+}
+
+TEST_CASE("the kim-mnih network is the paper's: shapes, names and output") {
+    Generator gen(14);
+    ModelConfig c = small("factor-vae");
+    c.arch = "kim-mnih";
+    c.image_size = 32;
+    FactorVAE<float> model(c, gen);
+    const std::vector<std::pair<std::string, Shape>> expected{
+        {"encoder.conv1.weight", {32, 1, 4, 4}},   {"encoder.conv2.weight", {32, 32, 4, 4}},
+        {"encoder.conv3.weight", {64, 32, 4, 4}},  {"encoder.conv4.weight", {64, 64, 4, 4}},
+        {"encoder.fc.weight", {128, 256}},         {"encoder.fc_mu.weight", {4, 128}},
+        {"encoder.fc_logvar.weight", {4, 128}},    {"decoder.fc1.weight", {128, 4}},
+        {"decoder.fc2.weight", {256, 128}},        {"decoder.deconv1.weight", {64, 64, 4, 4}},
+        {"decoder.deconv2.weight", {64, 32, 4, 4}}, {"decoder.deconv3.weight", {32, 32, 4, 4}},
+        {"decoder.deconv4.weight", {32, 1, 4, 4}}, {"discriminator.net.0.weight", {32, 4}},
+        {"discriminator.net.10.weight", {32, 32}}, {"discriminator.net.12.weight", {2, 32}}};
+    const auto state = model.state_dict();
+    for (auto& [name, shape] : expected) {
+        INFO(name);
+        REQUIRE(state.count(name));
+        CHECK(state.at(name).shape() == shape);
+    }
+    CHECK(state.size() == 40);
+    auto out = model.forward(Var<float>(Tensor<float>(Shape{2, 1, 32, 32})), gen);
+    CHECK(out.logits.shape() == Shape{2, 1, 32, 32});
+    c.image_size = 40;
+    CHECK(error_of([&] { FactorVAE<float>(c, gen); }) ==
+          "ModelConfig: image_size must be a positive multiple of 16 for arch kim-mnih, got 40");
 }
 
 TEST_CASE("elbo grads writes PyTorch's loss and gradients") {
     const fs::path dir = testing::scratch_dir("models-cli");
     struct Run { const char* model; const char* flags; size_t parameters; };
-    for (const Run& r : {Run{"seed_vae", "", 18}, Run{"factor_vae", " --reduction mean --gamma 6.4", 30}}) {
+    for (const Run& r : {Run{"seed_vae", "", 18}, Run{"kim_mnih_vae", "", 26},
+                         Run{"factor_vae", " --reduction mean --gamma 6.4", 40}}) {
         INFO(r.model);
         const std::string out = (dir / (std::string(r.model) + ".grads.safetensors")).string();
         const std::string command = std::string(ELBO_CLI) + " grads --checkpoint " + reference + r.model +
@@ -117,7 +224,7 @@ TEST_CASE("elbo grads writes PyTorch's loss and gradients") {
     CHECK(WEXITSTATUS(std::system(bad.c_str())) == 1);
     std::ifstream err(dir / "stderr.txt");
     std::string message((std::istreambuf_iterator<char>(err)), std::istreambuf_iterator<char>());
-    CHECK(message == "elbo: grads: x must be [N, 3, 64, 64] for this checkpoint, got [5,1,16,16]\n");
+    CHECK(message == "elbo: grads: x must be [N, 3, 64, 64] for this checkpoint, got [5,1,32,32]\n");
     CHECK_FALSE(fs::exists(dir / "bad.safetensors"));
 
     auto run_status = [&](const std::string& args) {
@@ -182,7 +289,7 @@ TEST_CASE("a checkpoint that does not fit the model names every mismatch") {
     save_safetensors<float>(path, {{"encoder.conv1.weight", Tensor<float>(Shape{32, 1, 4, 4})},
                                    {"encoder.fc_mu.weight", Tensor<float>(Shape{4, 100})}});
     CHECK(error_of([&] { read_checkpoint<float>(path); }) ==
-          "checkpoint: encoder.fc_mu.weight [4,100] does not take 128 x s x s features");
+          "checkpoint: encoder.fc_mu.weight [4,100] does not take 128 x s x s features (arch seed)");
     save_safetensors<float>(path, {{"weight", Tensor<float>(Shape{2})}});
     CHECK(error_of([&] { read_checkpoint<float>(path); }) ==
           "checkpoint: no 'encoder.conv1.weight' to infer the model from (is this a VAE checkpoint?)");
@@ -195,10 +302,20 @@ TEST_CASE("models reject bad configurations and inputs") {
     Generator gen(8);
     ModelConfig c = small("vae");
     c.image_size = 20;
-    CHECK(error_of([&] { VAE<float>(c, gen); }) == "ModelConfig: image_size must be a positive multiple of 8, got 20");
+    CHECK(error_of([&] { VAE<float>(c, gen); }) ==
+          "ModelConfig: image_size must be a positive multiple of 8 for arch seed, got 20");
     c = small("vae");
     c.capacity_max = 25;
     CHECK(error_of([&] { VAE<float>(c, gen); }) == "ModelConfig: a capacity schedule needs capacity_steps > 0, got 0");
+    c.capacity_steps = 100;
+    CHECK(error_of([&] { VAE<float>(c, gen); }) == "ModelConfig: a capacity schedule needs capacity_weight > 0, got 0");
+    c = small("vae");
+    c.gamma = 35;
+    CHECK(error_of([&] { VAE<float>(c, gen); }) ==
+          "ModelConfig: gamma weighs FactorVAE's TC term, but kind is vae (gamma 35)");
+    c = small("vae");
+    c.beta = std::nan("");
+    CHECK(error_of([&] { VAE<float>(c, gen); }) == "ModelConfig: beta must be finite and non-negative, got nan");
     CHECK(error_of([&] { FactorVAE<float>(small("vae"), gen); }) == "FactorVAE: config kind must be factor-vae, got 'vae'");
     VAE<float> model(small("vae"), gen);
     CHECK(error_of([&] { model.forward(Var<float>(Tensor<float>(Shape{2, 3, 16, 16})), gen); }) ==
@@ -210,7 +327,7 @@ TEST_CASE("the capacity schedule weighs |KL - C| with C growing linearly to C_ma
     ModelConfig c = small("beta-vae");
     c.capacity_max = 20;
     c.capacity_steps = 100;
-    c.gamma = 10;
+    c.capacity_weight = 10;
     c.reduction = Reduction::sum;
     VAE<float> model(c, gen);
     const Var<float> x(rectangles(gen).slice(0, 4));
@@ -229,7 +346,7 @@ TEST_CASE("the discriminator's loss sends no gradient to the VAE") {
     const Tensor<float> images = rectangles(gen);
     auto out = model.forward(Var<float>(images.slice(0, 8)), gen);
     auto other = model.forward(Var<float>(images.slice(8, 16)), gen);
-    backward(model.discriminator_loss(out.z, other.z, gen));
+    backward(model.discriminator_loss(out.z, other.z, gen).loss);
     for (auto& [name, p] : model.vae_parameters()) CHECK_FALSE(p.has_grad());
     for (auto& [name, p] : model.discriminator_parameters()) CHECK(p.has_grad());
 }
@@ -261,7 +378,7 @@ TEST_CASE("VAE, beta-VAE and FactorVAE train: their losses fall") {
             if (factor) {
                 auto second = factor->forward(Var<float>(images.slice((at + 8) % 32, (at + 8) % 32 + 8)), gen);
                 factor->discriminator.zero_grad();  // clear what the VAE's TC term sent
-                Var<float> d_loss = factor->discriminator_loss(out.z, second.z, gen);
+                Var<float> d_loss = factor->discriminator_loss(out.z, second.z, gen).loss;
                 backward(d_loss);
                 d_opt->step();
                 d_losses.push_back(d_loss.item());

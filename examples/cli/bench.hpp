@@ -17,6 +17,7 @@ namespace elbo::cli {
 
 struct BenchOptions {
     std::string model = "vae";
+    std::string arch = "seed";
     int64_t channels = 3, image_size = 64, latent = 64, batch = 64;
     int threads = 0;
     int64_t steps = 20, warmup = 3;
@@ -25,19 +26,33 @@ struct BenchOptions {
 };
 
 // Multiply-adds of one image's forward pass through the encoder and decoder, and through the
-// discriminator (zero for the VAE): the convolutions count kernel x channels x the larger image.
+// discriminator (zero for the VAE). A 4x4 stride-2 convolution to a map of side s costs
+// out x in x 16 x s^2; its transposed twin, from that map, the same.
 struct ModelWork {
     double encoder = 0, decoder = 0, first_conv = 0, discriminator = 0;
 
     explicit ModelWork(const models::ModelConfig& c) {
-        const double S = static_cast<double>(c.image_size), C = static_cast<double>(c.channels);
-        const double D = static_cast<double>(c.latent), F = 128 * (S / 8) * (S / 8);
-        first_conv = 32 * C * 16 * (S / 2) * (S / 2);
-        encoder = first_conv + 64 * 32 * 16 * (S / 4) * (S / 4) + 128 * 64 * 16 * (S / 8) * (S / 8) + 2 * F * D;
-        decoder = D * F + 128 * 64 * 16 * (S / 8) * (S / 8) + 64 * 32 * 16 * (S / 4) * (S / 4) + 32 * C * 16 * (S / 2) * (S / 2);
+        const models::Network net = models::network(c.arch);
+        const double D = static_cast<double>(c.latent);
+        double in = static_cast<double>(c.channels), side = static_cast<double>(c.image_size), convs = 0;
+        for (int64_t out : net.conv) {
+            side /= 2;
+            const double macs = static_cast<double>(out) * in * 16 * side * side;
+            if (first_conv == 0) first_conv = macs;
+            convs += macs;
+            in = static_cast<double>(out);
+        }
+        auto dense = [](double from, const std::vector<int64_t>& widths, double to) {
+            double macs = 0;
+            for (int64_t w : widths) macs += from * static_cast<double>(w), from = static_cast<double>(w);
+            return macs + from * to;
+        };
+        const double features = in * side * side;
+        encoder = convs + dense(features, net.encoder_fc, 2 * D);
+        decoder = convs + dense(D, net.decoder_fc, features);
         if (c.is_factor_vae()) {
             const double h = static_cast<double>(c.discriminator_hidden);
-            discriminator = D * h + 4 * h * h + 2 * h;
+            discriminator = D * h + static_cast<double>(c.discriminator_layers - 1) * h * h + 2 * h;
         }
     }
 
@@ -78,9 +93,11 @@ inline int run_bench(const BenchOptions& o) {
     check(o.model == "vae" || o.model == "factor-vae", op, "--model must be vae or factor-vae, got '", o.model, "'");
     const Device device = parse_device(o.device, op);
     check(o.batch > 0 && o.steps > 0 && o.warmup >= 0, op, "--batch and --steps must be positive, --warmup non-negative");
+    check(o.arch == "seed" || o.arch == "kim-mnih", op, "--arch must be seed or kim-mnih, got '", o.arch, "'");
     set_threads(o.threads);
     models::ModelConfig c;
     c.kind = o.model;
+    c.arch = o.arch;
     c.channels = o.channels;
     c.image_size = o.image_size;
     c.latent = o.latent;
@@ -122,6 +139,7 @@ inline int run_bench(const BenchOptions& o) {
     const ModelWork work(c);
     nlohmann::ordered_json j{{"library", "elbo"},
                              {"model", o.model},
+                             {"arch", c.arch},
                              {"channels", c.channels},
                              {"image_size", c.image_size},
                              {"latent", c.latent},

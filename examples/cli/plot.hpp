@@ -1,6 +1,8 @@
 #pragma once
-// The loss curves of a run as an SVG line chart: one polyline per series over the training step,
-// a shared y axis (log scale when the values span more than a factor of 20), labelled ticks.
+// Charts as SVG: series of (x, y) points drawn as lines, points or both, with optional error bars,
+// on shared axes (y on a log scale when every value is positive and they span more than a factor
+// of 20), labelled ticks and a legend. A run's loss curves (`elbo train`) and a study's metric
+// curves (`elbo plot`, which benchmarks/study.py calls) are both drawn here.
 
 #include <algorithm>
 #include <cmath>
@@ -13,19 +15,44 @@ namespace elbo::cli {
 
 struct Series {
     std::string name, colour;
-    std::vector<double> values;  // one per step in `steps`
+    std::vector<double> y;
+    std::vector<double> x;        // empty: the plot's shared steps
+    std::vector<double> y_error;  // empty, or one half-length of an error bar per point
+    std::string style = "line";   // "line", "points" or "line+points"
 };
 
-inline std::string loss_plot_svg(const std::vector<double>& steps, const std::vector<Series>& series,
-                                 const std::string& title) {
+struct Plot {
+    std::string title, x_label = "step", y_label;
+    std::vector<Series> series;
+    bool allow_log_scale = true;
+};
+
+// Colours for series that name none, in order.
+inline const char* palette(size_t k) {
+    static const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"};
+    return colours[k % std::size(colours)];
+}
+
+inline std::string plot_svg(const Plot& p) {
     const double W = 720, H = 400, left = 70, right = 20, top = 40, bottom = 50;
-    double lo = INFINITY, hi = -INFINITY;
-    for (const Series& s : series)
-        for (double v : s.values)
-            if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
-    const double x0 = steps.empty() ? 0 : steps.front(), x1 = steps.empty() ? 1 : std::max(steps.back(), x0 + 1);
+    for (const Series& s : p.series)
+        check(s.x.size() == s.y.size() && (s.y_error.empty() || s.y_error.size() == s.y.size()) &&
+                  (s.style == "line" || s.style == "points" || s.style == "line+points"),
+              "plot", "series '", s.name, "' needs as many x as y values (", s.x.size(), " and ", s.y.size(),
+              "), as many y_error or none (", s.y_error.size(), "), and style line, points or line+points (got '",
+              s.style, "')");
+    double lo = INFINITY, hi = -INFINITY, x0 = INFINITY, x1 = -INFINITY;
+    for (const Series& s : p.series)
+        for (size_t i = 0; i < s.y.size(); ++i) {
+            if (!std::isfinite(s.y[i]) || !std::isfinite(s.x[i])) continue;
+            const double e = s.y_error.empty() || !std::isfinite(s.y_error[i]) ? 0.0 : s.y_error[i];
+            lo = std::min(lo, s.y[i] - e), hi = std::max(hi, s.y[i] + e);
+            x0 = std::min(x0, s.x[i]), x1 = std::max(x1, s.x[i]);
+        }
     if (!(lo <= hi)) lo = 0, hi = 1;
-    const bool log_scale = lo > 0 && hi / lo > 20;
+    if (!(x0 <= x1)) x0 = 0, x1 = 1;
+    if (x1 - x0 < 1e-12) x0 -= 0.5, x1 += 0.5;
+    const bool log_scale = p.allow_log_scale && lo > 0 && hi / lo > 20;
     auto fy = [&](double v) { return log_scale ? std::log10(v) : v; };
     double y0 = fy(lo), y1 = fy(hi);
     if (y1 - y0 < 1e-12) y0 -= 0.5, y1 += 0.5;
@@ -33,34 +60,60 @@ inline std::string loss_plot_svg(const std::vector<double>& steps, const std::ve
     y0 -= pad, y1 += pad;
     auto px = [&](double x) { return left + (x - x0) / (x1 - x0) * (W - left - right); };
     auto py = [&](double v) { return top + (y1 - fy(v)) / (y1 - y0) * (H - top - bottom); };
+    auto label = [](double v) {
+        char text[32];
+        std::snprintf(text, sizeof text, "%.4g", v);
+        return std::string(text);
+    };
 
     std::string svg = str("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"", W, "\" height=\"", H,
                           "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
-                          "<text x=\"", W / 2, "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">", title, "</text>\n");
+                          "<text x=\"", W / 2, "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">", p.title, "</text>\n");
     for (int t = 0; t <= 5; ++t) {  // y ticks
         const double y = y0 + (y1 - y0) * t / 5, v = log_scale ? std::pow(10.0, y) : y, yy = py(v);
-        char label[32];
-        std::snprintf(label, sizeof label, "%.4g", v);
         svg += str("<line x1=\"", left, "\" x2=\"", W - right, "\" y1=\"", yy, "\" y2=\"", yy, "\" stroke=\"#ddd\"/>",
-                   "<text x=\"", left - 6, "\" y=\"", yy + 4, "\" text-anchor=\"end\">", label, "</text>\n");
+                   "<text x=\"", left - 6, "\" y=\"", yy + 4, "\" text-anchor=\"end\">", label(v), "</text>\n");
     }
     for (int t = 0; t <= 5; ++t) {  // x ticks
-        const double x = x0 + (x1 - x0) * t / 5, xx = px(x);
-        svg += str("<text x=\"", xx, "\" y=\"", H - bottom + 18, "\" text-anchor=\"middle\">", std::llround(x), "</text>\n");
+        const double x = x0 + (x1 - x0) * t / 5;
+        svg += str("<text x=\"", px(x), "\" y=\"", H - bottom + 18, "\" text-anchor=\"middle\">", label(x), "</text>\n");
     }
-    svg += str("<text x=\"", (left + W - right) / 2, "\" y=\"", H - 10, "\" text-anchor=\"middle\">step</text>\n");
+    svg += str("<text x=\"", (left + W - right) / 2, "\" y=\"", H - 10, "\" text-anchor=\"middle\">", p.x_label,
+               "</text>\n");
     svg += str("<text x=\"16\" y=\"", (top + H - bottom) / 2, "\" transform=\"rotate(-90 16 ", (top + H - bottom) / 2,
-               ")\" text-anchor=\"middle\">nats per image", log_scale ? " (log scale)" : "", "</text>\n");
-    for (size_t k = 0; k < series.size(); ++k) {
-        const Series& s = series[k];
-        std::string points;
-        for (size_t i = 0; i < std::min(steps.size(), s.values.size()); ++i)
-            if (std::isfinite(s.values[i]) && (!log_scale || s.values[i] > 0))
-                points += str(px(steps[i]), ",", py(s.values[i]), " ");
-        svg += str("<polyline fill=\"none\" stroke=\"", s.colour, "\" stroke-width=\"1.5\" points=\"", points, "\"/>\n");
-        svg += str("<text x=\"", W - right - 90, "\" y=\"", top + 16 + 16 * k, "\" fill=\"", s.colour, "\">", s.name, "</text>\n");
+               ")\" text-anchor=\"middle\">", p.y_label, log_scale ? " (log scale)" : "", "</text>\n");
+    for (size_t k = 0; k < p.series.size(); ++k) {
+        const Series& s = p.series[k];
+        const std::string colour = s.colour.empty() ? palette(k) : s.colour;
+        auto drawn = [&](size_t i) {
+            return std::isfinite(s.x[i]) && std::isfinite(s.y[i]) && (!log_scale || s.y[i] > 0);
+        };
+        if (s.style != "points") {
+            std::string points;
+            for (size_t i = 0; i < s.y.size(); ++i)
+                if (drawn(i)) points += str(px(s.x[i]), ",", py(s.y[i]), " ");
+            svg += str("<polyline fill=\"none\" stroke=\"", colour, "\" stroke-width=\"1.5\" points=\"", points, "\"/>\n");
+        }
+        for (size_t i = 0; i < s.y.size(); ++i) {
+            if (!drawn(i)) continue;
+            if (!s.y_error.empty() && std::isfinite(s.y_error[i]) && s.y_error[i] > 0) {
+                const double a = py(s.y[i] + s.y_error[i]), b = py(log_scale ? std::max(s.y[i] - s.y_error[i], lo) : s.y[i] - s.y_error[i]);
+                svg += str("<line x1=\"", px(s.x[i]), "\" x2=\"", px(s.x[i]), "\" y1=\"", a, "\" y2=\"", b, "\" stroke=\"",
+                           colour, "\"/>\n");
+            }
+            if (s.style != "line")
+                svg += str("<circle cx=\"", px(s.x[i]), "\" cy=\"", py(s.y[i]), "\" r=\"3.5\" fill=\"", colour, "\"/>\n");
+        }
+        svg += str("<text x=\"", W - right - 110, "\" y=\"", top + 16 + 16 * k, "\" fill=\"", colour, "\">", s.name,
+                   "</text>\n");
     }
     return svg + "</svg>\n";
+}
+
+// A run's loss curves: each series' values over the shared training steps.
+inline std::string loss_plot_svg(const std::vector<double>& steps, std::vector<Series> series, const std::string& title) {
+    for (Series& s : series) s.x = steps;
+    return plot_svg({.title = title, .x_label = "step", .y_label = "nats per image", .series = std::move(series)});
 }
 
 }  // namespace elbo::cli

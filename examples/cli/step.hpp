@@ -7,11 +7,28 @@
 
 namespace elbo::cli {
 
-// The objective's terms at this step, per image (whatever the config's reduction).
+// The objective's terms at this step, per image (whatever the config's reduction), and the
+// training's health: each latent's KL, and how well FactorVAE's discriminator tells real codes
+// from permuted ones.
 struct StepLosses {
     double loss = 0, recon = 0, kl = 0, tc = 0, discriminator = 0;
+    double accuracy_real = 0, accuracy_permuted = 0;
+    std::vector<double> kl_per_latent;  // [D], nats per image
     bool finite() const { return std::isfinite(loss) && std::isfinite(discriminator); }
 };
+
+// The KL of each latent, averaged over the batch: 1/2 (mu^2 + exp(logvar) - logvar - 1).
+inline std::vector<double> kl_per_latent(const Var<float>& mu, const Var<float>& logvar) {
+    const Tensor<float> m = mu.value().to(Device::cpu), v = logvar.value().to(Device::cpu);
+    const int64_t n = m.size(0), d = m.size(1);
+    std::vector<double> kl(static_cast<size_t>(d), 0.0);
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < d; ++j) {
+            const double mu_ij = m[i * d + j], lv = v[i * d + j];
+            kl[static_cast<size_t>(j)] += 0.5 * (mu_ij * mu_ij + std::exp(lv) - lv - 1.0) / static_cast<double>(n);
+        }
+    return kl;
+}
 
 struct Optimizers {
     optim::Adam<float>* vae = nullptr;
@@ -47,6 +64,7 @@ inline StepLosses train_step(models::VAE<float>& model, const Optimizers& opt, c
     s.recon = loss.recon.item() * per_image;
     s.kl = loss.kl.item() * per_image;
     s.tc = loss.tc.defined() ? loss.tc.item() * per_image : 0.0;
+    s.kl_per_latent = kl_per_latent(out.mu, out.logvar);
     if (!s.finite()) return s;
     opt.vae->zero_grad();
     backward(loss.total);
@@ -60,11 +78,13 @@ inline StepLosses train_step(models::VAE<float>& model, const Optimizers& opt, c
         auto [mu, logvar] = model.encoder.encode(Var<float>(x_other.to(device)));
         z_other = reparameterize(mu, logvar, gen);
     }
-    const Var<float> d_loss = factor->discriminator_loss(out.z, z_other, gen);
-    s.discriminator = d_loss.item();
+    const models::DiscriminatorLoss<float> d = factor->discriminator_loss(out.z, z_other, gen);
+    s.discriminator = d.loss.item();
+    s.accuracy_real = d.accuracy_real();
+    s.accuracy_permuted = d.accuracy_permuted();
     if (!s.finite()) return s;
     opt.discriminator->zero_grad();
-    backward(d_loss);
+    backward(d.loss);
     opt.discriminator->step();
     return s;
 }

@@ -2,7 +2,8 @@
 // `elbo train`: one training run and its folder.
 //
 //   OUT/config.json              the model and the training settings
-//   OUT/metrics.csv              step, loss, recon, kl, tc, discriminator_loss, lr, seconds
+//   OUT/metrics.csv              step, loss, recon, kl, tc, discriminator_loss, d_accuracy_real,
+//                                d_accuracy_permuted, lr, seconds, kl_0 ... kl_{D-1}
 //                                (nats per image, every --log-every steps)
 //   OUT/loss.svg                 the loss curves
 //   OUT/checkpoint.safetensors   model, optimizers, step: every --checkpoint-every steps and at the end
@@ -31,10 +32,14 @@ namespace elbo::cli {
 
 namespace fs = std::filesystem;
 
+// Two numbers, as --betas 0.9,0.999 gives them.
+using Betas = std::pair<double, double>;
+
 struct TrainOptions {
     std::string model = "vae";
     std::string data = "fashion-mnist";
-    std::optional<double> beta, gamma;
+    std::string arch;  // empty: kim-mnih on dSprites, else seed
+    std::optional<double> beta, gamma, capacity_weight;
     double capacity_max = 0;
     int64_t capacity_steps = 100000;
     int64_t latent = 10;
@@ -42,7 +47,8 @@ struct TrainOptions {
     std::string reduction = "sum";
     int64_t batch = 64;
     int64_t steps = 0, epochs = 0;  // neither: one epoch
-    std::optional<double> lr;
+    std::optional<double> lr, d_lr;       // Adam's learning rates: the VAE's, FactorVAE's discriminator's
+    std::optional<Betas> betas, d_betas;  // and their betas
     uint64_t seed = 0;
     int threads = 0;  // 0: OpenMP's default
     std::string out;
@@ -55,6 +61,7 @@ struct TrainOptions {
 
 inline nlohmann::ordered_json to_json(const models::ModelConfig& c) {
     return {{"kind", c.kind},
+            {"arch", c.arch},
             {"channels", c.channels},
             {"image_size", c.image_size},
             {"latent", c.latent},
@@ -62,18 +69,24 @@ inline nlohmann::ordered_json to_json(const models::ModelConfig& c) {
             {"gamma", c.gamma},
             {"capacity_max", c.capacity_max},
             {"capacity_steps", c.capacity_steps},
+            {"capacity_weight", c.capacity_weight},
             {"reduction", to_string(c.reduction)},
-            {"discriminator_hidden", c.discriminator_hidden}};
+            {"discriminator_hidden", c.discriminator_hidden},
+            {"discriminator_layers", c.discriminator_layers}};
 }
 
 inline nlohmann::json to_json(const TrainOptions& o) {
-    return {{"model", o.model},       {"data", o.data},
-            {"latent", o.latent},     {"image_size", o.image_size},
-            {"channels", o.channels}, {"batch", o.batch},
-            {"steps", o.steps},       {"lr", o.lr.value_or(0.0)},
-            {"seed", o.seed},         {"checkpoint_every", o.checkpoint_every},
-            {"log_every", o.log_every}, {"threads", o.threads},
-            {"device", o.device}};
+    nlohmann::json j{{"model", o.model},       {"data", o.data},
+                     {"arch", o.arch},         {"latent", o.latent},
+                     {"image_size", o.image_size}, {"channels", o.channels},
+                     {"batch", o.batch},       {"steps", o.steps},
+                     {"lr", o.lr.value_or(0.0)}, {"betas", o.betas.value_or(Betas{})},
+                     {"seed", o.seed},         {"checkpoint_every", o.checkpoint_every},
+                     {"log_every", o.log_every}, {"threads", o.threads},
+                     {"device", o.device}};
+    if (o.d_lr) j["d_lr"] = *o.d_lr;
+    if (o.d_betas) j["d_betas"] = *o.d_betas;
+    return j;
 }
 
 // Set by SIGINT: the loop finishes its step, checkpoints and stops. A second Ctrl-C kills.
@@ -91,25 +104,97 @@ inline void set_threads(int threads) {
 // One row of metrics.csv.
 struct MetricsRow {
     int64_t step = 0;
-    double loss = 0, recon = 0, kl = 0, tc = 0, discriminator = 0, lr = 0, seconds = 0;
+    double loss = 0, recon = 0, kl = 0, tc = 0, discriminator = 0, accuracy_real = 0, accuracy_permuted = 0, lr = 0,
+           seconds = 0;
+    std::vector<double> kl_per_latent;
+
+    // The columns before the per-latent KLs, in order.
+    static constexpr const char* names[] = {"step", "loss", "recon", "kl", "tc", "discriminator_loss",
+                                            "d_accuracy_real", "d_accuracy_permuted", "lr", "seconds"};
+
+    static std::string header(int64_t latents) {
+        std::string h;
+        for (const char* n : names) h += std::string(h.empty() ? "" : ",") + n;
+        for (int64_t j = 0; j < latents; ++j) h += ",kl_" + std::to_string(j);
+        return h + "\n";
+    }
 
     std::string csv() const {
-        char line[256];
-        std::snprintf(line, sizeof line, "%lld,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.3f\n", static_cast<long long>(step), loss,
-                      recon, kl, tc, discriminator, lr, seconds);
-        return line;
+        std::string line = std::to_string(step);
+        char v[32];
+        for (double x : {loss, recon, kl, tc, discriminator, accuracy_real, accuracy_permuted, lr}) {
+            std::snprintf(v, sizeof v, ",%.9g", x);
+            line += v;
+        }
+        std::snprintf(v, sizeof v, ",%.3f", seconds);
+        line += v;
+        for (double x : kl_per_latent) {
+            std::snprintf(v, sizeof v, ",%.6g", x);
+            line += v;
+        }
+        return line + "\n";
     }
-    static MetricsRow parse(const std::string& line) {
+
+    // A row under `header` (the file's first line): columns found by name, so a run written
+    // before some column existed reads with that column 0.
+    static MetricsRow parse(const std::string& header, const std::string& line) {
+        auto split = [](const std::string& text) {
+            std::vector<std::string> out;
+            std::stringstream in(text);
+            for (std::string cell; std::getline(in, cell, ',');) out.push_back(cell);
+            return out;
+        };
+        const std::vector<std::string> columns = split(header), cells = split(line);
+        check(cells.size() == columns.size(), "train", "metrics.csv has a malformed line: '", line, "'");
         MetricsRow r;
-        long long step = 0;
-        check(std::sscanf(line.c_str(), "%lld,%lf,%lf,%lf,%lf,%lf,%lf,%lf", &step, &r.loss, &r.recon, &r.kl, &r.tc,
-                          &r.discriminator, &r.lr, &r.seconds) == 8,
-              "train", "metrics.csv has a malformed line: '", line, "'");
-        r.step = step;
+        double* fields[] = {nullptr, &r.loss, &r.recon, &r.kl, &r.tc, &r.discriminator, &r.accuracy_real,
+                            &r.accuracy_permuted, &r.lr, &r.seconds};
+        for (size_t c = 0; c < columns.size(); ++c) {
+            char* end = nullptr;
+            const double v = std::strtod(cells[c].c_str(), &end);
+            check(!cells[c].empty() && *end == '\0', "train", "metrics.csv has a malformed line: '", line, "'");
+            if (columns[c] == "step") r.step = static_cast<int64_t>(v);
+            else if (columns[c].rfind("kl_", 0) == 0) r.kl_per_latent.push_back(v);
+            for (size_t k = 1; k < std::size(names); ++k)
+                if (columns[c] == names[k]) *fields[k] = v;
+        }
         return r;
     }
 };
-inline const char* metrics_header = "step,loss,recon,kl,tc,discriminator_loss,lr,seconds\n";
+
+// Watches FactorVAE's discriminator and TC estimate, and says once when either goes wrong for
+// `window` steps in a row: the discriminator collapsed (it tells every code apart, or calls every
+// code the same), or the TC estimate, a KL divergence's, stays below zero (its average over about
+// the last hundred steps).
+class HealthMonitor {
+public:
+    explicit HealthMonitor(int64_t window = 2000) : window_(window) {}
+
+    // The warnings this step raises, each once per run.
+    std::vector<std::string> update(int64_t step, const StepLosses& l) {
+        std::vector<std::string> warnings;
+        const bool separates = l.accuracy_real >= 0.99 && l.accuracy_permuted >= 0.99;
+        const bool constant = std::min(l.accuracy_real, l.accuracy_permuted) <= 0.01 &&
+                              std::max(l.accuracy_real, l.accuracy_permuted) >= 0.99;
+        collapsed_ = (separates || constant) ? collapsed_ + 1 : 0;
+        tc_average_ = steps_++ == 0 ? l.tc : 0.99 * tc_average_ + 0.01 * l.tc;
+        negative_ = tc_average_ < 0 ? negative_ + 1 : 0;
+        if (collapsed_ == window_ && !warned_collapse_++)
+            warnings.push_back(str("step ", step, ": the discriminator has ", separates ? "told every real code from every permuted one"
+                                                                : "called every code the same",
+                           " for ", window_, " steps (accuracy on real codes ", l.accuracy_real, ", on permuted ",
+                           l.accuracy_permuted, "); its TC estimate means little"));
+        if (negative_ == window_ && !warned_tc_++)
+            warnings.push_back(str("step ", step, ": the TC estimate has averaged below zero for ", window_, " steps (now ", tc_average_,
+                           "); a total correlation is never negative, so the discriminator is failing"));
+        return warnings;
+    }
+
+private:
+    int64_t window_, collapsed_ = 0, negative_ = 0, steps_ = 0;
+    int warned_collapse_ = 0, warned_tc_ = 0;
+    double tc_average_ = 0;
+};
 
 class Trainer {
 public:
@@ -144,6 +229,7 @@ private:
                 throw Error(str("train: '", o_.resume, "' has malformed 'train' metadata (", e.what(), ")"));
             }
             config = ck_.config;
+            o_.arch = config.arch;
             run_folder_ = fs::path(o_.resume).parent_path();
             if (run_folder_.empty()) run_folder_ = ".";
             if (o_.out.empty()) o_.out = run_folder_.string();
@@ -163,6 +249,9 @@ private:
             config.channels = data_->channels();
             config.image_size = data_->image_size();
         }
+        const int64_t side = models::network(config.arch).downsampling();
+        check(config.image_size % side == 0, "train", "--arch ", config.arch, " takes images whose side is a multiple of ",
+              side, "; the data set gives ", config.image_size, " x ", config.image_size, " (choose --image-size)");
         check(data_->channels() == config.channels && data_->image_size() == config.image_size, "train",
               "the data set gives ", data_->channels(), " x ", data_->image_size(), " x ", data_->image_size(),
               " images, the model reads ", config.channels, " x ", config.image_size, " x ", config.image_size);
@@ -180,14 +269,12 @@ private:
         model_ = models::make_model<float>(config, init);  // initialized on the host: one seed, one model
         model_->to(device_);
         factor_ = dynamic_cast<models::FactorVAE<float>*>(model_.get());
-        optim::AdamOptions adam = factor_ ? models::factor_vae_adam() : optim::AdamOptions{};
-        adam.lr = *o_.lr;
-        vae_opt_ = std::make_unique<optim::Adam<float>>(model_->vae_parameters(), adam);
-        if (factor_) {
-            optim::AdamOptions d = models::factor_vae_discriminator_adam();
-            d.lr = *o_.lr;
-            d_opt_ = std::make_unique<optim::Adam<float>>(factor_->discriminator_parameters(), d);
-        }
+        vae_opt_ = std::make_unique<optim::Adam<float>>(
+            model_->vae_parameters(), optim::AdamOptions{.lr = *o_.lr, .beta1 = o_.betas->first, .beta2 = o_.betas->second});
+        if (factor_)
+            d_opt_ = std::make_unique<optim::Adam<float>>(
+                factor_->discriminator_parameters(),
+                optim::AdamOptions{.lr = *o_.d_lr, .beta1 = o_.d_betas->first, .beta2 = o_.d_betas->second});
         const int64_t per_step = factor_ ? 2 : 1;  // FactorVAE: a second batch for the discriminator
         const int64_t batches = data_->size() / o_.batch;
         check(batches >= per_step, "train", "'", o_.data, "' has ", data_->size(), " images, fewer than ", per_step,
@@ -203,7 +290,7 @@ private:
             seconds_before_ = ck_.metadata.count("seconds") ? metadata_number(ck_.metadata, "seconds") : 0.0;
             read_metrics(run_folder_ / "metrics.csv");
         } else {
-            write_file_atomically(metrics_path(), metrics_header);
+            write_file_atomically(metrics_path(), MetricsRow::header(config.latent));
         }
         o_.image_size = config.image_size;
         o_.channels = config.channels;
@@ -221,21 +308,68 @@ private:
         picture_batch_ = data_->images(items);
     }
 
+    // The model and its optimizers' settings from the flags, over the defaults of the network:
+    // kim-mnih (dSprites' default) is the FactorVAE paper's setup, Adam(1e-4, 0.9, 0.999) for
+    // every model and Adam(1e-4, 0.5, 0.9) for the discriminator; the seed's network trains at
+    // 1e-3 unless it is a FactorVAE. A flag given always wins; one that means nothing for the
+    // model is an error, not ignored.
     models::ModelConfig model_config() {
-        check(o_.model == "vae" || o_.model == "beta-vae" || o_.model == "factor-vae", "train",
+        const char* op = "train";
+        check(o_.model == "vae" || o_.model == "beta-vae" || o_.model == "factor-vae", op,
               "--model must be vae, beta-vae or factor-vae, got '", o_.model, "'");
+        if (o_.arch.empty()) o_.arch = o_.data == "dsprites" ? "kim-mnih" : "seed";
+        check(o_.arch == "seed" || o_.arch == "kim-mnih", op, "--arch must be seed or kim-mnih, got '", o_.arch, "'");
+        const bool factor = o_.model == "factor-vae", capacity = o_.capacity_max != 0;
+        check(!o_.gamma || factor, op, "--gamma weighs FactorVAE's TC term; --model ", o_.model,
+              " has none (the capacity objective's weight is --capacity-weight)");
+        for (auto [flag, given] : {std::pair{"--d-lr", o_.d_lr.has_value()}, {"--d-betas", o_.d_betas.has_value()}})
+            check(!given || factor, op, flag, " sets FactorVAE's discriminator's optimizer; --model ", o_.model,
+                  " has no discriminator");
+        check(!o_.capacity_weight || capacity, op, "--capacity-weight weighs the capacity objective, which needs "
+              "--capacity-max > 0");
+        check(!(capacity && o_.beta), op, "--beta and --capacity-max: the capacity objective replaces beta KL with "
+              "w |KL - C|; give one of them");
         models::ModelConfig c;
         c.kind = o_.model;
+        c.arch = o_.arch;
         c.latent = o_.latent;
         c.beta = o_.beta.value_or(o_.model == "beta-vae" ? 4.0 : 1.0);
+        c.gamma = o_.gamma.value_or(factor ? 35.0 : 0.0);
         c.capacity_max = o_.capacity_max;
         c.capacity_steps = o_.capacity_steps;
-        c.gamma = o_.gamma.value_or(o_.model == "factor-vae" ? 35.0 : o_.capacity_max > 0 ? 1000.0 : 0.0);
-        check(o_.reduction == "sum" || o_.reduction == "mean", "train", "--reduction must be sum or mean, got '",
+        c.capacity_weight = capacity ? o_.capacity_weight.value_or(1000.0) : 0.0;
+        check(o_.reduction == "sum" || o_.reduction == "mean", op, "--reduction must be sum or mean, got '",
               o_.reduction, "'");
         c.reduction = o_.reduction == "sum" ? Reduction::sum : Reduction::mean;
-        if (!o_.lr) o_.lr = o_.model == "factor-vae" ? 1e-4 : 1e-3;
+        const bool paper = o_.arch == "kim-mnih" || factor;
+        if (!o_.lr) o_.lr = paper ? 1e-4 : 1e-3;
+        if (!o_.betas) o_.betas = Betas{0.9, 0.999};
+        if (factor && !o_.d_lr) o_.d_lr = 1e-4;
+        if (factor && !o_.d_betas) o_.d_betas = Betas{0.5, 0.9};
+        check_rates();
         return c;
+    }
+
+    // Weights finite and non-negative, learning rates positive and finite, betas in [0, 1).
+    void check_rates() const {
+        auto weight = [](const std::optional<double>& w, const char* flag) {
+            check(!w || (std::isfinite(*w) && *w >= 0), "train", flag, " must be a non-negative number, got ", *w);
+        };
+        weight(o_.beta, "--beta");
+        weight(o_.gamma, "--gamma");
+        weight(o_.capacity_weight, "--capacity-weight");
+        weight(o_.capacity_max, "--capacity-max");
+        auto rate = [](const std::optional<double>& lr, const char* flag) {
+            check(!lr || (std::isfinite(*lr) && *lr > 0), "train", flag, " must be a positive number, got ", *lr);
+        };
+        auto betas = [](const std::optional<Betas>& b, const char* flag) {
+            check(!b || (b->first >= 0 && b->first < 1 && b->second >= 0 && b->second < 1), "train", flag,
+                  " must be two numbers in [0, 1), got ", b->first, ",", b->second);
+        };
+        rate(o_.lr, "--lr");
+        rate(o_.d_lr, "--d-lr");
+        betas(o_.betas, "--betas");
+        betas(o_.d_betas, "--d-betas");
     }
 
     // From a checkpoint's "train" metadata; --steps, --epochs, --out, --threads, --device,
@@ -248,6 +382,12 @@ private:
         o_.batch = j.at("batch");
         o_.seed = j.at("seed");
         o_.lr = j.at("lr").get<double>();
+        // Runs from before these settings trained with these values.
+        o_.betas = j.value("betas", Betas{0.9, 0.999});
+        if (o_.model == "factor-vae") {
+            o_.d_lr = j.value("d_lr", *o_.lr);
+            o_.d_betas = j.value("d_betas", Betas{0.5, 0.9});
+        }
         o_.log_every = j.at("log_every");
         if (o_.steps == 0 && o_.epochs == 0) o_.steps = j.at("steps");
         if (o_.threads == 0) o_.threads = j.value("threads", 0);  // the same threads, the same sums
@@ -271,15 +411,17 @@ private:
     // What came after the checkpoint is dropped, and so is a last row cut short by a kill.
     void read_metrics(const fs::path& source) {
         std::ifstream in(source);
-        std::string line, kept = metrics_header;
+        std::string header, line, kept = MetricsRow::header(model_->config.latent);
+        std::getline(in, header);
         while (std::getline(in, line)) {
-            if (line.empty() || line.rfind("step", 0) == 0) continue;
+            if (line.empty()) continue;
             MetricsRow r;
             try {
-                r = MetricsRow::parse(line);
+                r = MetricsRow::parse(header, line);
             } catch (const Error&) {
                 break;
             }
+            r.kl_per_latent.resize(static_cast<size_t>(model_->config.latent));
             if (r.step > step_) break;
             rows_.push_back(r);
             kept += r.csv();
@@ -300,7 +442,12 @@ private:
                      static_cast<long long>(data_->channels()), static_cast<long long>(data_->image_size()),
                      static_cast<long long>(data_->image_size()), static_cast<long long>(o_.steps), o_.out.c_str());
         while (step_ < o_.steps) {
-            MetricsRow row = train_step();
+            const StepLosses l = train_step();
+            for (const std::string& warning : health_.update(step_ + 1, l)) {
+                progress.interrupt();
+                std::fprintf(stderr, "elbo: warning: %s\n", warning.c_str());
+            }
+            MetricsRow row = metrics_row(l);
             if (!std::isfinite(row.loss) || !std::isfinite(row.discriminator)) {
                 progress.interrupt();
                 std::fprintf(stderr,
@@ -338,18 +485,24 @@ private:
     }
 
     // One step on the next batch (and, for FactorVAE, the one after it), with the step's own draws.
-    MetricsRow train_step() {
+    StepLosses train_step() {
         Generator gen(o_.seed * 0x9E3779B97F4A7C15ULL + 0x5851F42D4C957F2DULL * static_cast<uint64_t>(step_ + 1));
         const data::Batch batch = loader_->next();
         const Tensor<float> other = factor_ ? loader_->next().images : Tensor<float>();
-        const StepLosses l = cli::train_step(*model_, {vae_opt_.get(), d_opt_.get()}, batch.images, other, step_, gen);
+        return cli::train_step(*model_, {vae_opt_.get(), d_opt_.get()}, batch.images, other, step_, gen);
+    }
+
+    MetricsRow metrics_row(const StepLosses& l) const {
         MetricsRow row;
         row.loss = l.loss;
         row.recon = l.recon;
         row.kl = l.kl;
         row.tc = l.tc;
         row.discriminator = l.discriminator;
+        row.accuracy_real = l.accuracy_real;
+        row.accuracy_permuted = l.accuracy_permuted;
         row.lr = *o_.lr;
+        row.kl_per_latent = l.kl_per_latent;
         return row;
     }
 
@@ -372,12 +525,13 @@ private:
     void write_pictures() {
         const fs::path out(o_.out);
         std::vector<double> steps;
-        std::vector<Series> series{{"loss", "#1f77b4", {}}, {"recon", "#2ca02c", {}}, {"kl", "#d62728", {}}};
+        std::vector<Series> series(3);
+        series[0].name = "loss", series[1].name = "recon", series[2].name = "kl";
         for (const MetricsRow& r : rows_) {
             steps.push_back(static_cast<double>(r.step));
-            series[0].values.push_back(r.loss);
-            series[1].values.push_back(r.recon);
-            series[2].values.push_back(r.kl);
+            series[0].y.push_back(r.loss);
+            series[1].y.push_back(r.recon);
+            series[2].y.push_back(r.kl);
         }
         write_file_atomically((out / "loss.svg").string(),
                               loss_plot_svg(steps, series, model_->config.kind + " on " + o_.data));
@@ -400,6 +554,7 @@ private:
     std::unique_ptr<data::Loader> loader_;
     Tensor<float> picture_batch_;
     std::vector<MetricsRow> rows_;
+    HealthMonitor health_;
     int64_t step_ = 0;
     double seconds_before_ = 0;
     std::chrono::steady_clock::time_point start_;

@@ -398,7 +398,7 @@ TEST_SUITE("gpu") {
                 std::string header, first;
                 std::getline(metrics, header);
                 std::getline(metrics, first);
-                firsts.push_back(cli::MetricsRow::parse(first));
+                firsts.push_back(cli::MetricsRow::parse(header, first));
             }
             check_same_terms(firsts[0], firsts[1]);  // the first logged step: its losses come before any update
         }

@@ -92,6 +92,8 @@ inline double factorvae_metric(const Representation& represent, const FactorVAEM
     const char* op = "factorvae_metric";
     check(o.global_images > 1 && o.votes_per_sample > 1 && o.train_votes > 0 && o.eval_votes > 0, op,
           "global_images and votes_per_sample must exceed 1, the vote counts must be positive");
+    check(std::isfinite(o.prune_below) && o.prune_below >= 0, op, "prune_below must be a non-negative number, got ",
+          o.prune_below);
     Generator gen(o.seed);
     const std::vector<int64_t> global_items = detail::random_sprites(o.global_images, gen);
     const Tensor<double> global = represent(global_items);

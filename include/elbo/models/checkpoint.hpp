@@ -2,15 +2,19 @@
 // Checkpoints: safetensors files with PyTorch's parameter names and layouts.
 //
 //   encoder.conv1.weight, ..., decoder.deconv3.bias, [discriminator.net.0.weight, ...]
+//                                (the seed's network; kim-mnih's adds conv4, fc, fc1, fc2, deconv4)
 //                                the model's state_dict, loadable by PyTorch as is
 //   optimizer.vae.step, optimizer.vae.<parameter>.exp_avg, ...
 //                                optimizer state, under optimizer.<which>.
-//   __metadata__                 the ModelConfig (kind, channels, image_size, latent, beta, gamma,
-//                                capacity_max, capacity_steps, reduction, discriminator_hidden)
+//   __metadata__                 the ModelConfig (kind, arch, channels, image_size, latent, beta,
+//                                gamma, capacity_max, capacity_steps, capacity_weight, reduction,
+//                                discriminator_hidden, discriminator_layers)
 //                                and whatever the caller adds (the training step, say)
 //
 // A file without the metadata (a state_dict saved from PyTorch) still loads: the configuration
-// follows from the shapes. docs/checkpoints.md shows the Python side.
+// follows from the shapes. One whose metadata names no `arch` was written before elbo's seed
+// network lost the ReLU the seed does not have, and loads as that network, `seed-v0`.
+// docs/checkpoints.md shows the Python side.
 
 #include <cmath>
 #include <memory>
@@ -29,8 +33,10 @@ std::unique_ptr<VAE<T>> make_model(const ModelConfig& config, Generator& gen) {
     return std::make_unique<VAE<T>>(config, gen);
 }
 
-// The configuration a state_dict's shapes imply: C from encoder.conv1.weight [32, C, 4, 4], D and
-// S from encoder.fc_mu.weight [D, 128 (S/8)^2], a FactorVAE when discriminator.* is present.
+// The configuration a state_dict's shapes imply: the kim-mnih network when encoder.conv4 is there,
+// else the seed's; C from encoder.conv1.weight [32, C, 4, 4]; D from encoder.fc_mu.weight [D, *];
+// S from the encoder's first Linear layer, which reads the last feature map [channels, S/2^K, S/2^K];
+// a FactorVAE when discriminator.* is present, its width and depth from its Linear layers.
 template <class T>
 ModelConfig infer_config(const std::map<std::string, Tensor<T>>& tensors) {
     const char* op = "checkpoint";
@@ -41,15 +47,25 @@ ModelConfig infer_config(const std::map<std::string, Tensor<T>>& tensors) {
         return it->second.shape();
     };
     ModelConfig c;
+    c.arch = tensors.count("encoder.conv4.weight") ? "kim-mnih" : "seed";
+    const Network net = network(c.arch);
     c.channels = shape_of("encoder.conv1.weight", 4)[1];
-    const Shape mu = shape_of("encoder.fc_mu.weight", 2);
-    c.latent = mu[0];
-    const int64_t side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(mu[1]) / 128.0)));
-    check(side > 0 && 128 * side * side == mu[1], op, "encoder.fc_mu.weight ", mu, " does not take 128 x s x s features");
-    c.image_size = 8 * side;
+    c.latent = shape_of("encoder.fc_mu.weight", 2)[0];
+    const std::string first_fc = net.encoder_fc.empty() ? "encoder.fc_mu.weight"
+                                 : net.encoder_fc.size() == 1 ? "encoder.fc.weight"
+                                                              : "encoder.fc1.weight";
+    const Shape fc = shape_of(first_fc, 2);
+    const int64_t map_channels = net.conv.back();
+    const int64_t side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(fc[1]) / map_channels)));
+    check(side > 0 && map_channels * side * side == fc[1], op, first_fc, " ", fc, " does not take ", map_channels,
+          " x s x s features (arch ", c.arch, ")");
+    c.image_size = net.downsampling() * side;
     if (tensors.count("discriminator.net.0.weight")) {
         c.kind = "factor-vae";
         c.discriminator_hidden = shape_of("discriminator.net.0.weight", 2)[0];
+        int64_t linears = 0;
+        while (tensors.count("discriminator.net." + std::to_string(2 * linears) + ".weight")) ++linears;
+        c.discriminator_layers = linears - 1;
     }
     return c;
 }
@@ -74,11 +90,17 @@ Checkpoint<T> read_checkpoint(const std::string& path) {
     return ck;
 }
 
-// Builds the model a checkpoint describes and loads its weights (every mismatch is one Error).
+// Builds the model a checkpoint describes and loads its weights (every mismatch is one Error,
+// which names the network the checkpoint says it holds).
 template <class T = float>
 std::unique_ptr<VAE<T>> load_model(const Checkpoint<T>& ck, Generator& gen) {
     auto model = make_model<T>(ck.config, gen);
-    model->load_state_dict(ck.model);
+    try {
+        model->load_state_dict(ck.model);
+    } catch (const Error& e) {
+        throw Error(str("checkpoint: its tensors are not the ", ck.config.arch, " network of its configuration: ",
+                        e.what()));
+    }
     return model;
 }
 

@@ -16,15 +16,17 @@
 
 namespace elbo::models {
 
-// Six Linear layers, LeakyReLU(0.2) between them, 2 logits; named net.0, net.2, ..., net.10.
+// `layers` hidden Linear layers of `hidden` units, each followed by LeakyReLU(0.2), then 2 logits;
+// named net.0, net.2, ..., as in torch.nn.Sequential. disentanglement_lib's fc_discriminator, after
+// the paper's appendix, has 6 hidden layers of 1000 (net.0 ... net.12).
 template <class T = float>
 class Discriminator : public nn::Module<T> {
 public:
     nn::Sequential<T> net;
 
-    Discriminator(int64_t latent, int64_t hidden, Generator& gen) {
+    Discriminator(int64_t latent, int64_t hidden, int64_t layers, Generator& gen) {
         int64_t in = latent;
-        for (int layer = 0; layer < 5; ++layer) {
+        for (int64_t layer = 0; layer < layers; ++layer) {
             net.template add<nn::Linear<T>>(in, hidden, gen);
             net.template add<nn::LeakyReLU<T>>(T(0.2));
             in = hidden;
@@ -37,13 +39,34 @@ public:
     std::string name() const override { return "Discriminator"; }
 };
 
+// The discriminator's objective and the logits it was computed from.
+template <class T>
+struct DiscriminatorLoss {
+    Var<T> loss;
+    Var<T> real_logits;      // D(z) [N, 2], label 0
+    Var<T> permuted_logits;  // D(permute_dims(z')) [M, 2], label 1
+
+    // The fraction of real codes classed real, and of permuted codes classed permuted.
+    double accuracy_real() const { return accuracy(real_logits, 0); }
+    double accuracy_permuted() const { return accuracy(permuted_logits, 1); }
+
+private:
+    static double accuracy(const Var<T>& logits, int label) {
+        const Tensor<T> l = logits.value().to(Device::cpu);
+        const int64_t n = l.size(0);
+        int64_t right = 0;
+        for (int64_t i = 0; i < n; ++i) right += (l[2 * i + label] > l[2 * i + 1 - label]);
+        return n ? static_cast<double>(right) / static_cast<double>(n) : 0.0;
+    }
+};
+
 template <class T = float>
 class FactorVAE : public VAE<T> {
 public:
     Discriminator<T> discriminator;
 
     FactorVAE(const ModelConfig& c, Generator& gen)
-        : VAE<T>(c, gen), discriminator(c.latent, c.discriminator_hidden, gen) {
+        : VAE<T>(c, gen), discriminator(c.latent, c.discriminator_hidden, c.discriminator_layers, gen) {
         check(c.is_factor_vae(), "FactorVAE", "config kind must be factor-vae, got '", c.kind, "'");
         this->register_module("discriminator", discriminator);
     }
@@ -61,13 +84,15 @@ public:
 
     // The discriminator's cross-entropy on real codes z (label 0) against permuted codes from a
     // second batch's z_other (label 1); both detached from the VAE.
-    Var<T> discriminator_loss(const Var<T>& z, const Var<T>& z_other, Generator& gen) {
+    DiscriminatorLoss<T> discriminator_loss(const Var<T>& z, const Var<T>& z_other, Generator& gen) {
         const int64_t n = z.shape()[0], m = z_other.shape()[0];
-        Var<T> real = discriminator(z.detach());
-        Var<T> shuffled = discriminator(permute_dims(z_other.detach(), gen));
-        return (cross_entropy(real, std::vector<int64_t>(static_cast<size_t>(n), 0)) +
-                cross_entropy(shuffled, std::vector<int64_t>(static_cast<size_t>(m), 1))) *
-               T(0.5);
+        DiscriminatorLoss<T> d;
+        d.real_logits = discriminator(z.detach());
+        d.permuted_logits = discriminator(permute_dims(z_other.detach(), gen));
+        d.loss = (cross_entropy(d.real_logits, std::vector<int64_t>(static_cast<size_t>(n), 0)) +
+                  cross_entropy(d.permuted_logits, std::vector<int64_t>(static_cast<size_t>(m), 1))) *
+                 T(0.5);
+        return d;
     }
 
     std::vector<std::pair<std::string, Var<T>>> discriminator_parameters() const {

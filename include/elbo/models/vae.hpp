@@ -1,15 +1,19 @@
 #pragma once
-// The VAE of the seed, generalised to C channels, S x S images and D latents, and its objective:
-// the VAE (β = 1), the β-VAE (β > 1), and Burgess et al.'s capacity schedule γ |KL - C|.
-// docs/models.md gives each objective in this notation.
+// The VAE's encoder and decoder, built from a Network (models/config.hpp: the seed's, the
+// FactorVAE paper's), and its objective: the VAE (β = 1), the β-VAE (β > 1), and Burgess et al.'s
+// capacity schedule w |KL - C|. docs/models.md gives each network and objective in this notation.
 //
-//   encoder: x [N, C, S, S] -conv1-> 32 x S/2 -conv2-> 64 x S/4 -conv3-> 128 x S/8   (relu after each)
-//            flatten -> fc_mu, fc_logvar -> mu, logvar [N, D]
+//   encoder: x [N, C, S, S] -> convolutions (relu after each) -> flatten -> hidden fcs (relu)
+//            -> fc_mu, fc_logvar -> mu, logvar [N, D]
 //   sample:  z = mu + eps * exp(logvar / 2)
-//   decoder: z -fc-> relu -> [N, 128, S/8, S/8] -deconv1-> 64 -deconv2-> 32 -deconv3-> C x S x S logits
-//            (relu after deconv1 and deconv2; every conv kernel 4, stride 2, padding 1)
+//   decoder: z -> fcs -> [N, channels, S/2^K, S/2^K] -> transposed convolutions -> C x S x S logits
+//
+// The seed's network (K = 3 convolutions of 32, 64, 128 channels; one decoder fc, no relu after it):
+//   encoder: x -conv1-> 32 x S/2 -conv2-> 64 x S/4 -conv3-> 128 x S/8 -> flatten -> fc_mu, fc_logvar
+//   decoder: z -fc-> [N, 128, S/8, S/8] -deconv1-> 64 -relu-deconv2-> 32 -relu-deconv3-> C x S x S logits
 
 #include <algorithm>
+#include <memory>
 
 #include "elbo/models/config.hpp"
 #include "elbo/nn/layers.hpp"
@@ -20,68 +24,126 @@
 
 namespace elbo::models {
 
+namespace detail {
+
+// The name of Linear layer i (0-based) of n: "fc" when it is the only one, else "fc1", "fc2", ...
+inline std::string fc_name(size_t i, size_t n) { return n == 1 ? "fc" : "fc" + std::to_string(i + 1); }
+
+// Linear layers of the given widths, from `in` features; `out` (if positive) is one more at the end.
+template <class T>
+std::vector<std::unique_ptr<nn::Linear<T>>> linears(int64_t in, const std::vector<int64_t>& widths, int64_t out,
+                                                    Generator& gen) {
+    std::vector<std::unique_ptr<nn::Linear<T>>> layers;
+    for (int64_t width : widths) {
+        layers.push_back(std::make_unique<nn::Linear<T>>(in, width, gen));
+        in = width;
+    }
+    if (out > 0) layers.push_back(std::make_unique<nn::Linear<T>>(in, out, gen));
+    return layers;
+}
+
+}  // namespace detail
+
 template <class T = float>
 class Encoder : public nn::Module<T> {
 public:
-    nn::Conv2d<T> conv1, conv2, conv3;
+    std::vector<std::unique_ptr<nn::Conv2d<T>>> convs;  // conv1, conv2, ...
+    std::vector<std::unique_ptr<nn::Linear<T>>> fcs;    // the hidden Linear layers: fc, or fc1, fc2, ...
     nn::Linear<T> fc_mu, fc_logvar;
 
     Encoder(const ModelConfig& c, Generator& gen)
-        : conv1(c.channels, 32, 4, gen, {.stride = 2, .padding = 1}),
-          conv2(32, 64, 4, gen, {.stride = 2, .padding = 1}),
-          conv3(64, 128, 4, gen, {.stride = 2, .padding = 1}),
-          fc_mu(features(c), c.latent, gen),
-          fc_logvar(features(c), c.latent, gen) {
-        this->register_module("conv1", conv1);
-        this->register_module("conv2", conv2);
-        this->register_module("conv3", conv3);
+        : convs(make_convs(c, gen)),
+          fcs(detail::linears<T>(features(c), network(c.arch).encoder_fc, 0, gen)),
+          fc_mu(code_input(c), c.latent, gen),
+          fc_logvar(code_input(c), c.latent, gen) {
+        for (size_t i = 0; i < convs.size(); ++i) this->register_module("conv" + std::to_string(i + 1), *convs[i]);
+        for (size_t i = 0; i < fcs.size(); ++i) this->register_module(detail::fc_name(i, fcs.size()), *fcs[i]);
         this->register_module("fc_mu", fc_mu);
         this->register_module("fc_logvar", fc_logvar);
     }
 
     // x [N, C, S, S] -> (mu, logvar), each [N, D]
     std::pair<Var<T>, Var<T>> encode(const Var<T>& x) {
-        Var<T> h = relu(conv1(x));
-        h = relu(conv2(h));
-        h = flatten(relu(conv3(h)));
+        Var<T> h = x;
+        for (auto& conv : convs) h = relu((*conv)(h));
+        h = flatten(h);
+        for (auto& fc : fcs) h = relu((*fc)(h));
         return {fc_mu(h), fc_logvar(h)};
     }
 
     std::string name() const override { return "Encoder"; }
 
-    // The length of the flattened 128 x S/8 x S/8 feature map.
-    static int64_t features(const ModelConfig& c) { return 128 * (c.image_size / 8) * (c.image_size / 8); }
+    // The length of the flattened feature map after the last convolution.
+    static int64_t features(const ModelConfig& c) {
+        const Network net = network(c.arch);
+        const int64_t side = c.image_size / net.downsampling();
+        return net.conv.back() * side * side;
+    }
+
+private:
+    static std::vector<std::unique_ptr<nn::Conv2d<T>>> make_convs(const ModelConfig& c, Generator& gen) {
+        std::vector<std::unique_ptr<nn::Conv2d<T>>> layers;
+        int64_t in = c.channels;
+        for (int64_t out : network(c.arch).conv) {
+            layers.push_back(std::make_unique<nn::Conv2d<T>>(in, out, 4, gen, Conv2dOptions{.stride = 2, .padding = 1}));
+            in = out;
+        }
+        return layers;
+    }
+    // What fc_mu and fc_logvar read: the last hidden layer's width, or the flattened features.
+    static int64_t code_input(const ModelConfig& c) {
+        const Network net = network(c.arch);
+        return net.encoder_fc.empty() ? features(c) : net.encoder_fc.back();
+    }
 };
 
 template <class T = float>
 class Decoder : public nn::Module<T> {
 public:
-    nn::Linear<T> fc;
-    nn::ConvTranspose2d<T> deconv1, deconv2, deconv3;
+    std::vector<std::unique_ptr<nn::Linear<T>>> fcs;  // fc, or fc1, fc2, ...: the last one to the feature map
+    std::vector<std::unique_ptr<nn::ConvTranspose2d<T>>> deconvs;  // deconv1, deconv2, ...
 
     Decoder(const ModelConfig& c, Generator& gen)
-        : fc(c.latent, Encoder<T>::features(c), gen),
-          deconv1(128, 64, 4, gen, {.stride = 2, .padding = 1}),
-          deconv2(64, 32, 4, gen, {.stride = 2, .padding = 1}),
-          deconv3(32, c.channels, 4, gen, {.stride = 2, .padding = 1}),
-          side_(c.image_size / 8) {
-        this->register_module("fc", fc);
-        this->register_module("deconv1", deconv1);
-        this->register_module("deconv2", deconv2);
-        this->register_module("deconv3", deconv3);
+        : fcs(detail::linears<T>(c.latent, network(c.arch).decoder_fc, Encoder<T>::features(c), gen)),
+          deconvs(make_deconvs(c, gen)),
+          net_(network(c.arch)),
+          side_(c.image_size / net_.downsampling()) {
+        for (size_t i = 0; i < fcs.size(); ++i) this->register_module(detail::fc_name(i, fcs.size()), *fcs[i]);
+        for (size_t i = 0; i < deconvs.size(); ++i)
+            this->register_module("deconv" + std::to_string(i + 1), *deconvs[i]);
     }
 
     // z [N, D] -> logits [N, C, S, S]; sigmoid(logits) is the image.
     Var<T> decode(const Var<T>& z) {
-        Var<T> h = reshape(relu(fc(z)), {z.shape()[0], 128, side_, side_});
-        h = relu(deconv1(h));
-        h = relu(deconv2(h));
-        return deconv3(h);
+        Var<T> h = z;
+        for (size_t i = 0; i < fcs.size(); ++i) {
+            h = (*fcs[i])(h);
+            if (i + 1 < fcs.size() || net_.relu_after_map) h = relu(h);
+        }
+        h = reshape(h, {z.shape()[0], net_.conv.back(), side_, side_});
+        for (size_t i = 0; i < deconvs.size(); ++i) {
+            h = (*deconvs[i])(h);
+            if (i + 1 < deconvs.size()) h = relu(h);
+        }
+        return h;
     }
 
     std::string name() const override { return "Decoder"; }
 
 private:
+    // The encoder's channels backwards, then C.
+    static std::vector<std::unique_ptr<nn::ConvTranspose2d<T>>> make_deconvs(const ModelConfig& c, Generator& gen) {
+        std::vector<int64_t> channels = network(c.arch).conv;
+        std::reverse(channels.begin(), channels.end());
+        channels.push_back(c.channels);
+        std::vector<std::unique_ptr<nn::ConvTranspose2d<T>>> layers;
+        for (size_t i = 0; i + 1 < channels.size(); ++i)
+            layers.push_back(std::make_unique<nn::ConvTranspose2d<T>>(channels[i], channels[i + 1], 4, gen,
+                                                                      ConvTranspose2dOptions{.stride = 2, .padding = 1}));
+        return layers;
+    }
+
+    Network net_;
     int64_t side_;
 };
 
@@ -130,7 +192,7 @@ public:
     // The objective for the batch x and its forward pass `out`, at training step `step` (which
     // sets the capacity C when scheduled):
     //   recon + β KL                    (no capacity schedule)
-    //   recon + γ |KL - N C|            (capacity schedule; C grows to C_max over capacity_steps)
+    //   recon + w |KL - N C|            (capacity schedule, weight w; C grows to C_max over capacity_steps)
     // each term summed over the batch; with reduction mean, everything / N.
     virtual VAELoss<T> loss(const Var<T>& x, const VAEOutput<T>& out, int64_t step = 0) {
         VAELoss<T> l;
@@ -141,7 +203,7 @@ public:
             const double fraction = std::min(1.0, static_cast<double>(step) / static_cast<double>(config.capacity_steps));
             l.capacity = config.capacity_max * fraction;
             const T batch_capacity = static_cast<T>(l.capacity * static_cast<double>(x.shape()[0]));
-            l.total = (recon + abs(kl - batch_capacity) * T(config.gamma)) * scale;
+            l.total = (recon + abs(kl - batch_capacity) * T(config.capacity_weight)) * scale;
         } else {
             l.total = (recon + kl * T(config.beta)) * scale;
         }

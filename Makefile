@@ -21,7 +21,7 @@ CUDA         ?= $(if $(NVCC),on,off)
 CUDA_ARGS    := $(if $(filter on,$(CUDA)),-DELBO_CUDA=ON -DCMAKE_CUDA_COMPILER=$(NVCC),-DELBO_CUDA=OFF)
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-PACKAGES      := cmake make g++ git libeigen3-dev doctest-dev nlohmann-json3-dev libcli11-dev zlib1g-dev libstb-dev dataset-fashion-mnist
+PACKAGES      := cmake make g++ git python3 libeigen3-dev doctest-dev nlohmann-json3-dev libcli11-dev zlib1g-dev libstb-dev dataset-fashion-mnist
 FUZZ_PACKAGES := clang libclang-rt-14-dev
 TORCH_PACKAGES := python3-torch python3-numpy libopenblas0-openmp
 

@@ -28,8 +28,8 @@ What it does, in order:
    `elbo plot`, traversal-<model>.png through `elbo traverse`) from the numbers in the run
    folders alone, so the page never says more than they do.
 
-To try it without training: --elbo benchmarks/fake_elbo.py --config benchmarks/study_test.json
-with an --out and --docs under /tmp (fake_elbo.py says how).
+To try it in seconds: --config benchmarks/study_test.json with an --out and --docs under /tmp
+(tests/study_test.py does, in `make test`).
 
 Python 3 standard library only. Every file it writes is written to a temporary file in the same
 folder and renamed into place. Errors are one line on stderr, `study: ...`, and exit status 1.

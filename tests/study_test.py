@@ -1,0 +1,76 @@
+#!/usr/bin/python3
+"""benchmarks/study.py against the real elbo, on benchmarks/study_test.json (2 models x 2 seeds,
+evaluated at steps 2 and 4, in seconds): interrupted by its time limit, then continued to the
+end, the page and its pictures written; --report-only rewrites the same page.
+
+    /usr/bin/python3 tests/study_test.py build/bin/elbo
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+STUDY = os.path.join(HERE, "..", "benchmarks", "study.py")
+CONFIG = os.path.join(HERE, "..", "benchmarks", "study_test.json")
+
+
+def study(elbo, scratch, *extra):
+    command = [sys.executable, STUDY, "--config", CONFIG, "--elbo", elbo, "--out", os.path.join(scratch, "runs"),
+               "--docs", os.path.join(scratch, "docs"), *extra]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, f"{command} exited {done.returncode}:\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+def evaluations(scratch):
+    runs = os.path.join(scratch, "runs")
+    return sorted(f"{run}/{name}" for run in os.listdir(runs) if os.path.isdir(os.path.join(runs, run))
+                  for name in os.listdir(os.path.join(runs, run)) if name.startswith("eval-"))
+
+
+def main(elbo):
+    scratch = tempfile.mkdtemp(prefix="elbo-study-test-")
+    try:
+        # Three seconds of a study of about ten stop it early, some runs unfinished; the second
+        # call finishes it.
+        first = study(elbo, scratch, "--time-limit", "3")
+        assert "out of time" in first, first
+        partial = evaluations(scratch)
+        assert len(partial) < 8, partial
+        study(elbo, scratch)
+        expected = [f"{model}-s{seed}/eval-{step}.json" for model in ("factor-vae", "vae") for seed in (0, 1)
+                    for step in (2, 4)]
+        assert evaluations(scratch) == expected, evaluations(scratch)
+        for name in expected:
+            with open(os.path.join(scratch, "runs", name)) as f:
+                assert 0 <= json.load(f)["factorvae_metric"] <= 1
+
+        docs = os.path.join(scratch, "docs")
+        with open(os.path.join(docs, "results.md")) as f:
+            page = f.read()
+        assert "All 8 evaluations are done." in page, page
+        assert "| FactorVAE | γ = 35 | 2 of 2 | 4 |" in page, page
+        with open(os.path.join(docs, "results.json")) as f:
+            numbers = json.load(f)
+        assert isinstance(numbers, dict) and numbers, numbers
+        for picture in ("study-factorvae-metric.svg", "study-mig.svg", "study-tradeoff.svg"):
+            with open(os.path.join(docs, "images", picture)) as f:
+                assert f.read().startswith("<svg"), picture
+        for picture in ("traversal-vae.png", "traversal-factor-vae.png"):
+            with open(os.path.join(docs, "images", picture), "rb") as f:
+                assert f.read(8) == b"\x89PNG\r\n\x1a\n", picture
+
+        # The page says what the runs hold and nothing else: rewriting it changes nothing.
+        study(elbo, scratch, "--report-only")
+        with open(os.path.join(docs, "results.md")) as f:
+            assert f.read() == page
+    finally:
+        shutil.rmtree(scratch)
+    print("study_test: interrupted, continued, 8 evaluations, page and pictures written")
+
+
+if __name__ == "__main__":
+    main(os.path.abspath(sys.argv[1]))

@@ -18,16 +18,34 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reference"))
-from make_model_reference import VAE  # noqa: E402
+from make_model_reference import kim_mnih, seed_general  # noqa: E402
+
+# Each network's convolution channels and hidden Linear widths, as its source gives them
+# (make_model_reference.py builds the networks themselves).
+NETWORKS = {"seed": ([32, 64, 128], [], []), "kim-mnih": ([32, 32, 64, 64], [128], [128])}
+DISCRIMINATOR_LAYERS = 6
 
 
-def model_work(c, s, d, hidden):
+def model_work(arch, c, s, d, hidden):
     """Multiply-adds per image of the encoder, decoder, first convolution and discriminator (as elbo's ModelWork)."""
-    f = 128 * (s / 8) ** 2
-    first = 32 * c * 16 * (s / 2) ** 2
-    encoder = first + 64 * 32 * 16 * (s / 4) ** 2 + 128 * 64 * 16 * (s / 8) ** 2 + 2 * f * d
-    decoder = d * f + 128 * 64 * 16 * (s / 8) ** 2 + 64 * 32 * 16 * (s / 4) ** 2 + 32 * c * 16 * (s / 2) ** 2
-    disc = d * hidden + 4 * hidden * hidden + 2 * hidden if hidden else 0
+    conv, encoder_fc, decoder_fc = NETWORKS[arch]
+    convs, first, channels, side = 0, 0, c, s
+    for out in conv:
+        side /= 2
+        convs += out * channels * 16 * side * side
+        first = first or convs
+        channels = out
+    f = channels * side * side
+
+    def dense(width, widths, to):
+        macs = 0
+        for w in widths:
+            macs, width = macs + width * w, w
+        return macs + width * to
+
+    encoder = convs + dense(f, encoder_fc, 2 * d)
+    decoder = convs + dense(d, decoder_fc, f)
+    disc = d * hidden + (DISCRIMINATOR_LAYERS - 1) * hidden * hidden + 2 * hidden if hidden else 0
     forward = 2 * (encoder + decoder + disc)
     train = 3 * (encoder + decoder + disc) - first + (encoder + 4 * disc if disc else 0)
     return forward, 2 * train
@@ -51,6 +69,7 @@ def median_ms(warmup, steps, f):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="vae", choices=["vae", "factor-vae"])
+    p.add_argument("--arch", default="seed", choices=list(NETWORKS))
     p.add_argument("--channels", type=int, default=3)
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--latent", type=int, default=64)
@@ -64,7 +83,8 @@ def main():
     torch.manual_seed(0)
     hidden = 1000 if a.model == "factor-vae" else None
     dev = torch.device(a.device)
-    model = VAE(a.channels, a.image_size, a.latent, hidden).to(dev)
+    build = kim_mnih if a.arch == "kim-mnih" else seed_general
+    model = build(a.channels, a.image_size, a.latent, hidden=hidden, layers=DISCRIMINATOR_LAYERS).to(dev)
     vae_params = list(model.encoder.parameters()) + list(model.decoder.parameters())
     opt = torch.optim.Adam(vae_params, lr=1e-4)
     d_opt = torch.optim.Adam(model.discriminator.parameters(), lr=1e-4, betas=(0.5, 0.9)) if hidden else None
@@ -75,8 +95,11 @@ def main():
     def objective(x):
         mu, logvar = model.encoder(x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        logits = model.decoder(z)
-        loss = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
+        out = model.decoder(z)  # the seed's decoder ends in its sigmoid, kim-mnih's in logits
+        if model.decoder.output == "logits":
+            loss = F.binary_cross_entropy_with_logits(out, x, reduction="sum")
+        else:
+            loss = F.binary_cross_entropy(out, x, reduction="sum")
         loss = loss - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
         if hidden:
             d = model.discriminator(z)
@@ -110,9 +133,9 @@ def main():
 
     train_ms = median_ms(a.warmup, a.steps, train_step)
     forward_ms = median_ms(a.warmup, a.steps, forward)
-    forward_flops, train_flops = model_work(a.channels, a.image_size, a.latent, hidden)
+    forward_flops, train_flops = model_work(a.arch, a.channels, a.image_size, a.latent, hidden)
     print(json.dumps({
-        "library": "pytorch " + torch.__version__, "model": a.model, "channels": a.channels,
+        "library": "pytorch " + torch.__version__, "model": a.model, "arch": a.arch, "channels": a.channels,
         "image_size": a.image_size, "latent": a.latent, "batch": a.batch, "threads": torch.get_num_threads(),
         "device": a.device, "steps": a.steps, "train_step_ms": train_ms, "forward_ms": forward_ms,
         "images_per_s": 1000.0 * a.batch / train_ms, "gflops": train_flops * a.batch / train_ms / 1e6,

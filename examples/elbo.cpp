@@ -56,6 +56,17 @@ int run_grads(const GradsOptions& o) {
               *o.reduction, "'");
         ck.config.reduction = *o.reduction == "sum" ? Reduction::sum : Reduction::mean;
     }
+    const char* op = "grads";
+    const bool capacity = ck.config.capacity_max > 0;
+    check(!o.gamma || ck.config.is_factor_vae(), op, "--gamma weighs FactorVAE's TC term; this checkpoint is a ",
+          ck.config.kind, capacity ? " (its capacity objective's weight is --capacity-weight)" : "");
+    check(!o.capacity_weight || capacity, op,
+          "--capacity-weight weighs the capacity objective, which this checkpoint does not have (capacity_max 0)");
+    check(!o.beta || !capacity, op, "--beta: this checkpoint's capacity objective has no beta (--capacity-weight "
+          "weighs |KL - C|)");
+    cli::check_weight(o.beta, op, "--beta");
+    cli::check_weight(o.gamma, op, "--gamma");
+    cli::check_weight(o.capacity_weight, op, "--capacity-weight");
     if (o.beta) ck.config.beta = *o.beta;
     if (o.gamma) ck.config.gamma = *o.gamma;
     if (o.capacity_weight) ck.config.capacity_weight = *o.capacity_weight;
@@ -131,11 +142,32 @@ struct EvalOptions {
     metrics::LikelihoodOptions likelihood;
     metrics::FactorVAEMetricOptions factor;
     metrics::MIGOptions mig;
+    bool metric_flags = false;  // a flag of the dSprites metrics was given
 };
+
+// The dSprites metrics' settings, checked before minutes of work, by their flags.
+void check_metric_options(const EvalOptions& o) {
+    const char* op = "eval";
+    auto more_than = [op](int64_t v, int64_t least, const char* flag) {
+        check(v > least, op, flag, " must be at least ", least + 1, ", got ", v);
+    };
+    more_than(o.factor.train_votes, 0, "--train-votes");
+    more_than(o.factor.eval_votes, 0, "--eval-votes");
+    more_than(o.factor.votes_per_sample, 1, "--votes-per-sample");
+    more_than(o.factor.global_images, 1, "--global-images");
+    more_than(o.mig.images, 1, "--mig-images");
+    more_than(o.mig.bins, 1, "--mig-bins");
+    check(std::isfinite(o.factor.prune_below) && o.factor.prune_below >= 0, op,
+          "--prune-below must be a non-negative number, got ", o.factor.prune_below);
+}
 
 int run_eval(EvalOptions o) {
     Loaded l = load(o.m);
     const auto d = open_data(o.m, l);
+    const bool dsprites = d->name() == "dsprites";
+    check(dsprites || !o.metric_flags, "eval", "--train-votes, --eval-votes, --votes-per-sample, --global-images, "
+          "--prune-below, --mig-images and --mig-bins set the dSprites metrics, and '", d->name(), "' is not dSprites");
+    if (dsprites) check_metric_options(o);
     o.likelihood.seed = o.factor.seed = o.mig.seed = o.m.seed;
     const metrics::Likelihood r = metrics::evaluate_likelihood(*l.model, *d, o.likelihood);
     nlohmann::ordered_json j{{"checkpoint", o.m.checkpoint}, {"data", d->name()},  {"images", r.images},
@@ -148,7 +180,7 @@ int run_eval(EvalOptions o) {
                                     {"iw_samples", o.likelihood.iw_samples},
                                     {"active_threshold", o.likelihood.active_threshold},
                                     {"seed", o.m.seed}};
-    if (d->name() == "dsprites") {
+    if (dsprites) {
         const metrics::Representation codes = metrics::mean_codes(*l.model);
         j["factorvae_metric"] = metrics::factorvae_metric(codes, o.factor);
         j["mig"] = metrics::mig(codes, o.mig);
@@ -400,7 +432,12 @@ int main(int argc, char** argv) {
                     check(train->count(flag) == 0, "train", flag, " comes from the checkpoint when resuming; leave it out");
             return cli::Trainer(t).run();
         }
-        if (*eval) return run_eval(e);
+        if (*eval) {
+            for (const char* flag : {"--train-votes", "--eval-votes", "--votes-per-sample", "--global-images",
+                                     "--prune-below", "--mig-images", "--mig-bins"})
+                e.metric_flags = e.metric_flags || eval->count(flag) > 0;
+            return run_eval(e);
+        }
         if (*sample) return run_sample(s);
         if (*reconstruct) return run_reconstruct(r);
         if (*traverse) return run_traverse(v);

@@ -207,8 +207,14 @@ TEST_CASE("the health monitor warns once of a collapsed discriminator and of a n
     std::vector<std::string> all;
     for (int step = 26; step <= 40; ++step)
         for (const std::string& w : monitor.update(step, step < 29 ? separating : constant)) all.push_back(w);
-    REQUIRE(all.size() == 1);  // once, though it lasted three windows
-    CHECK(all[0].rfind("step 30: the discriminator has called every code the same for 5 steps", 0) == 0);
+    REQUIRE(all.size() == 1);  // once, though it lasted more than two windows
+    CHECK(all[0].rfind("step 33: the discriminator has called every code the same for 5 steps", 0) == 0);
+    for (int step = 41; step <= 50; ++step) CHECK(monitor.update(step, fine).empty());
+    all.clear();
+    for (int step = 51; step <= 60; ++step)
+        for (const std::string& w : monitor.update(step, separating)) all.push_back(w);
+    REQUIRE(all.size() == 1);  // the other collapse has its own warning
+    CHECK(all[0].rfind("step 55: the discriminator has told every real code from every permuted one for 5 steps", 0) == 0);
 
     cli::HealthMonitor tc(5);
     all.clear();
@@ -224,7 +230,7 @@ TEST_CASE("eval, sample, reconstruct and traverse read a checkpoint and write wh
     const std::string ck = " --checkpoint " + (run / "checkpoint.safetensors").string();
 
     Result r = run_elbo("eval" + ck + " --images 64 --iw-images 8 --iw-samples 5 --train-votes 20 --eval-votes 20 "
-                    "--global-images 200 --mig-images 200", dir);
+                    "--global-images 200 --mig-images 200 --votes-per-sample 16 --prune-below 0.01 --mig-bins 7", dir);
     INFO(r.err);
     REQUIRE(r.status == 0);
     const nlohmann::json e = nlohmann::json::parse(r.out);
@@ -239,6 +245,13 @@ TEST_CASE("eval, sample, reconstruct and traverse read a checkpoint and write wh
         CHECK(e[key].get<double>() >= 0.0);
         CHECK(e[key].get<double>() <= 1.0);
     }
+    // Every setting the numbers depend on, as given.
+    CHECK(e["arch"] == "kim-mnih");
+    CHECK(e["settings"]["iw_samples"] == 5);
+    CHECK(e["settings"]["factorvae_metric"] == nlohmann::json{{"votes_per_sample", 16}, {"train_votes", 20},
+                                                              {"eval_votes", 20}, {"global_images", 200},
+                                                              {"prune_below", 0.01}});
+    CHECK(e["settings"]["mig"] == nlohmann::json{{"images", 200}, {"bins", 7}});
 
     REQUIRE(run_elbo("sample" + ck + " --count 4 --out " + (dir / "s.png").string(), dir).status == 0);
     CHECK(png_size(dir / "s.png") == std::pair{2 * 18 + 2, 2 * 18 + 2});
@@ -248,6 +261,83 @@ TEST_CASE("eval, sample, reconstruct and traverse read a checkpoint and write wh
     REQUIRE(r.status == 0);
     CHECK(png_size(dir / "t.png") == std::pair{5 * 18 + 2, 2 * 18 + 2});
     CHECK(nlohmann::json::parse(r.out)["latents"].size() == 2);
+    fs::remove_all(dir);
+}
+
+TEST_CASE("a run written before arch existed resumes as seed-v0, with the optimizers it trained with") {
+    // What elbo wrote then: a FactorVAE of the seed's network with a ReLU after the decoder's fc and
+    // a five-layer discriminator, metadata without arch, capacity_weight or discriminator_layers,
+    // training settings without betas or the discriminator's own rate, and an eight-column metrics.csv.
+    const fs::path dir = scratch_dir("cli-old-run"), run = dir / "run";
+    fs::create_directories(run);
+    models::ModelConfig c;
+    c.kind = "factor-vae", c.arch = "seed-v0", c.channels = 1, c.image_size = 16, c.latent = 3, c.gamma = 35;
+    c.discriminator_hidden = 16, c.discriminator_layers = 5;
+    elbo::Generator gen(3);
+    models::FactorVAE<float> model(c, gen);
+    elbo::optim::Adam<float> vae(model.vae_parameters(), {.lr = 1e-4});
+    elbo::optim::Adam<float> discriminator(model.discriminator_parameters(), {.lr = 1e-4, .beta1 = 0.5, .beta2 = 0.9});
+    const elbo::Tensor<float> x = elbo::Tensor<float>(elbo::Shape{8, 1, 16, 16}).uniform_(gen);
+    cli::train_step(model, {&vae, &discriminator}, x, x, 0, gen);
+    const std::string ck = (run / "checkpoint.safetensors").string();
+    const std::string train = R"({"model":"factor-vae","data":"dsprites","latent":3,"image_size":16,"channels":1,)"
+                              R"("batch":8,"steps":2,"lr":0.0001,"seed":0,"checkpoint_every":1,"log_every":1,)"
+                              R"("threads":1,"device":"cpu"})";
+    models::write_checkpoint<float>(ck, model, {{"vae", &vae}, {"discriminator", &discriminator}},
+                                    {{"step", "2"}, {"seconds", "1.5"}, {"train", train}});
+    auto file = elbo::load_safetensors<float>(ck);
+    for (const char* key : {"arch", "capacity_weight", "discriminator_layers"}) file.metadata.erase(key);
+    elbo::save_safetensors<float>(ck, file.tensors, file.metadata);
+    std::ofstream(run / "metrics.csv") << "step,loss,recon,kl,tc,discriminator_loss,lr,seconds\n"
+                                          "1,180,170,10,0.1,0.69,0.0001,0.7\n2,179,169,10,0.1,0.69,0.0001,1.5\n";
+
+    const Result r = run_elbo("train --resume " + ck + " --steps 4", dir);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    const nlohmann::json config = nlohmann::json::parse(read_text(run / "config.json"));
+    CHECK(config["model"]["arch"] == "seed-v0");
+    CHECK(config["model"]["discriminator_layers"] == 5);
+    CHECK(config["model"]["gamma"] == 35.0);
+    CHECK(config["train"]["betas"] == nlohmann::json{0.9, 0.999});
+    CHECK(config["train"]["d_lr"] == 1e-4);
+    CHECK(config["train"]["d_betas"] == nlohmann::json{0.5, 0.9});
+    CHECK(models::read_checkpoint<float>(ck).metadata.at("arch") == "seed-v0");
+
+    std::istringstream metrics(read_text(run / "metrics.csv"));
+    std::string header, line;
+    std::getline(metrics, header);
+    CHECK(header == cli::MetricsRow::header(3).substr(0, header.size()));
+    std::vector<cli::MetricsRow> rows;
+    while (std::getline(metrics, line)) rows.push_back(cli::MetricsRow::parse(header, line));
+    REQUIRE(rows.size() == 4);
+    CHECK(rows[1].loss == 179);                       // the old rows, kept
+    CHECK(std::isnan(rows[1].accuracy_real));         // with what they never logged unknown
+    CHECK(std::isnan(rows[1].kl_per_latent[0]));
+    CHECK(rows[3].step == 4);
+    CHECK(rows[3].accuracy_real >= 0);                // and the new rows whole
+    CHECK(std::isfinite(rows[3].kl_per_latent[2]));
+    fs::remove_all(dir);
+}
+
+TEST_CASE("elbo plot draws lines, points and error bars") {
+    const fs::path dir = scratch_dir("cli-plot");
+    std::ofstream(dir / "chart.json") << R"({"title": "metric", "x_label": "step", "y_label": "score", "series": [
+        {"name": "curve", "x": [0, 5000, 10000], "y": [0.5, 0.6, 0.7], "y_error": [0.01, 0.02, 0.03], "style": "line+points"},
+        {"name": "runs", "x": [10000], "y": [0.65], "style": "points", "colour": "#000000"}]})";
+    const Result r = run_elbo("plot --in " + (dir / "chart.json").string() + " --out " + (dir / "chart.svg").string(), dir);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    const std::string svg = read_text(dir / "chart.svg");
+    auto count = [&](const std::string& what) {
+        size_t n = 0;
+        for (size_t at = svg.find(what); at != std::string::npos; at = svg.find(what, at + 1)) ++n;
+        return n;
+    };
+    CHECK(count("<polyline") == 1);  // the one line
+    CHECK(count("<circle") == 4);    // three points on it, one alone
+    CHECK(count("fill=\"#000000\"") == 2);  // the lone point and its legend, in their own colour
+    CHECK(svg.find(">10000<") != std::string::npos);  // ticks in full, not 1e+04
+    CHECK(svg.find(">curve<") != std::string::npos);
     fs::remove_all(dir);
 }
 
@@ -405,10 +495,28 @@ TEST_CASE("bad flags and files get one clear line and exit status 1") {
          "elbo: train: --gamma must be a non-negative number, got -3"},
         {"train --beta nan --out " + (dir / "x").string(), "elbo: train: --beta must be a non-negative number, got nan"},
         {"eval --checkpoint " + (dir / "none.safetensors").string(), "elbo: safetensors: cannot open"},
+        {"eval --checkpoint " + ck + " --mig-bins 1", "elbo: eval: --mig-bins must be at least 2, got 1"},
+        {"eval --checkpoint " + ck + " --votes-per-sample 0", "elbo: eval: --votes-per-sample must be at least 2, got 0"},
+        {"eval --checkpoint " + ck + " --prune-below -1", "elbo: eval: --prune-below must be a non-negative number"},
+        {"eval --checkpoint " + ck + " --data fashion-mnist:test --train-votes 5",
+         "elbo: eval: --train-votes, --eval-votes, --votes-per-sample, --global-images, --prune-below, --mig-images "
+         "and --mig-bins set the dSprites metrics, and 'fashion-mnist:test' is not dSprites"},
+        {"grads --checkpoint " + ck + " --input x --out y --gamma 3",
+         "elbo: grads: --gamma weighs FactorVAE's TC term; this checkpoint is a vae"},
+        {"grads --checkpoint " + ck + " --input x --out y --capacity-weight 3",
+         "elbo: grads: --capacity-weight weighs the capacity objective, which this checkpoint does not have"},
+        {"plot --in " + (dir / "none.json").string() + " --out " + (dir / "x.svg").string(), "elbo: plot: cannot read"},
+        {"plot --in " + (dir / "odd.json").string() + " --out " + (dir / "x.svg").string(),
+         "elbo: plot: series 'a' needs as many x as y values (2 and 3)"},
+        {"train --capacity-max 25 --capacity-weight 0 --out " + (dir / "x").string(),
+         "elbo: train: --capacity-weight must be positive, got 0"},
+        {"train --capacity-max 25 --capacity-steps 0 --out " + (dir / "x").string(),
+         "elbo: train: --capacity-steps must be positive with --capacity-max, got 0"},
         {"data --data images:" + dir.string() + "/nothing --out " + (dir / "x.png").string(), "elbo: images: '"},
         {"sample --checkpoint " + ck + " --count 0 --out " + (dir / "x.png").string(), "elbo: sample: count must be positive"},
         {"traverse --checkpoint " + ck + " --rows 0 --out " + (dir / "x.png").string(), "elbo: traverse: the number of latents"},
     };
+    std::ofstream(dir / "odd.json") << R"({"series": [{"name": "a", "x": [1, 2], "y": [1, 2, 3]}]})";
     // A run resumed without --device continues on its own device: here one this build cannot use.
     fs::create_directories(dir / "elsewhere");
     std::string bytes = read_text(ck);
@@ -429,6 +537,7 @@ TEST_CASE("bad flags and files get one clear line and exit status 1") {
         CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
     }
     CHECK_FALSE(fs::exists(dir / "x"));  // no refused run left a folder
+    CHECK_FALSE(fs::exists(dir / "x.svg"));
     // Flag misuse is CLI11's message, also with status 1.
     const Result r = run_elbo("train --steps 2 --epochs 1", dir);
     CHECK(r.status == 1);

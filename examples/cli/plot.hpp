@@ -16,7 +16,7 @@ namespace elbo::cli {
 struct Series {
     std::string name, colour;
     std::vector<double> y;
-    std::vector<double> x;        // empty: the plot's shared steps
+    std::vector<double> x;        // one per value in y
     std::vector<double> y_error;  // empty, or one half-length of an error bar per point
     std::string style = "line";   // "line", "points" or "line+points"
 };
@@ -62,7 +62,7 @@ inline std::string plot_svg(const Plot& p) {
     auto py = [&](double v) { return top + (y1 - fy(v)) / (y1 - y0) * (H - top - bottom); };
     auto label = [](double v) {
         char text[32];
-        std::snprintf(text, sizeof text, "%.4g", v);
+        std::snprintf(text, sizeof text, "%.6g", v);
         return std::string(text);
     };
 

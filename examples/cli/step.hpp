@@ -3,6 +3,8 @@
 // objective, backward pass and Adam step; for FactorVAE then the discriminator's step on the codes
 // of this batch against the permuted codes of a second batch.
 
+#include <optional>
+
 #include "elbo/elbo.hpp"
 
 namespace elbo::cli {
@@ -34,6 +36,11 @@ struct Optimizers {
     optim::Adam<float>* vae = nullptr;
     optim::Adam<float>* discriminator = nullptr;  // FactorVAE only
 };
+
+// A weight a flag gives: finite and non-negative.
+inline void check_weight(const std::optional<double>& w, const char* op, const char* flag) {
+    check(!w || (std::isfinite(*w) && *w >= 0), op, flag, " must be a non-negative number, got ", *w);
+}
 
 // The device --device names: "cuda" needs a build with the CUDA module, and a GPU.
 inline Device parse_device(const std::string& name, const char* op) {

@@ -136,7 +136,7 @@ struct MetricsRow {
     }
 
     // A row under `header` (the file's first line): columns found by name, so a run written
-    // before some column existed reads with that column 0.
+    // before some column existed reads with that column NaN (unknown).
     static MetricsRow parse(const std::string& header, const std::string& line) {
         auto split = [](const std::string& text) {
             std::vector<std::string> out;
@@ -149,6 +149,7 @@ struct MetricsRow {
         MetricsRow r;
         double* fields[] = {nullptr, &r.loss, &r.recon, &r.kl, &r.tc, &r.discriminator, &r.accuracy_real,
                             &r.accuracy_permuted, &r.lr, &r.seconds};
+        for (size_t k = 1; k < std::size(names); ++k) *fields[k] = NAN;
         for (size_t c = 0; c < columns.size(); ++c) {
             char* end = nullptr;
             const double v = std::strtod(cells[c].c_str(), &end);
@@ -164,8 +165,9 @@ struct MetricsRow {
 
 // Watches FactorVAE's discriminator and TC estimate, and says once when either goes wrong for
 // `window` steps in a row: the discriminator collapsed (it tells every code apart, or calls every
-// code the same), or the TC estimate, a KL divergence's, stays below zero (its average over about
-// the last hundred steps).
+// code the same: an accuracy pinned at 1 or at 0.5 over both kinds of code), or the TC estimate, a
+// KL divergence's, stays below zero (its average over about the last hundred steps). It watches
+// one process's steps: a resumed run starts counting afresh.
 class HealthMonitor {
 public:
     explicit HealthMonitor(int64_t window = 2000) : window_(window) {}
@@ -176,14 +178,18 @@ public:
         const bool separates = l.accuracy_real >= 0.99 && l.accuracy_permuted >= 0.99;
         const bool constant = std::min(l.accuracy_real, l.accuracy_permuted) <= 0.01 &&
                               std::max(l.accuracy_real, l.accuracy_permuted) >= 0.99;
-        collapsed_ = (separates || constant) ? collapsed_ + 1 : 0;
+        separating_ = separates ? separating_ + 1 : 0;
+        constant_ = constant ? constant_ + 1 : 0;
         tc_average_ = steps_++ == 0 ? l.tc : 0.99 * tc_average_ + 0.01 * l.tc;
         negative_ = tc_average_ < 0 ? negative_ + 1 : 0;
-        if (collapsed_ == window_ && !warned_collapse_++)
-            warnings.push_back(str("step ", step, ": the discriminator has ", separates ? "told every real code from every permuted one"
-                                                                : "called every code the same",
-                           " for ", window_, " steps (accuracy on real codes ", l.accuracy_real, ", on permuted ",
-                           l.accuracy_permuted, "); its TC estimate means little"));
+        auto collapsed = [&](const char* how) {
+            return str("step ", step, ": the discriminator has ", how, " for ", window_,
+                       " steps (accuracy on real codes ", l.accuracy_real, ", on permuted ", l.accuracy_permuted,
+                       "); its TC estimate means little");
+        };
+        if (separating_ == window_ && !warned_separating_++)
+            warnings.push_back(collapsed("told every real code from every permuted one"));
+        if (constant_ == window_ && !warned_constant_++) warnings.push_back(collapsed("called every code the same"));
         if (negative_ == window_ && !warned_tc_++)
             warnings.push_back(str("step ", step, ": the TC estimate has averaged below zero for ", window_, " steps (now ", tc_average_,
                            "); a total correlation is never negative, so the discriminator is failing"));
@@ -191,8 +197,8 @@ public:
     }
 
 private:
-    int64_t window_, collapsed_ = 0, negative_ = 0, steps_ = 0;
-    int warned_collapse_ = 0, warned_tc_ = 0;
+    int64_t window_, separating_ = 0, constant_ = 0, negative_ = 0, steps_ = 0;
+    int warned_separating_ = 0, warned_constant_ = 0, warned_tc_ = 0;
     double tc_average_ = 0;
 };
 
@@ -281,13 +287,15 @@ private:
               " batch(es) of ", o_.batch);
         if (o_.steps == 0) o_.steps = std::max<int64_t>(1, (o_.epochs ? o_.epochs : 1) * batches / per_step);
 
-        fs::create_directories(o_.out);
-        if (!fresh) {
-            model_->load_state_dict(ck_.model);
+        if (!fresh) {  // everything that can refuse the checkpoint, before anything is written
+            models::load_weights(*model_, ck_);
             vae_opt_->load_state_dict(ck_.optimizer, "optimizer.vae.");
             if (d_opt_) d_opt_->load_state_dict(ck_.optimizer, "optimizer.discriminator.");
             step_ = metadata_number(ck_.metadata, "step");
             seconds_before_ = ck_.metadata.count("seconds") ? metadata_number(ck_.metadata, "seconds") : 0.0;
+        }
+        fs::create_directories(o_.out);
+        if (!fresh) {
             read_metrics(run_folder_ / "metrics.csv");
         } else {
             write_file_atomically(metrics_path(), MetricsRow::header(config.latent));
@@ -352,13 +360,13 @@ private:
 
     // Weights finite and non-negative, learning rates positive and finite, betas in [0, 1).
     void check_rates() const {
-        auto weight = [](const std::optional<double>& w, const char* flag) {
-            check(!w || (std::isfinite(*w) && *w >= 0), "train", flag, " must be a non-negative number, got ", *w);
-        };
-        weight(o_.beta, "--beta");
-        weight(o_.gamma, "--gamma");
-        weight(o_.capacity_weight, "--capacity-weight");
-        weight(o_.capacity_max, "--capacity-max");
+        check_weight(o_.beta, "train", "--beta");
+        check_weight(o_.gamma, "train", "--gamma");
+        check_weight(o_.capacity_max, "train", "--capacity-max");
+        check(!o_.capacity_weight || *o_.capacity_weight > 0, "train", "--capacity-weight must be positive, got ",
+              *o_.capacity_weight);
+        check(o_.capacity_max == 0 || o_.capacity_steps > 0, "train", "--capacity-steps must be positive with "
+              "--capacity-max, got ", o_.capacity_steps);
         auto rate = [](const std::optional<double>& lr, const char* flag) {
             check(!lr || (std::isfinite(*lr) && *lr > 0), "train", flag, " must be a positive number, got ", *lr);
         };
@@ -421,7 +429,7 @@ private:
             } catch (const Error&) {
                 break;
             }
-            r.kl_per_latent.resize(static_cast<size_t>(model_->config.latent));
+            r.kl_per_latent.resize(static_cast<size_t>(model_->config.latent), NAN);  // a run from before kl_j
             if (r.step > step_) break;
             rows_.push_back(r);
             kept += r.csv();

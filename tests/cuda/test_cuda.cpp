@@ -324,11 +324,13 @@ TEST_SUITE("gpu") {
         CHECK(layer.weight.value().to_vector() != w.to_vector());  // the step did move it
     }
 
-    TEST_CASE("a whole training step of the seed's VAE and FactorVAE on the GPU matches the CPU's") {
+    TEST_CASE("a whole training step of VAE and FactorVAE, both networks, on the GPU matches the CPU's") {
+        for (const char* arch : {"seed", "kim-mnih"})
         for (const char* kind : {"vae", "factor-vae"}) {
-            INFO(kind);
+            INFO(arch, " ", kind);
             models::ModelConfig c;
             c.kind = kind;
+            c.arch = arch;
             if (c.is_factor_vae()) c.gamma = 35;
             Generator init_cpu(51), init_gpu(51);
             auto cpu = models::make_model<float>(c, init_cpu), gpu = models::make_model<float>(c, init_gpu);

@@ -90,17 +90,23 @@ Checkpoint<T> read_checkpoint(const std::string& path) {
     return ck;
 }
 
-// Builds the model a checkpoint describes and loads its weights (every mismatch is one Error,
-// which names the network the checkpoint says it holds).
+// Copies a checkpoint's weights into `model`, built from its configuration (every mismatch is one
+// Error, which names the network the checkpoint says it holds).
 template <class T = float>
-std::unique_ptr<VAE<T>> load_model(const Checkpoint<T>& ck, Generator& gen) {
-    auto model = make_model<T>(ck.config, gen);
+void load_weights(VAE<T>& model, const Checkpoint<T>& ck) {
     try {
-        model->load_state_dict(ck.model);
+        model.load_state_dict(ck.model);
     } catch (const Error& e) {
         throw Error(str("checkpoint: its tensors are not the ", ck.config.arch, " network of its configuration: ",
                         e.what()));
     }
+}
+
+// Builds the model a checkpoint describes and loads its weights.
+template <class T = float>
+std::unique_ptr<VAE<T>> load_model(const Checkpoint<T>& ck, Generator& gen) {
+    auto model = make_model<T>(ck.config, gen);
+    load_weights(*model, ck);
     return model;
 }
 

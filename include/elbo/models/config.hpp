@@ -140,9 +140,9 @@ struct ModelConfig {
         read("capacity_steps", c.capacity_steps);
         read("discriminator_hidden", c.discriminator_hidden);
         read("discriminator_layers", c.discriminator_layers);
-        if (!metadata.count("capacity_weight") && !c.is_factor_vae()) {
+        if (!metadata.count("capacity_weight")) {  // gamma weighed |KL - C| too, and the TC term only in a FactorVAE
             c.capacity_weight = c.capacity_max > 0 ? c.gamma : 0.0;
-            c.gamma = 0;
+            if (!c.is_factor_vae()) c.gamma = 0;
         }
         read("capacity_weight", c.capacity_weight);
         if (auto it = metadata.find("reduction"); it != metadata.end()) {

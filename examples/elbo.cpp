@@ -289,6 +289,9 @@ int run_plot(const PlotOptions& o) {
 
 int main(int argc, char** argv) {
     CLI::App app{"elbo: variational autoencoders on a small, readable autodiff library"};
+    // The vector ISA the kernels were compiled for, as Eigen's packets use it.
+    app.set_version_flag("--version", str("elbo ", ELBO_VERSION, " (kernels: ", kernels::simd::instruction_set(),
+                                          ", float packets of ", kernels::simd::float_width, ")"));
     app.require_subcommand(1);
 
     // train

@@ -145,6 +145,8 @@ inline int run_bench(const BenchOptions& o) {
                              {"latent", c.latent},
                              {"batch", o.batch},
                              {"threads", omp_get_max_threads()},
+                             {"isa", kernels::simd::instruction_set()},
+                             {"float_packet", kernels::simd::float_width},
                              {"device", o.device},
                              {"steps", o.steps},
                              {"train_step_ms", train_ms},

@@ -28,11 +28,8 @@
 #include <type_traits>
 #include <vector>
 
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#endif
-
 #include "elbo/kernels/cpu/common.hpp"
+#include "elbo/kernels/cpu/simd.hpp"
 
 namespace elbo::kernels {
 
@@ -80,76 +77,19 @@ MatrixView<T> channels_by_pixels(T* p, int64_t N, int64_t C, int64_t HW) {
 
 namespace gemm_detail {
 
-// The vector operations the micro-kernel needs, for each element type.
-#if defined(__AVX2__) && defined(__FMA__)
 template <class T>
-struct Simd;
-template <>
-struct Simd<float> {
-    using V = __m256;
-    static constexpr int width = 8;
-    static V zero() { return _mm256_setzero_ps(); }
-    static V broadcast(const float* p) { return _mm256_broadcast_ss(p); }
-    static V load(const float* p) { return _mm256_loadu_ps(p); }
-    static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
-    static V add(V a, V b) { return _mm256_add_ps(a, b); }
-    static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-    // In asm: GCC drops __builtin_prefetch from fully unrolled loops.
-    static void prefetch(const float* p) { asm volatile("prefetcht0 %0" : : "m"(*p)); }
-};
-template <>
-struct Simd<double> {
-    using V = __m256d;
-    static constexpr int width = 4;
-    static V zero() { return _mm256_setzero_pd(); }
-    static V broadcast(const double* p) { return _mm256_broadcast_sd(p); }
-    static V load(const double* p) { return _mm256_loadu_pd(p); }
-    static void store(double* p, V v) { _mm256_storeu_pd(p, v); }
-    static V add(V a, V b) { return _mm256_add_pd(a, b); }
-    static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
-    static void prefetch(const double* p) { asm volatile("prefetcht0 %0" : : "m"(*p)); }
-};
-#else
-// Without AVX2 and FMA: plain arrays the compiler may vectorize as it can.
-template <class T>
-struct Simd {
-    static constexpr int width = 4;
-    struct V {
-        T v[width];
-    };
-    static V zero() { return V{}; }
-    static V broadcast(const T* p) {
-        V r;
-        for (T& x : r.v) x = *p;
-        return r;
-    }
-    static V load(const T* p) {
-        V r;
-        for (int i = 0; i < width; ++i) r.v[i] = p[i];
-        return r;
-    }
-    static void store(T* p, V v) {
-        for (int i = 0; i < width; ++i) p[i] = v.v[i];
-    }
-    static V add(V a, V b) {
-        for (int i = 0; i < width; ++i) a.v[i] += b.v[i];
-        return a;
-    }
-    static V fma(V a, V b, V c) {
-        for (int i = 0; i < width; ++i) c.v[i] += a.v[i] * b.v[i];
-        return c;
-    }
-    static void prefetch(const T* p) { __builtin_prefetch(p); }
-};
-#endif
+using Simd = simd::Packet<T>;
 
-// Tile and block sizes. MR x NR accumulators take 12 of the 16 vector registers; KC x NR of B is
-// 16 KiB of float (L1 holds 32), MC x KC of A 96 KiB (L2 holds 512), KC x NC of B 2 MiB (L3).
+// Tile and block sizes, from the packet width alone (never the thread count, so the sums stay the
+// same for any number of threads). MR x NR accumulators, MR rows of two packets, take 12 vector
+// registers (of 16 on SSE and AVX2, 32 on AVX-512 and NEON); KC is chosen so that a KC x NR panel
+// of B is 16 KiB (L1 holds 32 or more): 256 for float on AVX2, where MC x KC of A is 96 KiB (L2
+// holds 512) and KC x NC of B 2 MiB (L3).
 template <class T>
 struct Blocking {
     static constexpr int64_t MR = 6;
     static constexpr int64_t NR = 2 * Simd<T>::width;
-    static constexpr int64_t KC = 256;
+    static constexpr int64_t KC = std::clamp<int64_t>(16384 / (NR * int64_t(sizeof(T))), 64, 512);
     static constexpr int64_t MC = 96;
     static constexpr int64_t NC = 2048;
     static_assert(MC % MR == 0 && NC % NR == 0, "the packed buffers hold whole tiles");

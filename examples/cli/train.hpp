@@ -349,11 +349,11 @@ private:
         check(o_.reduction == "sum" || o_.reduction == "mean", op, "--reduction must be sum or mean, got '",
               o_.reduction, "'");
         c.reduction = o_.reduction == "sum" ? Reduction::sum : Reduction::mean;
-        const bool paper = o_.arch == "kim-mnih" || factor;
-        if (!o_.lr) o_.lr = paper ? 1e-4 : 1e-3;
-        if (!o_.betas) o_.betas = Betas{0.9, 0.999};
-        if (factor && !o_.d_lr) o_.d_lr = 1e-4;
-        if (factor && !o_.d_betas) o_.d_betas = Betas{0.5, 0.9};
+        const optim::AdamOptions paper = models::factor_vae_adam(), d = models::factor_vae_discriminator_adam();
+        if (!o_.lr) o_.lr = o_.arch == "kim-mnih" || factor ? paper.lr : 1e-3;
+        if (!o_.betas) o_.betas = Betas{paper.beta1, paper.beta2};
+        if (factor && !o_.d_lr) o_.d_lr = d.lr;
+        if (factor && !o_.d_betas) o_.d_betas = Betas{d.beta1, d.beta2};
         check_rates();
         return c;
     }
@@ -390,11 +390,12 @@ private:
         o_.batch = j.at("batch");
         o_.seed = j.at("seed");
         o_.lr = j.at("lr").get<double>();
-        // Runs from before these settings trained with these values.
-        o_.betas = j.value("betas", Betas{0.9, 0.999});
+        // Runs from before these settings trained with the paper's betas and one learning rate.
+        const optim::AdamOptions paper = models::factor_vae_adam(), d = models::factor_vae_discriminator_adam();
+        o_.betas = j.value("betas", Betas{paper.beta1, paper.beta2});
         if (o_.model == "factor-vae") {
             o_.d_lr = j.value("d_lr", *o_.lr);
-            o_.d_betas = j.value("d_betas", Betas{0.5, 0.9});
+            o_.d_betas = j.value("d_betas", Betas{d.beta1, d.beta2});
         }
         o_.log_every = j.at("log_every");
         if (o_.steps == 0 && o_.epochs == 0) o_.steps = j.at("steps");

@@ -5,7 +5,8 @@
 #                       evaluates it and says where its pictures are (runs/demo)
 #   make test-sanitize  the tests again, built with AddressSanitizer and UBSan (build-sanitize/)
 #   make fuzz           the safetensors reader under libFuzzer for FUZZ_SECONDS (build-fuzz/)
-#   make consumer       install elbo, then build a project that uses it three ways (build-consumer/)
+#   make consumer       install elbo, then build a project that uses it three ways, and once with
+#                       its own -march instead of ELBO_NATIVE (build-consumer/)
 #   make reference      regenerate tests/reference/*.safetensors with Debian's python3-torch
 
 BUILD        ?= build
@@ -69,7 +70,7 @@ fuzz: deps
 	$(call install_missing,$(FUZZ_PACKAGES))
 	mkdir -p build-fuzz/corpus
 	cp tests/data/safetensors-samples/*.safetensors tests/data/malformed/*.safetensors build-fuzz/corpus/
-	clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	clang++ -std=c++20 -g -O1 -march=native -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	  -Iinclude -I/usr/include/eigen3 tests/fuzz/fuzz_safetensors.cpp -o build-fuzz/fuzz_safetensors
 	build-fuzz/fuzz_safetensors -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
 	  build-fuzz/corpus
@@ -87,6 +88,13 @@ consumer: deps
 	  cmake --build build-consumer/$$how -j$(JOBS) && \
 	  (cd build-consumer/$$how && ./consumer) || exit 1; \
 	done
+	@# The ISA chosen by the user instead: ELBO_NATIVE=OFF and the -march for any AVX2 machine.
+	if grep -qw avx2 /proc/cpuinfo; then \
+	  cmake -S tests/consumer -B build-consumer/own-march -DCMAKE_BUILD_TYPE=Release -DELBO_NATIVE=OFF \
+	    -DCMAKE_CXX_FLAGS=-march=x86-64-v3 -DCONSUMER_EXPECT_WIDTH=8 \
+	    -DCMAKE_PREFIX_PATH=$(CURDIR)/build-consumer/prefix $(CUDA_ARGS) && \
+	  cmake --build build-consumer/own-march -j$(JOBS) && (cd build-consumer/own-march && ./consumer); \
+	else echo "consumer: no AVX2 on this CPU, the -march=x86-64-v3 build is skipped"; fi
 
 reference:
 	$(call install_missing,$(TORCH_PACKAGES))

@@ -1,3 +1,4 @@
+#include <bit>
 #include <filesystem>
 
 #include "helpers.hpp"
@@ -91,6 +92,33 @@ TEST_CASE("half and bfloat16 conversions are exact on every representable value"
     CHECK(sd::float_to_half(65520.0f) == 0x7c00);                // rounds past the largest half: inf
     CHECK(sd::float_to_half(1.0f + std::ldexp(1.0f, -11)) == 0x3c00);  // a tie rounds to even
     CHECK(sd::float_to_bf16(1.0f + std::ldexp(1.0f, -8)) == 0x3f80);
+
+    // float -> half and bfloat16 round to the nearest value, a tie to the even one: checked against
+    // both neighbours of the result, over positive floats 997 bit patterns apart.
+    auto check_nearest = [](const char* what, float f, uint16_t got, auto to_float) {
+        const double x = f, err = std::abs(to_float(got) - x);
+        if (std::isinf(err)) {
+            FAIL_CHECK(what, " of ", f, " overflows");
+            return;
+        }
+        for (int step : {-1, 1}) {
+            const uint16_t other = static_cast<uint16_t>(got + step);
+            const double o = to_float(other);
+            if (std::isnan(o) || (step < 0 && got == 0)) continue;
+            const double other_err = std::abs(o - x);
+            if (other_err < err || (other_err == err && (got & 1u)))
+                FAIL_CHECK(what, " of ", f, " gives ", got, " but ", other, " is nearer or even");
+        }
+    };
+    for (uint32_t bits = 0; bits < 0x7f800000u; bits += 997) {
+        const float f = std::bit_cast<float>(bits);
+        const uint16_t h = sd::float_to_half(f);
+        if (f < 65520.0f) check_nearest("half", f, h, [](uint16_t v) { return double(sd::half_to_float(v)); });
+        else CHECK(h == 0x7c00);
+        const uint16_t b = sd::float_to_bf16(f);
+        if (b != 0x7f80) check_nearest("bf16", f, b, [](uint16_t v) { return double(sd::bf16_to_float(v)); });
+        else CHECK(f > 3.3961e38f);  // past the largest bfloat16 and half its ulp
+    }
 }
 
 TEST_CASE("every malformed file is rejected with a message that says what is wrong") {

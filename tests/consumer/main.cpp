@@ -1,8 +1,28 @@
 // Uses elbo as a separate project would: one convolution, its gradient, and a safetensors round
-// trip (and, where elbo was built with its CUDA module, a call into it). Exits non-zero when
-// anything disagrees.
+// trip (and, where elbo was built with its CUDA module, a call into it); and checks that its kernels
+// were compiled for the ISA it asked for. Exits non-zero when anything disagrees.
 #include <cstdio>
+#include <cstring>
 #include <elbo/elbo.hpp>
+#include <fstream>
+#include <string>
+
+// The float packet width the build asked for: CONSUMER_EXPECT_WIDTH, or with ELBO_NATIVE (0) the
+// widest this CPU has, by the flags in /proc/cpuinfo: 16 floats with AVX-512, 8 with AVX2, else 4
+// (SSE2, NEON).
+int expected_width() {
+    if (CONSUMER_EXPECT_WIDTH > 0) return CONSUMER_EXPECT_WIDTH;
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("flags", 0) != 0) continue;
+        line += " ";
+        if (line.find(" avx512f ") != std::string::npos) return 16;
+        if (line.find(" avx2 ") != std::string::npos) return 8;
+        break;
+    }
+    return 4;
+}
 
 int main() {
     using namespace elbo;
@@ -22,5 +42,7 @@ int main() {
     // Linked with elbo::cuda: the module answers (no GPU needed).
     std::printf("CUDA module linked: %d GPU(s) %s\n", cuda::device_count(), cuda::why_no_device());
 #endif
-    return result.ok && same ? 0 : 1;
+    const int width = kernels::simd::float_width, expected = expected_width();
+    std::printf("kernels: %s, float packets of %d (asked for %d)\n", kernels::simd::instruction_set(), width, expected);
+    return result.ok && same && width == expected ? 0 : 1;
 }

@@ -12,6 +12,7 @@
 // trusted before it is checked. Writing stores F32 by default (F64, F16, BF16 on request) and is
 // atomic: a temporary file beside the target, flushed to disk, then renamed over it.
 
+#include <Eigen/Core>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -59,67 +60,12 @@ inline const DtypeInfo* find(const std::string& name) {
     return nullptr;
 }
 
-// IEEE half -> float, including subnormals, infinities and NaN.
-inline float half_to_float(uint16_t h) {
-    const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-    uint32_t exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu, bits;
-    if (exponent == 0x1f) {
-        bits = sign | 0x7f800000u | (mantissa << 13);
-    } else if (exponent != 0) {
-        bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-    } else if (mantissa == 0) {
-        bits = sign;
-    } else {  // subnormal: normalise
-        exponent = 113;
-        while (!(mantissa & 0x400u)) {
-            mantissa <<= 1;
-            --exponent;
-        }
-        bits = sign | (exponent << 23) | ((mantissa & 0x3ffu) << 13);
-    }
-    float f;
-    std::memcpy(&f, &bits, 4);
-    return f;
-}
-
-// float -> IEEE half, rounding to nearest even; overflow gives infinity.
-inline uint16_t float_to_half(float f) {
-    uint32_t x;
-    std::memcpy(&x, &f, 4);
-    const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
-    const uint32_t abs = x & 0x7fffffffu;
-    if (abs >= 0x7f800000u) return sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0u);
-    if (abs >= 0x477ff000u) return sign | 0x7c00u;  // rounds to beyond 65504
-    if (abs < 0x38800000u) {                        // below the smallest normal half: subnormal
-        if (abs < 0x33000000u) return sign;         // rounds to zero
-        const uint32_t exponent = abs >> 23, mantissa = (abs & 0x7fffffu) | 0x800000u;
-        const uint32_t shift = 126 - exponent;  // 14..24
-        uint32_t h = mantissa >> shift;
-        const uint32_t rest = mantissa & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rest > half || (rest == half && (h & 1u))) ++h;
-        return sign | static_cast<uint16_t>(h);
-    }
-    uint32_t h = ((abs >> 13) - (112u << 10));
-    const uint32_t rest = abs & 0x1fffu;
-    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;
-    return sign | static_cast<uint16_t>(h);
-}
-
-inline float bf16_to_float(uint16_t b) {
-    const uint32_t bits = static_cast<uint32_t>(b) << 16;
-    float f;
-    std::memcpy(&f, &bits, 4);
-    return f;
-}
-
-// float -> bfloat16, rounding to nearest even; NaN stays NaN.
-inline uint16_t float_to_bf16(float f) {
-    uint32_t x;
-    std::memcpy(&x, &f, 4);
-    if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);
-    x += 0x7fffu + ((x >> 16) & 1u);
-    return static_cast<uint16_t>(x >> 16);
-}
+// IEEE half and bfloat16 <-> float, by Eigen::half and Eigen::bfloat16: rounding to nearest even,
+// subnormals, infinities and NaN as IEEE 754 says (F16C's instructions where the build has them).
+inline float half_to_float(uint16_t h) { return static_cast<float>(Eigen::numext::bit_cast<Eigen::half>(h)); }
+inline uint16_t float_to_half(float f) { return Eigen::numext::bit_cast<uint16_t>(Eigen::half(f)); }
+inline float bf16_to_float(uint16_t b) { return static_cast<float>(Eigen::numext::bit_cast<Eigen::bfloat16>(b)); }
+inline uint16_t float_to_bf16(float f) { return Eigen::numext::bit_cast<uint16_t>(Eigen::bfloat16(f)); }
 
 template <class S>
 S load(const uint8_t* p) {

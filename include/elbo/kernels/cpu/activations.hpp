@@ -7,92 +7,97 @@
 // unset) it stores dx[i] = dy[i] * f'(x[i]) instead. Where f' is 0 (ReLU's x <= 0, like PyTorch's
 // threshold_backward) the gradient is 0 whatever dy holds.
 
-#include <cmath>
-
 #include "elbo/kernels/cpu/common.hpp"
 #include "elbo/kernels/cpu/exp_log.hpp"
 
 namespace elbo::kernels {
 
-// Applies y[i] = f(x[i]) for i in [0, n), in parallel when it pays.
+// y = f(x) for the n values of x, f taking and returning Eigen array expressions, block by block.
 template <class T, class F>
 void map_unary(T* y, const T* x, int64_t n, F f) {
-#pragma omp parallel for simd schedule(static) if (parallel: n >= parallel_grain)
-    for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+    for_each_block(n, [&](int64_t b, int64_t m) { array(y + b, m) = f(array(x + b, m)); });
 }
 
-// dx[i] += g(dy[i], x[i], y[i]) for i in [0, n), g being dy[i] * f'(x[i]); with `assign`,
-// dx[i] = ... (dx's first gradient: no zeros to write first, nothing to read back).
+// dx += g(dy, x, y) for the n values of each, g being dy * f'(x) as an Eigen array expression; with
+// `assign`, dx = ... (dx's first gradient: no zeros to write first, nothing to read back).
 //
 // g returns the product, not f' alone, so that a piecewise derivative can select dy instead of
-// multiplying it by 0 or 1: GCC will not vectorize a multiplication it has turned into a branch
-// (an FP multiply may trap), and ReLU's backward ran scalar, with a mispredicted branch per element.
+// multiplying it by 0 or 1 (0 * inf is NaN).
 template <class T, class G>
 void map_unary_grad(T* dx, const T* dy, const T* x, const T* y, int64_t n, G g, bool assign) {
-    if (assign) {
-#pragma omp parallel for simd schedule(static) if (parallel: n >= parallel_grain)
-        for (int64_t i = 0; i < n; ++i) dx[i] = g(dy[i], x[i], y[i]);
-        return;
-    }
-#pragma omp parallel for simd schedule(static) if (parallel: n >= parallel_grain)
-    for (int64_t i = 0; i < n; ++i) dx[i] += g(dy[i], x[i], y[i]);
+    for_each_block(n, [&](int64_t b, int64_t m) {
+        const auto grad = g(array(dy + b, m), array(x + b, m), array(y + b, m));
+        if (assign)
+            array(dx + b, m) = grad;
+        else
+            array(dx + b, m) += grad;
+    });
 }
 
 template <class T> void relu_forward(T* y, const T* x, int64_t n) {
-    map_unary(y, x, n, [](T v) { return v > T(0) ? v : T(0); });
+    map_unary(y, x, n, [](auto v) { return v.max(T(0)); });
 }
 template <class T> void relu_backward(T* dx, const T* dy, const T* x, int64_t n, bool assign) {
-    map_unary_grad(dx, dy, x, x, n, [](T d, T v, T) { return v > T(0) ? d : T(0); }, assign);
+    map_unary_grad(dx, dy, x, x, n, [](auto d, auto v, auto) { return (v > T(0)).select(d, T(0)); }, assign);
 }
 
+// max(x, 0) + slope min(x, 0): x or slope x, without a select (Eigen 3.4 evaluates one element by
+// element, not in packets).
 template <class T> void leaky_relu_forward(T* y, const T* x, int64_t n, T slope) {
-    map_unary(y, x, n, [slope](T v) { return v > T(0) ? v : v * slope; });
+    map_unary(y, x, n, [slope](auto v) { return v.max(T(0)) + slope * v.min(T(0)); });
 }
 template <class T> void leaky_relu_backward(T* dx, const T* dy, const T* x, int64_t n, T slope, bool assign) {
-    map_unary_grad(dx, dy, x, x, n, [slope](T d, T v, T) { return d * (v > T(0) ? T(1) : slope); }, assign);
+    map_unary_grad(dx, dy, x, x, n, [slope](auto d, auto v, auto) { return (v > T(0)).select(d, slope * d); },
+                   assign);
 }
 
 template <class T> void sigmoid_forward(T* y, const T* x, int64_t n) {
-    map_unary(y, x, n, [](T v) { return sigmoid_of(v); });
+    map_unary(y, x, n, [](auto v) { return sigmoid(v); });
 }
 template <class T> void sigmoid_backward(T* dx, const T* dy, const T* y, int64_t n, bool assign) {
-    map_unary_grad(dx, dy, y, y, n, [](T d, T s, T) { return d * (s * (T(1) - s)); }, assign);
+    map_unary_grad(dx, dy, y, y, n, [](auto d, auto s, auto) { return d * (s * (T(1) - s)); }, assign);
 }
 
 template <class T> void tanh_forward(T* y, const T* x, int64_t n) {
-    map_unary(y, x, n, [](T v) { return std::tanh(v); });
+    map_unary(y, x, n, [](auto v) { return v.tanh(); });
 }
 template <class T> void tanh_backward(T* dx, const T* dy, const T* y, int64_t n, bool assign) {
-    map_unary_grad(dx, dy, y, y, n, [](T d, T t, T) { return d * (T(1) - t * t); }, assign);
+    map_unary_grad(dx, dy, y, y, n, [](auto d, auto t, auto) { return d * (T(1) - t * t); }, assign);
 }
 
+// max(x, 0) + log1p(exp(-|x|)); PyTorch's softplus (beta 1, threshold 20) is x above 20.
 template <class T> void softplus_forward(T* y, const T* x, int64_t n) {
-    map_unary(y, x, n, [](T v) { return softplus_of(v); });
+    for_each_block(n, [&](int64_t b, int64_t m) {
+        log1p_exp_neg_abs(y + b, x + b, m);
+        const auto X = array(x + b, m);
+        array(y + b, m) = (X > T(20)).select(X, X.max(T(0)) + array(y + b, m));
+    });
 }
 template <class T> void softplus_backward(T* dx, const T* dy, const T* x, int64_t n, bool assign) {
-    map_unary_grad(dx, dy, x, x, n, [](T d, T v, T) { return v > T(20) ? d : d * sigmoid_of(v); }, assign);
+    map_unary_grad(dx, dy, x, x, n, [](auto d, auto v, auto) { return (v > T(20)).select(d, d * sigmoid(v)); },
+                   assign);
 }
 
 template <class T> void exp_forward(T* y, const T* x, int64_t n) {
-    map_unary(y, x, n, [](T v) { return std::exp(v); });
+    map_unary(y, x, n, [](auto v) { return v.exp(); });
 }
 template <class T> void exp_backward(T* dx, const T* dy, const T* y, int64_t n, bool assign) {
-    map_unary_grad(dx, dy, y, y, n, [](T d, T e, T) { return d * e; }, assign);
+    map_unary_grad(dx, dy, y, y, n, [](auto d, auto e, auto) { return d * e; }, assign);
 }
 
-// |x|, with PyTorch's subgradient sign(0) = 0.
+// |x|, with PyTorch's gradient dy sgn(x): 0 at x = 0.
 template <class T> void abs_forward(T* y, const T* x, int64_t n) {
-    map_unary(y, x, n, [](T v) { return std::abs(v); });
+    map_unary(y, x, n, [](auto v) { return v.abs(); });
 }
 template <class T> void abs_backward(T* dx, const T* dy, const T* x, int64_t n, bool assign) {
-    map_unary_grad(dx, dy, x, x, n, [](T d, T v, T) { return v > T(0) ? d : v < T(0) ? -d : T(0); }, assign);
+    map_unary_grad(dx, dy, x, x, n, [](auto d, auto v, auto) { return d * v.sign(); }, assign);
 }
 
 template <class T> void log_forward(T* y, const T* x, int64_t n) {
-    map_unary(y, x, n, [](T v) { return std::log(v); });
+    map_unary(y, x, n, [](auto v) { return v.log(); });
 }
 template <class T> void log_backward(T* dx, const T* dy, const T* x, int64_t n, bool assign) {
-    map_unary_grad(dx, dy, x, x, n, [](T d, T v, T) { return d / v; }, assign);
+    map_unary_grad(dx, dy, x, x, n, [](auto d, auto v, auto) { return d / v; }, assign);
 }
 
 }  // namespace elbo::kernels

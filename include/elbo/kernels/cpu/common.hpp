@@ -1,8 +1,12 @@
 #pragma once
-// What every CPU kernel shares: the loss reduction, scratch memory and a deterministic parallel sum.
+// What every CPU kernel shares: the loss reduction, scratch memory, the blocks element-wise kernels
+// go over as Eigen arrays, and a deterministic parallel sum.
+
+#include <Eigen/Core>
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 namespace elbo {
@@ -29,27 +33,41 @@ T* scratch(int64_t count) {
     return b.data();
 }
 
-// Sum of f(i) for i in [0, n), accumulated in double. The blocks are fixed by n alone and added in
-// order, so the result is bit-identical for every thread count (an OpenMP reduction is not). Each
-// block first evaluates f into a buffer, then sums it in SIMD lanes: evaluated inside the double
-// sum, f vectorized with gathers or not at all.
-template <class F>
-double parallel_sum(int64_t n, F f) {
-    using Value = decltype(f(int64_t{0}));
-    constexpr int64_t block = 4096;
+// The n values of T at p as an Eigen array, read-only when T is const: element-wise kernels are
+// Eigen array expressions on these, which Eigen evaluates in packets of the build's vector ISA.
+template <class T>
+auto array(T* p, int64_t n) {
+    using Array = Eigen::Array<std::remove_const_t<T>, Eigen::Dynamic, 1>;
+    return Eigen::Map<std::conditional_t<std::is_const_v<T>, const Array, Array>>(p, n);
+}
+
+// Element-wise kernels go over [0, n) in blocks of `block` values (the last one shorter), which
+// keep a kernel's intermediate arrays in the L1 cache. The blocks are fixed by n alone.
+inline constexpr int64_t block = 4096;
+
+// body(begin, size) for every block of [0, n), the blocks shared between threads when n is large.
+template <class Body>
+void for_each_block(int64_t n, Body body) {
+    const int64_t blocks = (n + block - 1) / block;
+#pragma omp parallel for schedule(static) if (n >= parallel_grain)
+    for (int64_t k = 0; k < blocks; ++k) body(k * block, std::min(n, (k + 1) * block) - k * block);
+}
+
+// The sum of n values, accumulated in double: fill(begin, size, out) writes the values of the block
+// [begin, begin + size) to out. The blocks are added in order, so the sum is bit-identical for every
+// thread count (an OpenMP reduction is not).
+template <class Value, class Fill>
+double parallel_sum(int64_t n, Fill fill) {
     const int64_t blocks = (n + block - 1) / block;
     std::vector<double> partial(static_cast<size_t>(blocks), 0.0);
-#pragma omp parallel for schedule(static) if (n >= parallel_grain)
-    for (int64_t k = 0; k < blocks; ++k) {
-        const int64_t begin = k * block, size = std::min(n, begin + block) - begin;
-        Value values[block];
-#pragma omp simd
-        for (int64_t i = 0; i < size; ++i) values[i] = f(begin + i);
+    for_each_block(n, [&](int64_t begin, int64_t size) {
+        alignas(64) Value values[block];
+        fill(begin, size, values);
         double s = 0.0;
 #pragma omp simd reduction(+ : s)
         for (int64_t i = 0; i < size; ++i) s += static_cast<double>(values[i]);
-        partial[static_cast<size_t>(k)] = s;
-    }
+        partial[static_cast<size_t>(begin / block)] = s;
+    });
     double total = 0.0;
     for (double s : partial) total += s;
     return total;

@@ -48,8 +48,12 @@ void for_each_broadcast(const BroadcastShape& s, bool parallel, F f) {
 // dx = dy (assign) or dx += dy: a gradient passed on unchanged, by reshape and concat.
 template <class T>
 void pass_grad(T* dx, const T* dy, int64_t n, bool assign) {
-#pragma omp parallel for simd schedule(static) if (parallel: n >= parallel_grain)
-    for (int64_t i = 0; i < n; ++i) dx[i] = assign ? dy[i] : dx[i] + dy[i];
+    for_each_block(n, [=](int64_t b, int64_t m) {
+        if (assign)
+            array(dx + b, m) = array(dy + b, m);
+        else
+            array(dx + b, m) += array(dy + b, m);
+    });
 }
 
 enum class BinaryOp { add, sub, mul, div };

@@ -19,10 +19,6 @@
 #include "elbo/kernels/cpu/conv_shape.hpp"
 #include "elbo/kernels/cpu/gemm.hpp"
 
-#if defined(__AVX2__)
-#include <immintrin.h>
-#endif
-
 namespace elbo::kernels {
 
 // The patch matrix im2col(x) [K, P] as a GEMM operand (B), never stored: the GEMM's packing
@@ -94,23 +90,10 @@ void gather_row(T* out, int64_t step, const T* src, int64_t W, int64_t len, int6
     for (int64_t t = 0; t < lo; ++t) out[t * step] = T(0);
     const T* in = src + w0 + lo * stride;
     T* o = out + lo * step;
-    int64_t i = 0;  // values copied so far, of hi - lo
-#if defined(__AVX2__)
-    // Stride 2 into a panel row: every other one of 16 adjacent values, 8 at a time, while all 16
-    // lie inside the row (the last one read is one past the last one kept).
-    if constexpr (Stride == 2 && std::is_same_v<T, float>)
-        if (step == 1)
-            for (; i + 8 <= hi - lo && w0 + (lo + i) * 2 + 16 <= W; i += 8) {
-                const __m256 a = _mm256_loadu_ps(in + 2 * i), b = _mm256_loadu_ps(in + 2 * i + 8);
-                const __m256 even = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));  // a0 a2 b0 b2 a4 a6 b4 b6
-                _mm256_storeu_ps(o + i, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even),
-                                                                               _MM_SHUFFLE(3, 1, 2, 0))));
-            }
-#endif
     if (step == 1)
-        for (; i < hi - lo; ++i) o[i] = in[i * stride];
+        for (int64_t i = 0; i < hi - lo; ++i) o[i] = in[i * stride];
     else
-        for (; i < hi - lo; ++i) o[i * step] = in[i * stride];
+        for (int64_t i = 0; i < hi - lo; ++i) o[i * step] = in[i * stride];
     for (int64_t t = hi; t < len; ++t) out[t * step] = T(0);
 }
 

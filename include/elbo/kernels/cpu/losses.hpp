@@ -13,19 +13,20 @@
 
 namespace elbo::kernels {
 
-// Runs y = reduce(f(i)) for i in [0, n) under reduction r.
-template <class T, class F>
-void reduce_loss(T* y, int64_t n, Reduction r, F f) {
+// y = reduce(the n values of a loss) under reduction r: fill(begin, size, out) writes the values of
+// the block [begin, begin + size) to out.
+template <class T, class Fill>
+void reduce_loss(T* y, int64_t n, Reduction r, Fill fill) {
     if (r == Reduction::none) {
-#pragma omp parallel for simd schedule(static) if (parallel: n >= parallel_grain)
-        for (int64_t i = 0; i < n; ++i) y[i] = static_cast<T>(f(i));
+        for_each_block(n, [&](int64_t b, int64_t m) { fill(b, m, y + b); });
         return;
     }
-    const double s = parallel_sum(n, f);
+    const double s = parallel_sum<T>(n, fill);
     y[0] = static_cast<T>(r == Reduction::mean ? s / static_cast<double>(n) : s);
 }
 
-// The output gradient of element i of a loss reduced by r.
+// The output gradient of each element of a loss over n values, reduced by r: dy itself (none), or
+// the one dy[0] (sum), divided by n (mean).
 template <class T>
 struct LossGrad {
     const T* dy;
@@ -35,18 +36,16 @@ struct LossGrad {
         : dy(dy_), r(r_), scale(r_ == Reduction::mean ? T(1) / static_cast<T>(n) : T(1)) {}
     T operator()(int64_t i) const { return r == Reduction::none ? dy[i] : dy[0] * scale; }
 
-    // body(i, g_i) for every i in [0, n), in parallel SIMD lanes: the choice between dy[i] and the
-    // one scaled dy[0] is made once, outside the loop, where it does not stop vectorization.
+    // body(begin, size, g) for every block of [0, n), g being the block's gradients as an Eigen
+    // array expression: dy's values, or one constant.
     template <class Body>
-    void for_each(int64_t n, Body body) const {
-        if (r == Reduction::none) {
-#pragma omp parallel for simd schedule(static) if (parallel: n >= parallel_grain)
-            for (int64_t i = 0; i < n; ++i) body(i, dy[i]);
-            return;
-        }
+    void for_each_block(int64_t n, Body body) const {
+        if (r == Reduction::none)
+            return kernels::for_each_block(n, [&](int64_t b, int64_t m) { body(b, m, array(dy + b, m)); });
         const T g = dy[0] * scale;
-#pragma omp parallel for simd schedule(static) if (parallel: n >= parallel_grain)
-        for (int64_t i = 0; i < n; ++i) body(i, g);
+        kernels::for_each_block(n, [&](int64_t b, int64_t m) {
+            body(b, m, Eigen::Array<T, Eigen::Dynamic, 1>::Constant(m, g));
+        });
     }
 };
 
@@ -54,9 +53,10 @@ struct LossGrad {
 // for s the sigmoid without ever forming log(0). x, t [n] -> y [n] or [1]
 template <class T>
 void bce_with_logits_forward(T* y, const T* x, const T* t, int64_t n, Reduction r) {
-    reduce_loss(y, n, r, [x, t](int64_t i) {
-        const T v = x[i];
-        return (v > T(0) ? v : T(0)) - v * t[i] + log1p_unit(exp_nonpositive(-std::abs(v)));
+    reduce_loss(y, n, r, [x, t](int64_t b, int64_t m, T* out) {
+        log1p_exp_neg_abs(out, x + b, m);
+        const auto X = array(x + b, m);
+        array(out, m) = X.max(T(0)) - X * array(t + b, m) + array(out, m);
     });
 }
 
@@ -64,22 +64,26 @@ void bce_with_logits_forward(T* y, const T* x, const T* t, int64_t n, Reduction 
 template <class T>
 void bce_with_logits_backward(T* dx, T* dt, const T* dy, const T* x, const T* t, int64_t n,
                               Reduction r) {
-    const LossGrad<T> g(dy, r, n);
-    if (dx) g.for_each(n, [=](int64_t i, T gi) { dx[i] += gi * (sigmoid_of(x[i]) - t[i]); });
-    if (dt) g.for_each(n, [=](int64_t i, T gi) { dt[i] -= gi * x[i]; });
+    LossGrad<T>(dy, r, n).for_each_block(n, [=](int64_t b, int64_t m, const auto& g) {
+        const auto X = array(x + b, m);
+        if (dx) array(dx + b, m) += g * (sigmoid(X) - array(t + b, m));
+        if (dt) array(dt + b, m) -= g * X;
+    });
 }
 
-// PyTorch clamps each log of binary_cross_entropy at -100, so p = 0 or 1 costs at most 100.
-template <class T>
-T clamped_log(T v) {
-    return std::max(std::log(v), T(-100));
+// log(p), clamped at -100 as PyTorch clamps each log of binary_cross_entropy: p = 0 or 1 costs at
+// most 100.
+template <class P>
+auto clamped_log(const Eigen::ArrayBase<P>& p) {
+    return p.log().max(typename P::Scalar(-100));
 }
 
 // l = -(t log p + (1 - t) log(1 - p)), each log clamped at -100. p, t [n] -> y [n] or [1]
 template <class T>
 void bce_forward(T* y, const T* p, const T* t, int64_t n, Reduction r) {
-    reduce_loss(y, n, r, [p, t](int64_t i) {
-        return -(t[i] * clamped_log(p[i]) + (T(1) - t[i]) * clamped_log(T(1) - p[i]));
+    reduce_loss(y, n, r, [p, t](int64_t b, int64_t m, T* out) {
+        const auto P = array(p + b, m), Tt = array(t + b, m);
+        array(out, m) = -(Tt * clamped_log(P) + (T(1) - Tt) * clamped_log(T(1) - P));
     });
 }
 
@@ -87,30 +91,29 @@ void bce_forward(T* y, const T* p, const T* t, int64_t n, Reduction r) {
 // dt += g (log(1 - p) - log p) with both logs clamped. dp or dt may be null.
 template <class T>
 void bce_backward(T* dp, T* dt, const T* dy, const T* p, const T* t, int64_t n, Reduction r) {
-    const LossGrad<T> g(dy, r, n);
-    if (dp)
-        g.for_each(n, [=](int64_t i, T gi) {
-            dp[i] += gi * (p[i] - t[i]) / std::max((T(1) - p[i]) * p[i], T(1e-12));
-        });
-    if (dt)
-        g.for_each(n, [=](int64_t i, T gi) { dt[i] += gi * (clamped_log(T(1) - p[i]) - clamped_log(p[i])); });
+    LossGrad<T>(dy, r, n).for_each_block(n, [=](int64_t b, int64_t m, const auto& g) {
+        const auto P = array(p + b, m), Tt = array(t + b, m);
+        if (dp) array(dp + b, m) += g * (P - Tt) / ((T(1) - P) * P).max(T(1e-12));
+        if (dt) array(dt + b, m) += g * (clamped_log(T(1) - P) - clamped_log(P));
+    });
 }
 
 // l = (a - b)^2. a, b [n] -> y [n] or [1]
 template <class T>
 void mse_forward(T* y, const T* a, const T* b, int64_t n, Reduction r) {
-    reduce_loss(y, n, r, [a, b](int64_t i) {
-        const T d = a[i] - b[i];
-        return d * d;
+    reduce_loss(y, n, r, [a, b](int64_t i, int64_t m, T* out) {
+        array(out, m) = (array(a + i, m) - array(b + i, m)).square();
     });
 }
 
 // da += 2 g (a - b);  db -= 2 g (a - b).  da or db may be null.
 template <class T>
 void mse_backward(T* da, T* db, const T* dy, const T* a, const T* b, int64_t n, Reduction r) {
-    const LossGrad<T> g(dy, r, n);
-    if (da) g.for_each(n, [=](int64_t i, T gi) { da[i] += T(2) * gi * (a[i] - b[i]); });
-    if (db) g.for_each(n, [=](int64_t i, T gi) { db[i] -= T(2) * gi * (a[i] - b[i]); });
+    LossGrad<T>(dy, r, n).for_each_block(n, [=](int64_t i, int64_t m, const auto& g) {
+        const auto d = T(2) * g * (array(a + i, m) - array(b + i, m));
+        if (da) array(da + i, m) += d;
+        if (db) array(db + i, m) -= d;
+    });
 }
 
 // y = x - max - log(sum exp(x - max)) along the axis of x viewed as [outer, k, inner].
@@ -152,7 +155,9 @@ void log_softmax_backward(T* dx, const T* dy, const T* y, int64_t outer, int64_t
 // the mean divides by N, as PyTorch's nll_loss without class weights.
 template <class T>
 void nll_forward(T* y, const T* lp, const int64_t* target, int64_t N, int64_t K, Reduction r) {
-    reduce_loss(y, N, r, [=](int64_t n) { return -lp[n * K + target[n]]; });
+    reduce_loss(y, N, r, [=](int64_t b, int64_t m, T* out) {
+        for (int64_t n = b; n < b + m; ++n) out[n - b] = -lp[n * K + target[n]];
+    });
 }
 
 // dlp [n, target[n]] -= g_n

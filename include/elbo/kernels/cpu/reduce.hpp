@@ -11,15 +11,15 @@ namespace elbo::kernels {
 // y [1] = scale * sum(x [n]), accumulated in double, the same for every thread count.
 template <class T>
 void sum_forward(T* y, const T* x, int64_t n, double scale) {
-    y[0] = static_cast<T>(scale * parallel_sum(n, [x](int64_t i) { return x[i]; }));
+    const double s = parallel_sum<T>(n, [x](int64_t b, int64_t m, T* out) { array(out, m) = array(x + b, m); });
+    y[0] = static_cast<T>(scale * s);
 }
 
 // dx [n] += scale * dy [1]
 template <class T>
 void sum_backward(T* dx, const T* dy, int64_t n, double scale) {
     const T g = static_cast<T>(scale * dy[0]);
-#pragma omp parallel for schedule(static) if (n >= parallel_grain)
-    for (int64_t i = 0; i < n; ++i) dx[i] += g;
+    for_each_block(n, [=](int64_t b, int64_t m) { array(dx + b, m) += g; });
 }
 
 // y [outer, inner] = scale * sum over k of x [outer, n, inner]

@@ -12,6 +12,17 @@
 
 #include <Eigen/Core>
 
+// A build whose packets are narrower than the x86-64 machines of the last decade (or that has none)
+// says so: the kernels run at a fraction of their speed. Define ELBO_BASELINE_ISA in a build meant
+// to run on any CPU of its architecture, to silence it.
+#if !defined(ELBO_BASELINE_ISA)
+#if !defined(EIGEN_VECTORIZE)
+#warning "elbo: compiled without a vector ISA, its kernels run one value at a time: add -march=native (CMake: ELBO_NATIVE=ON) or the -march of the CPUs it will run on"
+#elif (defined(__x86_64__) || defined(__i386__)) && !defined(__AVX2__)
+#warning "elbo: compiled for SSE2 only (no AVX2, no FMA), its kernels run at a fraction of their speed: add -march=native (CMake: ELBO_NATIVE=ON), or -march=x86-64-v3 for any AVX2 machine"
+#endif
+#endif
+
 namespace elbo::kernels::simd {
 
 template <class T>

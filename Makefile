@@ -4,6 +4,9 @@
 #   make demo           the main job: trains the seed VAE on Fashion-MNIST for DEMO_SECONDS, then
 #                       evaluates it and says where its pictures are (runs/demo)
 #   make test-sanitize  the tests again, built with AddressSanitizer and UBSan (build-sanitize/)
+#   make test-isa       the kernel and gradient tests once per vector ISA: SSE2, AVX2 + FMA, AVX-512
+#                       (where the CPU has it; elsewhere only compiled), and NEON and SVE
+#                       cross-compiled for aarch64, run under qemu (build-isa/<variant>; tests/isa/run.sh)
 #   make fuzz           the safetensors reader under libFuzzer for FUZZ_SECONDS (build-fuzz/)
 #   make consumer       install elbo, then build a project that uses it three ways, and once with
 #                       its own -march instead of ELBO_NATIVE (build-consumer/)
@@ -25,6 +28,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PACKAGES      := cmake make g++ git python3 libeigen3-dev doctest-dev nlohmann-json3-dev libcli11-dev zlib1g-dev libstb-dev dataset-fashion-mnist
 FUZZ_PACKAGES := clang libclang-rt-14-dev
 TORCH_PACKAGES := python3-torch python3-numpy libopenblas0-openmp
+# test-isa: Eigen, doctest and a native g++, and for aarch64 the cross compiler and qemu-user.
+ISA_PACKAGES  := cmake make g++ libeigen3-dev doctest-dev g++-aarch64-linux-gnu qemu-user
 
 # Installs those of the given Debian packages that are missing, without questions.
 define install_missing
@@ -36,7 +41,7 @@ define install_missing
 	fi
 endef
 
-.PHONY: deps build test demo test-sanitize fuzz consumer reference clean
+.PHONY: deps build test demo test-sanitize test-isa fuzz consumer reference clean
 
 deps:
 	$(call install_missing,$(PACKAGES))
@@ -65,6 +70,12 @@ demo: deps
 
 test-sanitize:
 	$(MAKE) test BUILD=build-sanitize CUDA=off CMAKE_ARGS="-DELBO_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo"
+
+# ISA=sse2 (or "neon sve", ...) runs only those variants; each build directory is kept, so a second
+# run rebuilds only what changed.
+test-isa:
+	$(call install_missing,$(ISA_PACKAGES))
+	JOBS=$(JOBS) bash tests/isa/run.sh $(ISA)
 
 fuzz: deps
 	$(call install_missing,$(FUZZ_PACKAGES))
@@ -102,4 +113,4 @@ reference:
 	/usr/bin/python3 tests/reference/make_model_reference.py
 
 clean:
-	rm -rf build build-sanitize build-fuzz build-consumer
+	rm -rf build build-sanitize build-fuzz build-consumer build-isa

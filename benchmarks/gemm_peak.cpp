@@ -5,7 +5,6 @@
 //   build/benchmarks/gemm_peak [threads] [n]
 #include <omp.h>
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>

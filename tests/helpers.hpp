@@ -9,7 +9,34 @@
 #include <filesystem>
 #include <string>
 
+// ELBO_TESTS_LOWER_LAYERS: only the layers the kernel and gradient tests use (tensor/, autograd/,
+// ops/ and the kernels under them), so that those tests build without zlib, stb and nlohmann-json,
+// e.g. cross-compiled for another ISA (tests/isa/).
+#ifdef ELBO_TESTS_LOWER_LAYERS
+#include "elbo/error.hpp"
+#include "elbo/tensor/generator.hpp"
+#include "elbo/tensor/pool.hpp"
+#include "elbo/tensor/shape.hpp"
+#include "elbo/tensor/tensor.hpp"
+
+#include "elbo/autograd/backward.hpp"
+#include "elbo/autograd/dot.hpp"
+#include "elbo/autograd/gradcheck.hpp"
+#include "elbo/autograd/profile.hpp"
+#include "elbo/autograd/var.hpp"
+
+#include "elbo/ops/activations.hpp"
+#include "elbo/ops/arithmetic.hpp"
+#include "elbo/ops/common.hpp"
+#include "elbo/ops/conv.hpp"
+#include "elbo/ops/latent.hpp"
+#include "elbo/ops/linear.hpp"
+#include "elbo/ops/losses.hpp"
+#include "elbo/ops/reduce.hpp"
+#include "elbo/ops/shape.hpp"
+#else
 #include "elbo/elbo.hpp"
+#endif
 #include "scratch.hpp"
 
 namespace elbo::testing {

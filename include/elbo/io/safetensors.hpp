@@ -12,7 +12,6 @@
 // trusted before it is checked. Writing stores F32 by default (F64, F16, BF16 on request) and is
 // atomic: a temporary file beside the target, flushed to disk, then renamed over it.
 
-#include <Eigen/Core>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -26,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "elbo/eigen.hpp"
 #include "elbo/io/file.hpp"
 #include "elbo/tensor/tensor.hpp"
 

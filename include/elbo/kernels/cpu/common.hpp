@@ -2,12 +2,12 @@
 // What every CPU kernel shares: the loss reduction, scratch memory, the blocks element-wise kernels
 // go over as Eigen arrays, and a deterministic parallel sum.
 
-#include <Eigen/Core>
-
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
+
+#include "elbo/eigen.hpp"
 
 namespace elbo {
 

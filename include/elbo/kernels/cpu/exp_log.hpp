@@ -5,7 +5,7 @@
 //   sigmoid(x)  = 1 / (1 + exp(-x))             exp(-x) = inf gives 0, the limit
 //   softplus(x) = max(x, 0) + log1p(e),         e = exp(-|x|) in [0, 1]
 //
-// exp is Eigen's (its packet exp on every ISA). log1p is ours, on [0, 1] only, because Eigen's is
+// exp is Eigen's generic packet exp on every ISA (simd::exp says why not AVX-512's own). log1p is ours, on [0, 1] only, because Eigen's is
 // slower where it is vectorized and scalar where it is not: on AVX-512, 2^20 floats took 2.31 ms
 // with Eigen 3.4's Array::log1p and 0.70 ms with this one (one sitting, benchmarks in the note of
 // issue 15), and Eigen 3.4 has no packet log1p for NEON. It is made of array arithmetic alone, so
@@ -21,14 +21,21 @@
 #include <type_traits>
 
 #include "elbo/kernels/cpu/common.hpp"
+#include "elbo/kernels/cpu/simd.hpp"
 
 namespace elbo::kernels {
+
+// e^x, as an Eigen array expression of x (any shape).
+template <class X>
+auto exponential(const Eigen::ArrayBase<X>& x) {
+    return x.unaryExpr(simd::ExpOp<typename X::Scalar>{});
+}
 
 // 1 / (1 + e^-x), as an Eigen array expression of x.
 template <class X>
 auto sigmoid(const Eigen::ArrayBase<X>& x) {
     using T = typename X::Scalar;
-    return T(1) / (T(1) + (-x).exp());
+    return T(1) / (T(1) + exponential(-x));
 }
 
 // out[i] = log(1 + e[i]) for the m <= block values e[i] in [0, 1]; out may be e.
@@ -51,7 +58,7 @@ void log1p_unit(T* out, const T* e, int64_t m) {
 // out[i] = log(1 + exp(-|x[i]|)) for the m <= block values of x: softplus(x) - max(x, 0).
 template <class T>
 void log1p_exp_neg_abs(T* out, const T* x, int64_t m) {
-    array(out, m) = (-array(x, m).abs()).exp();
+    array(out, m) = exponential(-array(x, m).abs());
     log1p_unit(out, out, m);
 }
 

@@ -22,7 +22,7 @@ template <class T>
 void gaussian_kl_forward(T* y, const T* mu, const T* logvar, int64_t N, int64_t D, Reduction r) {
     reduce_loss(y, N, r, [=](int64_t b, int64_t m, T* out) {
         const auto Mu = samples(mu, b, m, D), Lv = samples(logvar, b, m, D);
-        array(out, m) = T(-0.5) * (T(1) + Lv - Mu.square() - Lv.exp()).colwise().sum().transpose();
+        array(out, m) = T(-0.5) * (T(1) + Lv - Mu.square() - exponential(Lv)).colwise().sum().transpose();
     });
 }
 
@@ -33,7 +33,7 @@ void gaussian_kl_backward(T* dmu, T* dlogvar, const T* dy, const T* mu, const T*
     LossGrad<T>(dy, r, N).for_each_block(N, [=](int64_t b, int64_t m, const auto& g) {
         const auto G = g.transpose().replicate(D, 1);  // g_n in every row of sample n's column
         if (dmu) samples(dmu, b, m, D) += G * samples(mu, b, m, D);
-        if (dlogvar) samples(dlogvar, b, m, D) += G * T(0.5) * (samples(logvar, b, m, D).exp() - T(1));
+        if (dlogvar) samples(dlogvar, b, m, D) += G * T(0.5) * (exponential(samples(logvar, b, m, D)) - T(1));
     });
 }
 
@@ -41,7 +41,7 @@ void gaussian_kl_backward(T* dmu, T* dlogvar, const T* dy, const T* mu, const T*
 template <class T>
 void reparameterize_forward(T* z, const T* mu, const T* logvar, const T* eps, int64_t n) {
     for_each_block(n, [=](int64_t b, int64_t m) {
-        array(z + b, m) = array(mu + b, m) + array(eps + b, m) * (T(0.5) * array(logvar + b, m)).exp();
+        array(z + b, m) = array(mu + b, m) + array(eps + b, m) * exponential(T(0.5) * array(logvar + b, m));
     });
 }
 
@@ -51,7 +51,7 @@ void reparameterize_backward(T* dmu, T* dlogvar, T* deps, const T* dz, const T* 
                              int64_t n) {
     for_each_block(n, [=](int64_t b, int64_t m) {
         alignas(64) T sigma[block];
-        array(sigma, m) = (T(0.5) * array(logvar + b, m)).exp();
+        array(sigma, m) = exponential(T(0.5) * array(logvar + b, m));
         const auto Dz = array(dz + b, m), Sigma = array(static_cast<const T*>(sigma), m);
         if (dmu) array(dmu + b, m) += Dz;
         if (dlogvar) array(dlogvar + b, m) += Dz * array(eps + b, m) * T(0.5) * Sigma;

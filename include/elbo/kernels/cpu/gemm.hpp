@@ -80,50 +80,46 @@ namespace gemm_detail {
 template <class T>
 using Simd = simd::Packet<T>;
 
-// Tile and block sizes, from the packet width alone (never the thread count, so the sums stay the
-// same for any number of threads). MR x NR accumulators, MR rows of two packets, take 12 vector
-// registers (of 16 on SSE and AVX2, 32 on AVX-512 and NEON); KC is chosen so that a KC x NR panel
-// of B is 16 KiB (L1 holds 32 or more): 256 for float on AVX2, where MC x KC of A is 96 KiB (L2
-// holds 512) and KC x NC of B 2 MiB (L3).
+// Tile and block sizes, from the packet width and the register count alone (never the thread
+// count, so the sums stay the same for any number of threads). The tile is MR rows of two packets:
+// 2 MR accumulators, two packets of B and A's values must fit the vector registers. On x86 A's
+// values are broadcast one at a time into one register: MR is 6 where there are 16 (SSE, AVX2) and
+// 12 where there are 32 (AVX-512). On arm64 GCC keeps each of A's MR values in a register of its
+// own and multiplies by its lane, so 3 MR + 2 must fit: 8 (at 10, it spilled 3 accumulators to the
+// stack). KC is chosen so that a KC x NR panel of B is 16 KiB (L1 holds 32 or more): 256 for float
+// on AVX2, where MC x KC of A is 96 KiB (L2 holds 512) and KC x NC of B 2 MiB (L3).
 template <class T>
 struct Blocking {
-    static constexpr int64_t MR = 6;
+    static constexpr int64_t MR = simd::registers < 32 ? 6 : simd::fma_by_lane ? 8 : 12;
     static constexpr int64_t NR = 2 * Simd<T>::width;
     static constexpr int64_t KC = std::clamp<int64_t>(16384 / (NR * int64_t(sizeof(T))), 64, 512);
-    static constexpr int64_t MC = 96;
+    static constexpr int64_t MC = 16 * MR;
     static constexpr int64_t NC = 2048;
     static_assert(MC % MR == 0 && NC % NR == 0, "the packed buffers hold whole tiles");
 };
 
-// tile[MR, NR] = a b over kc, with a packed [kc][MR] and b packed [kc][NR]: twelve accumulators,
-// named one by one because GCC keeps an array of them in memory, at half the speed.
+// tile[MR, NR] = a b over kc, with a packed [kc][MR] and b packed [kc][NR]: the accumulators are an
+// array that the unrolled loops index with constants only, so GCC keeps every one in a register.
 template <class T>
 void micro_kernel(int64_t kc, const T* a, const T* b, T* tile) {
     using S = Simd<T>;
     using V = typename S::V;
-    constexpr int W = S::width;
-    static_assert(Blocking<T>::MR == 6 && Blocking<T>::NR == 2 * W);
-    V c00 = S::zero(), c01 = S::zero(), c10 = S::zero(), c11 = S::zero(), c20 = S::zero(), c21 = S::zero();
-    V c30 = S::zero(), c31 = S::zero(), c40 = S::zero(), c41 = S::zero(), c50 = S::zero(), c51 = S::zero();
-    for (int64_t k = 0; k < kc; ++k, a += 6, b += 2 * W) {
+    constexpr int W = S::width, MR = Blocking<T>::MR;
+    static_assert(Blocking<T>::NR == 2 * W);
+    V c[MR][2];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = S::zero();
+    for (int64_t k = 0; k < kc; ++k, a += MR, b += 2 * W) {
         const V b0 = S::load(b), b1 = S::load(b + W);
-        V ai = S::broadcast(a + 0);
-        c00 = S::fma(ai, b0, c00), c01 = S::fma(ai, b1, c01);
-        ai = S::broadcast(a + 1);
-        c10 = S::fma(ai, b0, c10), c11 = S::fma(ai, b1, c11);
-        ai = S::broadcast(a + 2);
-        c20 = S::fma(ai, b0, c20), c21 = S::fma(ai, b1, c21);
-        ai = S::broadcast(a + 3);
-        c30 = S::fma(ai, b0, c30), c31 = S::fma(ai, b1, c31);
-        ai = S::broadcast(a + 4);
-        c40 = S::fma(ai, b0, c40), c41 = S::fma(ai, b1, c41);
-        ai = S::broadcast(a + 5);
-        c50 = S::fma(ai, b0, c50), c51 = S::fma(ai, b1, c51);
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) {
+            const V ai = S::broadcast(a + i);
+            c[i][0] = S::fma(ai, b0, c[i][0]);
+            c[i][1] = S::fma(ai, b1, c[i][1]);
+        }
     }
-    S::store(tile + 0 * W, c00), S::store(tile + 1 * W, c01), S::store(tile + 2 * W, c10);
-    S::store(tile + 3 * W, c11), S::store(tile + 4 * W, c20), S::store(tile + 5 * W, c21);
-    S::store(tile + 6 * W, c30), S::store(tile + 7 * W, c31), S::store(tile + 8 * W, c40);
-    S::store(tile + 9 * W, c41), S::store(tile + 10 * W, c50), S::store(tile + 11 * W, c51);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) S::store(tile + 2 * i * W, c[i][0]), S::store(tile + (2 * i + 1) * W, c[i][1]);
 }
 
 // Asks for C's tile (rows i .. i+m-1, columns j .. j+n-1) to be brought into cache while the

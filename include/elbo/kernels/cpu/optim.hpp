@@ -3,9 +3,9 @@
 // (nn/optim.hpp holds the optimizers, their options and state; these are the arithmetic). The
 // scalar coefficients arrive computed in double and rounded to T, as Python's floats are.
 //
-// The update of one element is a function that the CUDA module's kernels call too (cuda/src/optim.cu
-// compiles this header with nvcc): the CPU and the GPU run one definition, and differ only in how
-// they go over the elements.
+// The update is one function that the CUDA module's kernels call too (cuda/src/optim.cu compiles
+// this header with nvcc): the CPU runs it on blocks of elements as Eigen arrays, the GPU on one
+// element per thread; they differ only in how they go over the elements.
 
 #include <cmath>
 
@@ -30,22 +30,36 @@ struct SGDStep {
 };
 
 // d = g + wd w;  with momentum buf = d (first step) or momentum buf + damping d, and d = buf (or
-// d + momentum buf, Nesterov);  w -= lr d.
-template <class T>
-ELBO_HOST_DEVICE inline void sgd_update(T& w, T g, T& buf, const SGDStep<T>& s) {
-    T d = g;
-    if (s.decay) d = d + s.weight_decay * w;
-    if (s.heavy_ball) {
-        buf = s.first ? d : buf * s.momentum + s.damping * d;
-        d = s.nesterov ? d + s.momentum * buf : buf;
-    }
-    w = w + -s.lr * d;
+// d + momentum buf, Nesterov);  w -= lr d. W, G and B are T (one element: the CUDA module) or Eigen
+// arrays (a block of elements: the CPU); d stays an expression, evaluated where it is used.
+template <class T, class W, class G, class B>
+ELBO_HOST_DEVICE inline void sgd_update(W&& w, const G& g, B&& buf, const SGDStep<T>& s) {
+    const auto step = [&](const auto& d) {
+        if (!s.heavy_ball) {
+            w = w + -s.lr * d;
+            return;
+        }
+        if (s.first)
+            buf = d;
+        else
+            buf = buf * s.momentum + s.damping * d;
+        if (s.nesterov)
+            w = w + -s.lr * (d + s.momentum * buf);
+        else
+            w = w + -s.lr * buf;
+    };
+    if (s.decay)
+        step(g + s.weight_decay * w);
+    else
+        step(g);
 }
 
 template <class T>
 void sgd_step(T* w, const T* g, T* buf, int64_t n, const SGDStep<T>& s) {
-#pragma omp parallel for schedule(static) if (n >= parallel_grain)
-    for (int64_t j = 0; j < n; ++j) sgd_update(w[j], g[j], buf[j], s);
+    for_each_block(n, [&](int64_t b, int64_t m) {
+        auto wb = array(w + b, m), bufb = array(buf + b, m);
+        sgd_update(wb, array(g + b, m), bufb, s);
+    });
 }
 
 // Where Adam's weight decay goes: added to the gradient (Adam) or applied to the weight (AdamW).
@@ -63,21 +77,29 @@ struct AdamStep {
 };
 
 // g += wd w (coupled) or w *= 1 - lr wd (decoupled);  m = b1 m + (1 - b1) g;
-// v = b2 v + (1 - b2) g^2;  w -= step_size m / (sqrt(v) / bc2_sqrt + eps).
-template <class T>
-ELBO_HOST_DEVICE inline void adam_update(T& w, T g, T& m, T& v, const AdamStep<T>& s) {
+// v = b2 v + (1 - b2) g^2;  w -= step_size m / (sqrt(v) / bc2_sqrt + eps). As sgd_update, on one
+// element or on Eigen arrays.
+template <class T, class W, class G, class M, class V>
+ELBO_HOST_DEVICE inline void adam_update(W&& w, const G& g, M&& m, V&& v, const AdamStep<T>& s) {
+    using std::sqrt;  // Eigen's sqrt for arrays, by argument-dependent lookup
     if (s.decay == AdamDecay::decoupled) w = w * s.shrink_by;
-    if (s.decay == AdamDecay::coupled) g = g + s.weight_decay * w;
-    m = m * s.beta1 + s.one_minus_beta1 * g;
-    v = v * s.beta2 + s.one_minus_beta2 * g * g;
-    const T denom = std::sqrt(v) / s.bc2_sqrt + s.eps;
-    w = w + -s.step_size * m / denom;
+    const auto moments = [&](const auto& d) {
+        m = m * s.beta1 + s.one_minus_beta1 * d;
+        v = v * s.beta2 + s.one_minus_beta2 * d * d;
+    };
+    if (s.decay == AdamDecay::coupled)
+        moments(g + s.weight_decay * w);
+    else
+        moments(g);
+    w = w + -s.step_size * m / (sqrt(v) / s.bc2_sqrt + s.eps);
 }
 
 template <class T>
 void adam_step(T* w, const T* g, T* m, T* v, int64_t n, const AdamStep<T>& s) {
-#pragma omp parallel for schedule(static) if (n >= parallel_grain)
-    for (int64_t j = 0; j < n; ++j) adam_update(w[j], g[j], m[j], v[j], s);
+    for_each_block(n, [&](int64_t b, int64_t size) {
+        auto wb = array(w + b, size), mb = array(m + b, size), vb = array(v + b, size);
+        adam_update(wb, array(g + b, size), mb, vb, s);
+    });
 }
 
 }  // namespace elbo::kernels

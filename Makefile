@@ -11,6 +11,10 @@
 #   make consumer       install elbo, then build a project that uses it three ways, and once with
 #                       its own -march instead of ELBO_NATIVE (build-consumer/)
 #   make reference      regenerate tests/reference/*.safetensors with Debian's python3-torch
+#   make bench-deps     PyTorch 2.x from PyPI in $(BUILD)/bench-venv, and Debian's PyTorch 1.13 with
+#                       its OpenMP OpenBLAS, for the benchmarks (never needed by make test)
+#   make bench          elbo against both PyTorches: the seed VAE, and the paper's kim-mnih VAE and
+#                       FactorVAE (benchmarks/compare.sh; batch 64, 2 threads, 3 rounds)
 
 BUILD        ?= build
 JOBS         ?= 2
@@ -28,6 +32,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PACKAGES      := cmake make g++ git python3 libeigen3-dev doctest-dev nlohmann-json3-dev libcli11-dev zlib1g-dev libstb-dev dataset-fashion-mnist
 FUZZ_PACKAGES := clang libclang-rt-14-dev
 TORCH_PACKAGES := python3-torch python3-numpy libopenblas0-openmp
+BENCH_VENV     := $(BUILD)/bench-venv
 # test-isa: Eigen, doctest and a native g++, and for aarch64 the cross compiler and qemu-user.
 ISA_PACKAGES  := cmake make g++ libeigen3-dev doctest-dev g++-aarch64-linux-gnu qemu-user
 
@@ -41,7 +46,7 @@ define install_missing
 	fi
 endef
 
-.PHONY: deps build test demo test-sanitize test-isa fuzz consumer reference clean
+.PHONY: deps build test demo test-sanitize test-isa fuzz consumer reference bench-deps bench clean
 
 deps:
 	$(call install_missing,$(PACKAGES))
@@ -111,6 +116,17 @@ reference:
 	$(call install_missing,$(TORCH_PACKAGES))
 	/usr/bin/python3 tests/reference/make_reference.py
 	/usr/bin/python3 tests/reference/make_model_reference.py
+
+# PyPI's default torch wheel (about 5 GB with the CUDA libraries it brings and the CPU runs never
+# load) in a virtual environment of Debian's Python; installed once, kept until make clean.
+bench-deps: deps
+	$(call install_missing,$(TORCH_PACKAGES) python3-venv)
+	[ -x $(BENCH_VENV)/bin/python ] || /usr/bin/python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -c 'import torch' 2> /dev/null || $(BENCH_VENV)/bin/pip install -q 'torch>=2' numpy
+
+bench: build bench-deps
+	BUILD=$(BUILD) benchmarks/compare.sh
+	BUILD=$(BUILD) ARCH=kim-mnih MODELS="vae factor-vae" benchmarks/compare.sh
 
 clean:
 	rm -rf build build-sanitize build-fuzz build-consumer build-isa

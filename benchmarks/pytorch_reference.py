@@ -106,12 +106,21 @@ def main():
             loss = loss + 35.0 * (d[:, 0] - d[:, 1]).sum()
         return loss, z
 
+    def freeze_discriminator(frozen):
+        # As elbo's step: the VAE's objective sends no gradient into the discriminator's parameters,
+        # which the VAE's optimizer ignores and the discriminator's step would clear unused.
+        for p in model.discriminator.parameters():
+            p.requires_grad_(not frozen)
+
     def train_step():
+        if hidden:
+            freeze_discriminator(True)
         loss, z = objective(x)
         opt.zero_grad()
         loss.backward()
         opt.step()
         if hidden:
+            freeze_discriminator(False)
             with torch.no_grad():
                 mu, logvar = model.encoder(x_other)
                 z_other = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)

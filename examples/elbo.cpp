@@ -291,7 +291,8 @@ int main(int argc, char** argv) {
     CLI::App app{"elbo: variational autoencoders on a small, readable autodiff library"};
     // The vector ISA the kernels were compiled for, as Eigen's packets use it.
     app.set_version_flag("--version", str("elbo ", ELBO_VERSION, " (kernels: ", kernels::simd::instruction_set(),
-                                          ", float packets of ", kernels::simd::float_width, ")"));
+                                          ", float packets of ", kernels::simd::float_width, "; built by ",
+                                          cli::compiler(), ")"));
     app.require_subcommand(1);
 
     // train

@@ -400,6 +400,50 @@ TEST_CASE("VAE, beta-VAE and FactorVAE train: their losses fall") {
     }
 }
 
+TEST_CASE("FactorVAE's step leaves the discriminator's parameters out of the VAE's backward pass, and trains the same") {
+    // Two copies of one model: the step as elbo takes it, and the same step with the discriminator's
+    // parameters left requiring gradients through the VAE's backward pass (PyTorch's default).
+    Generator init_a(6), init_b(6);
+    auto a = make_model<float>(small("factor-vae"), init_a), b = make_model<float>(small("factor-vae"), init_b);
+    auto& fa = dynamic_cast<FactorVAE<float>&>(*a);
+    auto& fb = dynamic_cast<FactorVAE<float>&>(*b);
+    optim::Adam<float> vae_a(a->vae_parameters(), factor_vae_adam()), vae_b(b->vae_parameters(), factor_vae_adam());
+    optim::Adam<float> d_a(fa.discriminator_parameters(), factor_vae_discriminator_adam());
+    optim::Adam<float> d_b(fb.discriminator_parameters(), factor_vae_discriminator_adam());
+    Generator data(7);
+    const Tensor<float> images = rectangles(data);
+    const Tensor<float> x = images.slice(0, 8), other = images.slice(8, 16);
+    for (int64_t step = 0; step < 3; ++step) {
+        Generator ga(100 + static_cast<uint64_t>(step)), gb(100 + static_cast<uint64_t>(step));
+        cli::train_step(*a, {&vae_a, &d_a}, x, other, step, ga);
+        // The VAE's objective through the discriminator, its parameters included.
+        const Var<float> input(x);
+        const VAEOutput<float> out = b->forward(input, gb);
+        const VAELoss<float> loss = b->loss(input, out, step);
+        vae_b.zero_grad();
+        backward(loss.total);
+        for (const auto& [name, p] : fb.discriminator_parameters()) CHECK(p.has_grad());
+        vae_b.step();
+        Var<float> z_other;
+        {
+            NoGrad no_grad;
+            auto [mu, logvar] = b->encoder.encode(Var<float>(other));
+            z_other = reparameterize(mu, logvar, gb);
+        }
+        const DiscriminatorLoss<float> d = fb.discriminator_loss(out.z, z_other, gb);
+        d_b.zero_grad();
+        backward(d.loss);
+        d_b.step();
+    }
+    const auto pa = a->named_parameters(), pb = b->named_parameters();
+    REQUIRE(pa.size() == pb.size());
+    for (size_t i = 0; i < pa.size(); ++i) {
+        INFO(pa[i].first);
+        CHECK(testing::relative_difference(pa[i].second.value(), pb[i].second.value()) == 0.0);
+        CHECK(pa[i].second.requires_grad());  // unfrozen again
+    }
+}
+
 TEST_CASE("once the pool is warm, a training step asks the system for no memory") {
     for (const char* kind : {"vae", "factor-vae"}) {
         INFO(kind);

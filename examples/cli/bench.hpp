@@ -69,6 +69,17 @@ struct ModelWork {
     }
 };
 
+// The compiler that built this program, e.g. "GCC 12.2.0".
+inline const char* compiler() {
+#if defined(__clang__)
+    return "clang " __clang_version__;
+#elif defined(__GNUC__)
+    return "GCC " __VERSION__;
+#else
+    return "an unknown compiler";
+#endif
+}
+
 inline double peak_rss_mb() {
     rusage u{};
     getrusage(RUSAGE_SELF, &u);
@@ -147,6 +158,7 @@ inline int run_bench(const BenchOptions& o) {
                              {"threads", omp_get_max_threads()},
                              {"isa", kernels::simd::instruction_set()},
                              {"float_packet", kernels::simd::float_width},
+                             {"compiler", compiler()},
                              {"device", o.device},
                              {"steps", o.steps},
                              {"train_step_ms", train_ms},

@@ -87,14 +87,19 @@ using Simd = simd::Packet<T>;
 // 12 where there are 32 (AVX-512). On arm64 GCC keeps each of A's MR values in a register of its
 // own and multiplies by its lane, so 3 MR + 2 must fit: 8 (at 10, it spilled 3 accumulators to the
 // stack). KC is chosen so that a KC x NR panel of B is 16 KiB (L1 holds 32 or more): 256 for float
-// on AVX2, where MC x KC of A is 96 KiB (L2 holds 512) and KC x NC of B 2 MiB (L3).
+// on AVX2, where MC x KC of A is 96 KiB (L2 holds 512), 128 on AVX-512. MC and NC were measured on
+// the kim-mnih network's layers (benchmarks/bench_layers, AVX-512, 2 threads, best of 5): MC 96
+// (8 tiles on AVX-512, 16 on AVX2) and NC 1024, which keeps B's packed panel (KC x NC, 512 KiB on
+// AVX-512) in L2, took the convolutions from 34.6 to 30.1 ms forward and 75.3 to 71.3 backward
+// against MC 192 and NC 2048. A larger KC is faster on large square products (n = 2048: 151
+// GFLOP/s at KC 512 against 111) and slower on these layers, whose M is 32 to 64.
 template <class T>
 struct Blocking {
     static constexpr int64_t MR = simd::registers < 32 ? 6 : simd::fma_by_lane ? 8 : 12;
     static constexpr int64_t NR = 2 * Simd<T>::width;
     static constexpr int64_t KC = std::clamp<int64_t>(16384 / (NR * int64_t(sizeof(T))), 64, 512);
-    static constexpr int64_t MC = 16 * MR;
-    static constexpr int64_t NC = 2048;
+    static constexpr int64_t MC = 96;
+    static constexpr int64_t NC = 1024;
     static_assert(MC % MR == 0 && NC % NR == 0, "the packed buffers hold whole tiles");
 };
 

@@ -246,6 +246,25 @@ void pack_panels(T* dst, const MatrixView<const T>& b, int64_t k0, int64_t kc, i
                 for (int64_t jj = 0; jj < NR; ++jj) dst[k * NR + jj] = src[jj];
             continue;
         }
+        if (n == NR && b.rs == 1 && j % b.group + NR <= b.group) {
+            // Each column runs along k (B is a transposed row-major matrix: linear's weight): blocks
+            // of width x width are loaded down the columns and transposed in registers, rather
+            // than written one value per cache line.
+            using S = gemm_detail::Simd<T>;
+            constexpr int64_t W = S::width;
+            const T* src = b.p + k0 + b.column_offset(j);  // column j + jj at src + jj * cs
+            int64_t k = 0;
+            for (; k + W <= kc; k += W)
+                for (int64_t jj = 0; jj < NR; jj += W) {
+                    typename S::V v[W];
+                    for (int64_t r = 0; r < W; ++r) v[r] = S::load(src + (jj + r) * b.cs + k);
+                    S::transpose(v);
+                    for (int64_t r = 0; r < W; ++r) S::store(dst + (k + r) * NR + jj, v[r]);
+                }
+            for (; k < kc; ++k)
+                for (int64_t jj = 0; jj < NR; ++jj) dst[k * NR + jj] = src[jj * b.cs + k];
+            continue;
+        }
         for (int64_t jj = 0; jj < NR; ++jj) {
             if (jj >= n) {
                 for (int64_t k = 0; k < kc; ++k) dst[k * NR + jj] = T(0);
@@ -301,7 +320,10 @@ void gemm(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b, bool
     // Inside another parallel region (a convolution's images shared among threads) this GEMM runs
     // on its one thread: one range, so that nothing is packed twice.
     const int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads(), wanted = threads == 1 ? 1 : 4 * threads;
-    const int64_t col_parts = std::clamp<int64_t>(N / (4 * Bk::NR), 1, wanted);
+    // At least four panels of NR columns in a range; as many ranges as the threads can share evenly.
+    const int64_t panels = (N + Bk::NR - 1) / Bk::NR;
+    int64_t col_parts = std::clamp<int64_t>(panels / 4, 1, wanted);
+    if (col_parts > threads) col_parts -= col_parts % threads;
     const int64_t row_parts = std::clamp<int64_t>(wanted / col_parts, 1, (M + Bk::MR - 1) / Bk::MR);
     const int64_t cols_each = ((N + Bk::NR - 1) / Bk::NR + col_parts - 1) / col_parts * Bk::NR;
     const int64_t rows_each = ((M + Bk::MR - 1) / Bk::MR + row_parts - 1) / row_parts * Bk::MR;

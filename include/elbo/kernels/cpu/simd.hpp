@@ -8,6 +8,7 @@
 //   zero, broadcast    every lane 0, every lane *p
 //   load, store        `width` values at p (any alignment)
 //   add, fma           a + b; a * b + c (fused where the ISA has FMA)
+//   transpose          a square block of packets, in registers
 //   prefetch           ask for the cache line at p
 
 #include <cmath>
@@ -39,6 +40,16 @@ struct Packet {
     static void store(T* p, V v) { Eigen::internal::pstoreu(p, v); }
     static V add(V a, V b) { return Eigen::internal::padd(a, b); }
     static V fma(V a, V b, V c) { return Eigen::internal::pmadd(a, b, c); }
+    // A width x width block transposed in registers: afterwards v[r] holds lane r of every v[c].
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"  // V's vector attributes, as in Eigen's own PacketBlocks
+    static void transpose(V (&v)[width]) {
+        Eigen::internal::PacketBlock<V, width> block;
+        for (int r = 0; r < width; ++r) block.packet[r] = v[r];
+        Eigen::internal::ptranspose(block);
+        for (int r = 0; r < width; ++r) v[r] = block.packet[r];
+    }
+#pragma GCC diagnostic pop
     static void prefetch(const T* p) {
 #if defined(__x86_64__) || defined(__i386__)
         asm volatile("prefetcht0 %0" : : "m"(*p));  // GCC drops __builtin_prefetch from fully unrolled loops

@@ -103,8 +103,10 @@ int main(int argc, char** argv) {
             return linear(x, w, b);
         };
         const Tensor<float> seed = Tensor<float>::full(out_shape, 1.0f);
+        // The backward pass: a step's time less its forward pass's, both recording the graph.
         const double fwd = median_ms(repeats, [&] { NoGrad g; forward(); });
-        const double bwd = median_ms(repeats, [&] { backward(forward(), seed); }) - fwd;
+        const double recorded = median_ms(repeats, [&] { forward(); });
+        const double bwd = median_ms(repeats, [&] { backward(forward(), seed); }) - recorded;
         const double bwd_flop = first ? flop : 2 * flop;  // the weight's gradient, and the input's
         std::printf("{\"layer\": \"%s\", \"arch\": \"%s\", \"batch\": %lld, \"threads\": %d, \"forward_ms\": %.3f, "
                     "\"forward_gflops\": %.1f, \"backward_ms\": %.3f, \"backward_gflops\": %.1f}\n",

@@ -83,8 +83,11 @@ for name, kind, cin, cout, size in layers(ARCH, 1 if kim else 3, 64, 10 if kim e
         with torch.no_grad():
             op(x, w, b)
 
+    # The backward pass: a step's time less its forward pass's, both recording the graph (PyTorch
+    # may run another convolution algorithm under no_grad, so the inference time will not do).
     fwd = median_ms(forward_no_grad)
-    bwd = median_ms(lambda: op(x, w, b).backward(seed)) - fwd
+    recorded = median_ms(lambda: op(x, w, b))
+    bwd = median_ms(lambda: op(x, w, b).backward(seed)) - recorded
     bwd_flop = flop if first else 2 * flop
     print(json.dumps({"layer": name, "arch": ARCH, "batch": N, "threads": torch.get_num_threads(),
                       "forward_ms": round(fwd, 3), "forward_gflops": round(flop / fwd / 1e6, 1),

@@ -57,8 +57,10 @@ inline Device parse_device(const std::string& name, const char* op) {
 
 // While it lives, the given parameters require no gradient (and get none): the discriminator's,
 // during the VAE's step, whose optimizer ignores them and whose gradients the discriminator's step
-// would clear unused. Skipping them saves the discriminator's weight gradients, a third of its
-// backward work; the gradient reaching z, the VAE's, is the same.
+// would clear unused. Skipping them saves the discriminator's weight gradients through the VAE's
+// objective, a sixth of the step's backward work in the discriminator (the VAE's pass computes
+// input and weight gradients, the discriminator's own step both for two batches); the gradient
+// reaching z, the VAE's, is the same.
 class FrozenParameters {
 public:
     explicit FrozenParameters(const std::vector<std::pair<std::string, Var<float>>>& named) {

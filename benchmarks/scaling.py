@@ -23,9 +23,10 @@ SHAPES = {"seed": (3, 64), "kim-mnih": (1, 10)}  # channels and D, as compare.sh
 
 def bench(elbo, arch, size, batch, threads, steps):
     channels, latent = SHAPES[arch]
-    # Few timed steps where one step takes seconds; the warm-up fills the buffer pool.
+    # Fewer timed steps where one step takes seconds (`steps` at the seed's batch of 64 images of
+    # 3 x 64 x 64 and below, at least 2); the warm-up fills the buffer pool.
     work = batch * size * size * channels
-    steps = max(2, min(steps, int(steps * 64 * 64 * 64 * 3 / max(work, 1)) or 2))
+    steps = max(2, min(steps, steps * (64 * 64 * 64 * 3) // work))
     cmd = [elbo, "bench", "--model", "vae", "--arch", arch, "--channels", str(channels), "--image-size", str(size),
            "--latent", str(latent), "--batch", str(batch), "--threads", str(threads), "--steps", str(steps),
            "--warmup", "2"]

@@ -5,14 +5,12 @@ one JSON line per layer in the same format. benchmarks/layers.sh runs both in on
     OMP_NUM_THREADS=2 python benchmarks/torch_layers.py kim-mnih 64 5 2
 """
 import json
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
-from pytorch_reference import NETWORKS
+from pytorch_reference import NETWORKS, median_ms
 
 ARCH = sys.argv[1] if len(sys.argv) > 1 else "seed"
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 64
@@ -47,16 +45,6 @@ def layers(arch, channels, image, latent):
     return out
 
 
-def median_ms(f):
-    f()
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        f()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
-
-
 kim = ARCH == "kim-mnih"
 for name, kind, cin, cout, size in layers(ARCH, 1 if kim else 3, 64, 10 if kim else 64):
     first = name == "encoder.conv1"
@@ -85,9 +73,9 @@ for name, kind, cin, cout, size in layers(ARCH, 1 if kim else 3, 64, 10 if kim e
 
     # The backward pass: a step's time less its forward pass's, both recording the graph (PyTorch
     # may run another convolution algorithm under no_grad, so the inference time will not do).
-    fwd = median_ms(forward_no_grad)
-    recorded = median_ms(lambda: op(x, w, b))
-    bwd = median_ms(lambda: op(x, w, b).backward(seed)) - recorded
+    fwd = median_ms(1, REPEATS, forward_no_grad)
+    recorded = median_ms(1, REPEATS, lambda: op(x, w, b))
+    bwd = median_ms(1, REPEATS, lambda: op(x, w, b).backward(seed)) - recorded
     bwd_flop = flop if first else 2 * flop
     print(json.dumps({"layer": name, "arch": ARCH, "batch": N, "threads": torch.get_num_threads(),
                       "forward_ms": round(fwd, 3), "forward_gflops": round(flop / fwd / 1e6, 1),

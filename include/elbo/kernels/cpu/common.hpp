@@ -25,8 +25,9 @@ inline constexpr int64_t parallel_grain = 16384;
 
 // Scratch memory for a kernel's intermediate matrices (im2col's patches), kept per thread and
 // reused from call to call: allocating and zeroing tens of megabytes per convolution cost as much
-// as its GEMM. It only grows; its contents are garbage on return.
-template <class T>
+// as its GEMM. It only grows; its contents are garbage on return. Each slot is a buffer of its own,
+// for a kernel that needs two at once.
+template <class T, int slot = 0>
 T* scratch(int64_t count) {
     thread_local std::vector<T> b;
     if (static_cast<int64_t>(b.size()) < count) b.resize(static_cast<size_t>(count));

@@ -7,10 +7,11 @@
 // k = (c, i, j) like the weight's [C, kh, kw]. A convolution is then one GEMM over the whole batch.
 //
 // The forward pass and the weight gradient never store that matrix: Patches and
-// PatchesTransposed hand it to the GEMM, which packs its panels straight from the image. The input
-// gradient does store one, `cols` (row-major [K, P]: row k holds one kernel offset's value for every
-// output position), which the GEMM writes and col2im adds back onto the input positions it came
-// from.
+// PatchesTransposed hand it to the GEMM, which packs its panels straight from a copy of the image
+// that is padded and split by phase (below), where every kernel offset's values for a run of output
+// positions lie next to each other. The input gradient does store one, `cols` (row-major [K, P]:
+// row k holds one kernel offset's value for every output position), which the GEMM writes and
+// col2im adds back onto the input positions it came from.
 
 #include <algorithm>
 #include <cstdint>
@@ -21,41 +22,7 @@
 
 namespace elbo::kernels {
 
-// The patch matrix im2col(x) [K, P] as a GEMM operand (B), never stored: the GEMM's packing
-// reads each panel straight from the image. The same work as im2col, but written into a panel that
-// lives in cache instead of a matrix of K*P values in memory and read back from there.
-template <class T>
-struct Patches {
-    const T* x;
-    Conv2dShape s;
-};
-
-// Its transpose im2col(x)^T [P, K], for the weight gradient dW = dY im2col(x)^T.
-template <class T>
-struct PatchesTransposed {
-    const T* x;
-    Conv2dShape s;
-};
-
 namespace im2col_detail {
-
-// A run of output positions p .. p+len-1 in one image and one output row: their windows start at
-// row h0 and at columns w0, w0 + stride, ...
-struct Run {
-    int64_t len, image, h0, w0;
-};
-inline Run run_at(const Conv2dShape& s, int64_t p, int64_t most) {
-    const int64_t ow = p % s.Wo, row = p / s.Wo;
-    return {std::min(most, s.Wo - ow), row / s.Ho, row % s.Ho * s.stride - s.padding, ow * s.stride - s.padding};
-}
-
-// What kernel offset k = (c, i, j) reads: the channel and the offsets into the window.
-struct Offset {
-    int64_t c, dh, dw;
-};
-inline Offset offset_at(const Conv2dShape& s, int64_t k) {
-    return {k / (s.kh * s.kw), k / s.kw % s.kh * s.dilation, k % s.kw * s.dilation};
-}
 
 // The t in [lo, hi) for which column w0 + t*stride lies inside [0, W), of t in [0, len). Stride is
 // the stride when known at compile time (its divisions then become shifts), else 0.
@@ -80,21 +47,6 @@ void with_stride(int64_t stride, F f) {
         f(std::integral_constant<int64_t, 1>{});
     else
         f(std::integral_constant<int64_t, 0>{});
-}
-
-// out[t * step] = src[w0 + t*stride] for t < len, zero where that column lies outside [0, W).
-template <int64_t Stride, class T>
-void gather_row(T* out, int64_t step, const T* src, int64_t W, int64_t len, int64_t w0, int64_t stride) {
-    if constexpr (Stride > 0) stride = Stride;
-    const auto [lo, hi] = inside<Stride>(w0, stride, W, len);
-    for (int64_t t = 0; t < lo; ++t) out[t * step] = T(0);
-    const T* in = src + w0 + lo * stride;
-    T* o = out + lo * step;
-    if (step == 1)
-        for (int64_t i = 0; i < hi - lo; ++i) o[i] = in[i * stride];
-    else
-        for (int64_t i = 0; i < hi - lo; ++i) o[i * step] = in[i * stride];
-    for (int64_t t = hi; t < len; ++t) out[t * step] = T(0);
 }
 
 // col2im's rows: for each of `count` rows (dst advancing by dst_step, rows by len),
@@ -135,18 +87,6 @@ void add_rows_pair(T* dst, int64_t dst_step, const T* even, const T* odd, int64_
     }
 }
 
-// out[t * step] = the values the run's windows see at kernel offset o, t < r.len (zero in the padding)
-template <int64_t Stride, class T>
-void gather(T* out, int64_t step, const T* x, const Conv2dShape& s, const Run& r, const Offset& o) {
-    const int64_t h = r.h0 + o.dh;
-    if (h < 0 || h >= s.H) {
-        for (int64_t t = 0; t < r.len; ++t) out[t * step] = T(0);
-        return;
-    }
-    const T* src = x + ((r.image * s.C + o.c) * s.H + h) * s.W;
-    gather_row<Stride>(out, step, src, s.W, r.len, r.w0 + o.dw, s.stride);
-}
-
 }  // namespace im2col_detail
 
 // x [N, C, H, W] += col2im(cols [K, P]), cols row-major. Parallel over the input planes (n, c): each
@@ -181,92 +121,146 @@ void col2im(T* x, const T* cols, const Conv2dShape& s) {
     });
 }
 
+
 namespace im2col_detail {
 
-template <int64_t Stride, class T>
-void pack_patches(T* dst, const Patches<T>& b, int64_t k0, int64_t kc, int64_t j0, int64_t nc) {
+// The input padded and split by phase. Output position (oh, ow) of a stride-s convolution sees, at
+// kernel offset (i, j), the padded input's value at row s*oh + i*dilation, column s*ow + j*dilation.
+// Split the padded image into its s x s phases, phase (a, b) holding rows a, a+s, ... and columns
+// b, b+s, ... (a plane of PH x PW values), and that value is in phase (i*dilation % s,
+// j*dilation % s) at row oh + i*dilation / s, column ow + j*dilation / s: the values one kernel
+// offset reads for a row of output positions are contiguous, and every window lies inside, so
+// packing a panel is copies of runs, with no bounds to check and no stride. Making the copy costs
+// one pass over the input; gathering straight from the image (strided scalar reads, the borders
+// value by value) cost about half of a forward convolution's time on the kim-mnih layers.
+//
+// The split input is [N, C, s, s, PH, PW]; element (k, p) of the patch matrix is
+// split[base(p) + offset(k)].
+template <class T>
+struct SplitInput {
+    const T* split;
+    Conv2dShape s;
+    int64_t PH, PW;
+
+    int64_t base(int64_t p) const {
+        const int64_t HoWo = s.Ho * s.Wo, n = p / HoWo, q = p % HoWo;
+        return n * s.C * s.stride * s.stride * PH * PW + q / s.Wo * PW + q % s.Wo;
+    }
+    int64_t offset(int64_t k) const {
+        const int64_t c = k / (s.kh * s.kw), di = k / s.kw % s.kh * s.dilation, dj = k % s.kw * s.dilation;
+        return ((c * s.stride + di % s.stride) * s.stride + dj % s.stride) * PH * PW + di / s.stride * PW +
+               dj / s.stride;
+    }
+};
+
+// A phase plane's rows and columns: output row oh reads rows oh .. oh + (kh-1)*dilation/s of it.
+inline int64_t split_rows(const Conv2dShape& s) { return s.Ho + (s.kh - 1) * s.dilation / s.stride; }
+inline int64_t split_cols(const Conv2dShape& s) { return s.Wo + (s.kw - 1) * s.dilation / s.stride; }
+inline int64_t split_size(const Conv2dShape& s) {
+    return s.N * s.C * s.stride * s.stride * split_rows(s) * split_cols(s);
+}
+
+// Writes x [N, C, H, W] split by phase into out (split_size(s) values), zero in the padding.
+template <class T>
+SplitInput<T> split_input(T* out, const T* x, const Conv2dShape& s) {
+    const int64_t PH = split_rows(s), PW = split_cols(s);
+    with_stride(s.stride, [&](auto known) {
+        const int64_t S = known() > 0 ? known() : s.stride;
+#pragma omp parallel for collapse(2) schedule(static) if (split_size(s) >= parallel_grain)
+        for (int64_t n = 0; n < s.N; ++n)
+            for (int64_t c = 0; c < s.C; ++c) {
+                const T* plane = x + (n * s.C + c) * s.H * s.W;
+                T* dst = out + (n * s.C + c) * S * S * PH * PW;
+                for (int64_t a = 0; a < S; ++a)
+                    for (int64_t b = 0; b < S; ++b)
+                        for (int64_t u = 0; u < PH; ++u, dst += PW) {
+                            const int64_t h = u * S + a - s.padding;
+                            if (h < 0 || h >= s.H) {
+                                std::fill(dst, dst + PW, T(0));
+                                continue;
+                            }
+                            // the columns v whose input column v*S + b - padding is inside
+                            const auto [lo, hi] = inside<known()>(b - s.padding, S, s.W, PW);
+                            const T* row = plane + h * s.W;
+                            std::fill(dst, dst + lo, T(0));
+                            for (int64_t v = lo; v < hi; ++v) dst[v] = row[v * S + b - s.padding];
+                            std::fill(dst + hi, dst + PW, T(0));
+                        }
+            }
+    });
+    return {out, s, PH, PW};
+}
+
+}  // namespace im2col_detail
+
+// The patch matrix im2col(x) [K, P] as a GEMM operand (B), never stored: the GEMM's packing copies
+// each panel from the split input. The same work as im2col, but written into a panel that lives in
+// cache instead of a matrix of K*P values in memory and read back from there.
+template <class T>
+struct Patches {
+    im2col_detail::SplitInput<T> in;  // split_patches(x, s)
+};
+
+// Its transpose im2col(x)^T [P, K], for the weight gradient dW = dY im2col(x)^T.
+template <class T>
+struct PatchesTransposed {
+    im2col_detail::SplitInput<T> in;  // split_patches(x, s)
+};
+
+// x split by phase into scratch memory of the calling thread (its slot 1), valid until its next call.
+template <class T>
+im2col_detail::SplitInput<T> split_patches(const T* x, const Conv2dShape& s) {
+    return im2col_detail::split_input(scratch<T, 1>(im2col_detail::split_size(s)), x, s);
+}
+
+// B = im2col(x): rows k (kernel offsets), columns p (output positions). Each panel's columns are
+// runs along output rows, whose values at one kernel offset are contiguous in the split input.
+template <class T>
+void pack_panels(T* dst, const Patches<T>& b, int64_t k0, int64_t kc, int64_t j0, int64_t nc) {
     constexpr int64_t NR = gemm_detail::Blocking<T>::NR, KC = gemm_detail::Blocking<T>::KC;
-    Offset offsets[KC];
-    for (int64_t k = 0; k < kc; ++k) offsets[k] = offset_at(b.s, k0 + k);
+    const auto& in = b.in;
+    int64_t offsets[KC];
+    for (int64_t k = 0; k < kc; ++k) offsets[k] = in.offset(k0 + k);
     for (int64_t q = 0; q * NR < nc; ++q, dst += kc * NR) {
-        const int64_t columns = std::min(NR, nc - q * NR);
-        Run runs[NR];
-        int64_t count = 0;
-        for (int64_t jj = 0; jj < columns; jj += runs[count++].len)
-            runs[count] = run_at(b.s, j0 + q * NR + jj, columns - jj);
+        const int64_t p0 = j0 + q * NR, columns = std::min(NR, nc - q * NR);
+        int64_t length[NR], base[NR], runs = 0;
+        for (int64_t t = 0; t < columns; t += length[runs++]) {
+            length[runs] = std::min(columns - t, in.s.Wo - (p0 + t) % in.s.Wo);
+            base[runs] = in.base(p0 + t);
+        }
         for (int64_t k = 0; k < kc; ++k) {
             T* out = dst + k * NR;
-            for (int64_t r = 0; r < count; out += runs[r++].len) gather<Stride>(out, 1, b.x, b.s, runs[r], offsets[k]);
+            for (int64_t r = 0; r < runs; out += length[r++]) {
+                const T* src = in.split + base[r] + offsets[k];
+                for (int64_t t = 0; t < length[r]; ++t) out[t] = src[t];
+            }
             std::fill(out, dst + (k + 1) * NR, T(0));
         }
     }
 }
 
-template <int64_t Stride, class T>
-void pack_patches_transposed(T* dst, const PatchesTransposed<T>& b, int64_t p0, int64_t pc, int64_t j0, int64_t nc) {
-    constexpr int64_t NR = gemm_detail::Blocking<T>::NR, KC = gemm_detail::Blocking<T>::KC;
-    const Conv2dShape& s = b.s;
-    const int64_t stride = Stride > 0 ? Stride : s.stride;
-    Run runs[KC];
-    int64_t count = 0;
-    for (int64_t p = 0; p < pc; p += runs[count++].len) runs[count] = run_at(s, p0 + p, pc - p);
+// B = im2col(x)^T: rows p (output positions), columns k (kernel offsets). Row p of a panel reads
+// its window at the panel's kernel offsets; the windows of one output row start at consecutive
+// places of the split input.
+template <class T>
+void pack_panels(T* dst, const PatchesTransposed<T>& b, int64_t p0, int64_t pc, int64_t j0, int64_t nc) {
+    constexpr int64_t NR = gemm_detail::Blocking<T>::NR;
+    const auto& in = b.in;
     for (int64_t q = 0; q * NR < nc; ++q, dst += pc * NR) {
         const int64_t columns = std::min(NR, nc - q * NR);
-        // The panel's kernel offsets, and where each reads relative to a window's corner.
-        Offset offsets[NR];
         int64_t at[NR];
-        int64_t dh_min = s.H, dh_max = -1, dw_min = s.W, dw_max = -1;
-        for (int64_t jj = 0; jj < columns; ++jj) {
-            const Offset o = offsets[jj] = offset_at(s, j0 + q * NR + jj);
-            at[jj] = (o.c * s.H + o.dh) * s.W + o.dw;
-            dh_min = std::min(dh_min, o.dh), dh_max = std::max(dh_max, o.dh);
-            dw_min = std::min(dw_min, o.dw), dw_max = std::max(dw_max, o.dw);
-        }
-        T* out = dst;
-        for (int64_t r = 0; r < count; out += runs[r++].len * NR) {
-            const Run& run = runs[r];
-            // The windows t in [lo, hi) of the run lie wholly inside the image for every offset of
-            // the panel: no bounds to check there, a row of the panel is NR plain loads.
-            int64_t lo = run.len, hi = run.len;
-            if (run.h0 + dh_min >= 0 && run.h0 + dh_max < s.H) {
-                const Inside in = inside<Stride>(run.w0 + dw_min, stride, s.W - (dw_max - dw_min), run.len);
-                lo = in.lo, hi = in.hi;
-            }
-            const T* corner = b.x + run.image * s.C * s.H * s.W + run.h0 * s.W + run.w0;
-            for (int64_t t = lo; t < hi; ++t) {
-                const T* window = corner + t * stride;
-                T* row = out + t * NR;
+        for (int64_t jj = 0; jj < columns; ++jj) at[jj] = in.offset(j0 + q * NR + jj);
+        T* row = dst;
+        for (int64_t t = 0; t < pc;) {
+            const int64_t length = std::min(pc - t, in.s.Wo - (p0 + t) % in.s.Wo);
+            const T* window = in.split + in.base(p0 + t);
+            for (int64_t i = 0; i < length; ++i, ++window, row += NR) {
                 for (int64_t jj = 0; jj < columns; ++jj) row[jj] = window[at[jj]];
                 for (int64_t jj = columns; jj < NR; ++jj) row[jj] = T(0);
             }
-            // The rest, at the image's border, value by value.
-            for (int64_t t = 0; t < run.len; ++t) {
-                if (t == lo) t = hi;
-                if (t >= run.len) break;
-                const Run one{1, run.image, run.h0, run.w0 + t * stride};
-                for (int64_t jj = 0; jj < columns; ++jj) gather<Stride>(out + t * NR + jj, NR, b.x, s, one, offsets[jj]);
-                for (int64_t jj = columns; jj < NR; ++jj) out[t * NR + jj] = T(0);
-            }
+            t += length;
         }
     }
-}
-
-}  // namespace im2col_detail
-
-// B = im2col(x): rows k (kernel offsets), columns p (output positions).
-template <class T>
-void pack_panels(T* dst, const Patches<T>& b, int64_t k0, int64_t kc, int64_t j0, int64_t nc) {
-    im2col_detail::with_stride(b.s.stride, [&](auto stride) {
-        im2col_detail::pack_patches<stride()>(dst, b, k0, kc, j0, nc);
-    });
-}
-
-// B = im2col(x)^T: rows p (output positions), columns k (kernel offsets).
-template <class T>
-void pack_panels(T* dst, const PatchesTransposed<T>& b, int64_t p0, int64_t pc, int64_t j0, int64_t nc) {
-    im2col_detail::with_stride(b.s.stride, [&](auto stride) {
-        im2col_detail::pack_patches_transposed<stride()>(dst, b, p0, pc, j0, nc);
-    });
 }
 
 }  // namespace elbo::kernels

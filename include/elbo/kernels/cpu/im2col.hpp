@@ -241,10 +241,13 @@ void pack_panels(T* dst, const Patches<T>& b, int64_t k0, int64_t kc, int64_t j0
 
 // B = im2col(x)^T: rows p (output positions), columns k (kernel offsets). Row p of a panel reads
 // its window at the panel's kernel offsets; the windows of one output row start at consecutive
-// places of the split input.
+// places of the split input, so along a run each kernel offset's values are contiguous: blocks of
+// width x width (width runs of positions at width offsets) are loaded as packets and transposed in
+// registers, the rest value by value.
 template <class T>
 void pack_panels(T* dst, const PatchesTransposed<T>& b, int64_t p0, int64_t pc, int64_t j0, int64_t nc) {
-    constexpr int64_t NR = gemm_detail::Blocking<T>::NR;
+    using S = gemm_detail::Simd<T>;
+    constexpr int64_t NR = gemm_detail::Blocking<T>::NR, W = S::width;
     const auto& in = b.in;
     for (int64_t q = 0; q * NR < nc; ++q, dst += pc * NR) {
         const int64_t columns = std::min(NR, nc - q * NR);
@@ -254,7 +257,15 @@ void pack_panels(T* dst, const PatchesTransposed<T>& b, int64_t p0, int64_t pc, 
         for (int64_t t = 0; t < pc;) {
             const int64_t length = std::min(pc - t, in.s.Wo - (p0 + t) % in.s.Wo);
             const T* window = in.split + in.base(p0 + t);
-            for (int64_t i = 0; i < length; ++i, ++window, row += NR) {
+            int64_t i = 0;
+            for (; i + W <= length; i += W, window += W, row += W * NR)
+                for (int64_t jj = 0; jj < NR; jj += W) {
+                    typename S::V v[W];
+                    for (int64_t r = 0; r < W; ++r) v[r] = jj + r < columns ? S::load(window + at[jj + r]) : S::zero();
+                    S::transpose(v);
+                    for (int64_t r = 0; r < W; ++r) S::store(row + r * NR + jj, v[r]);
+                }
+            for (; i < length; ++i, ++window, row += NR) {
                 for (int64_t jj = 0; jj < columns; ++jj) row[jj] = window[at[jj]];
                 for (int64_t jj = columns; jj < NR; ++jj) row[jj] = T(0);
             }

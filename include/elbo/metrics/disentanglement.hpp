@@ -57,14 +57,16 @@ inline std::vector<int64_t> random_sprites(int64_t count, Generator& gen, int64_
     return items;
 }
 
-// The variance (ddof = 1) of each column of codes [n, D].
-inline std::vector<double> column_variances(const Tensor<double>& codes) {
-    const int64_t n = codes.size(0), D = codes.size(1);
+// The variance (ddof = 1) of each column of codes [n, D], over rows first .. first+count-1 (all
+// rows when count is 0).
+inline std::vector<double> column_variances(const Tensor<double>& codes, int64_t first = 0, int64_t count = 0) {
+    const int64_t n = count > 0 ? count : codes.size(0), D = codes.size(1);
+    const double* rows = codes.data() + first * D;
     std::vector<double> mean(static_cast<size_t>(D)), variance(static_cast<size_t>(D));
     for (int64_t i = 0; i < n; ++i)
-        for (int64_t d = 0; d < D; ++d) mean[d] += codes[i * D + d] / static_cast<double>(n);
+        for (int64_t d = 0; d < D; ++d) mean[d] += rows[i * D + d] / static_cast<double>(n);
     for (int64_t i = 0; i < n; ++i)
-        for (int64_t d = 0; d < D; ++d) variance[d] += std::pow(codes[i * D + d] - mean[d], 2) / static_cast<double>(n - 1);
+        for (int64_t d = 0; d < D; ++d) variance[d] += std::pow(rows[i * D + d] - mean[d], 2) / static_cast<double>(n - 1);
     return variance;
 }
 
@@ -105,26 +107,38 @@ inline double factorvae_metric(const Representation& represent, const FactorVAEM
         if (std::sqrt(global_variance[d]) >= o.prune_below) kept.push_back(d);
     if (kept.empty()) return 0.0;
 
-    // One vote: (the latent that varies least relative to its global scale, the fixed factor).
-    auto vote = [&] {
-        const int64_t k = detail::draw(gen, 5);
-        const int64_t value = detail::draw(gen, data::DSprites::factor_sizes[k]);
-        const Tensor<double> codes = represent(detail::random_sprites(o.votes_per_sample, gen, k, value));
-        detail::check_codes(codes, o.votes_per_sample, op);
-        const std::vector<double> variance = detail::column_variances(codes);
-        int64_t best = kept[0];
-        for (int64_t d : kept)
-            if (variance[d] / global_variance[d] < variance[best] / global_variance[best]) best = d;
-        return std::pair{best, k};
+    // Votes, `count` of them: (the latent that varies least relative to its global scale, the
+    // fixed factor). Each vote's items are drawn as before, but the images of many votes go to
+    // the representation in one call, which encodes them in large batches.
+    auto votes_of = [&](int64_t count) {
+        std::vector<std::pair<int64_t, int64_t>> result;
+        const int64_t L = o.votes_per_sample, chunk = std::max<int64_t>(1, 65536 / L);
+        for (int64_t first = 0; first < count; first += chunk) {
+            const int64_t n = std::min(chunk, count - first);
+            std::vector<int64_t> factor, items;
+            for (int64_t v = 0; v < n; ++v) {
+                const int64_t k = detail::draw(gen, 5);
+                const int64_t value = detail::draw(gen, data::DSprites::factor_sizes[k]);
+                const std::vector<int64_t> drawn = detail::random_sprites(L, gen, k, value);
+                factor.push_back(k);
+                items.insert(items.end(), drawn.begin(), drawn.end());
+            }
+            const Tensor<double> codes = represent(items);
+            detail::check_codes(codes, n * L, op);
+            for (int64_t v = 0; v < n; ++v) {
+                const std::vector<double> variance = detail::column_variances(codes, v * L, L);
+                int64_t best = kept[0];
+                for (int64_t d : kept)
+                    if (variance[d] / global_variance[d] < variance[best] / global_variance[best]) best = d;
+                result.emplace_back(best, factor[v]);
+            }
+        }
+        return result;
     };
     std::vector<std::array<int64_t, 5>> votes(static_cast<size_t>(D), std::array<int64_t, 5>{});
-    for (int64_t v = 0; v < o.train_votes; ++v) {
-        const auto [d, k] = vote();
-        ++votes[d][k];
-    }
+    for (const auto& [d, k] : votes_of(o.train_votes)) ++votes[d][k];
     int64_t correct = 0;
-    for (int64_t v = 0; v < o.eval_votes; ++v) {
-        const auto [d, k] = vote();
+    for (const auto& [d, k] : votes_of(o.eval_votes)) {
         const auto& count = votes[d];
         correct += std::max_element(count.begin(), count.end()) - count.begin() == k;  // ties: the first factor
     }

@@ -69,10 +69,13 @@ inline double importance_weighted_nll(models::VAE<float>& model, const float* x,
             for (int64_t d = 0; d < D; ++d)
                 z[s * D + d] = static_cast<float>(mu[d] + std::exp(0.5 * logvar[d]) * gen.normal());
         const Tensor<float> logits = model.decoder.decode(Var<float>(z)).value();
+        log_w.resize(static_cast<size_t>(first + k));
+        // One sample per iteration, each summed on one thread: the same for any thread count.
+#pragma omp parallel for schedule(static)
         for (int64_t s = 0; s < k; ++s) {
             const float* zs = z.data() + s * D;
-            log_w.push_back(-bernoulli_nll(logits.data() + s * n, x, n) + gaussian_log_density(zs, nullptr, nullptr, D) -
-                            gaussian_log_density(zs, mu, logvar, D));
+            log_w[first + s] = -bernoulli_nll(logits.data() + s * n, x, n) +
+                               gaussian_log_density(zs, nullptr, nullptr, D) - gaussian_log_density(zs, mu, logvar, D);
         }
     }
     const double top = *std::max_element(log_w.begin(), log_w.end());
@@ -111,8 +114,11 @@ inline Likelihood evaluate_likelihood(models::VAE<float>& model, const data::Dat
         const Tensor<float> x = data.images(items);
         const models::VAEOutput<float> out = model.forward(Var<float>(x), gen);
         const Tensor<float>&mu = out.mu.value(), &logvar = out.logvar.value(), &logits = out.logits.value();
+        std::vector<double> recon(static_cast<size_t>(B));
+#pragma omp parallel for schedule(static)
+        for (int64_t b = 0; b < B; ++b) recon[b] = detail::bernoulli_nll(logits.data() + b * n, x.data() + b * n, n);
         for (int64_t b = 0; b < B; ++b) {
-            r.recon += detail::bernoulli_nll(logits.data() + b * n, x.data() + b * n, n);
+            r.recon += recon[b];
             for (int64_t d = 0; d < D; ++d) {
                 const double m = mu[b * D + d], lv = logvar[b * D + d];
                 r.kl += 0.5 * (m * m + std::exp(lv) - 1 - lv);

@@ -160,7 +160,8 @@ inline int64_t split_size(const Conv2dShape& s) {
     return s.N * s.C * s.stride * s.stride * split_rows(s) * split_cols(s);
 }
 
-// Writes x [N, C, H, W] split by phase into out (split_size(s) values), zero in the padding.
+// Writes x [N, C, H, W] split by phase into out (split_size(s) values), zero in the padding. The
+// rows and columns of each phase that lie inside the image are found once per phase, not per row.
 template <class T>
 SplitInput<T> split_input(T* out, const T* x, const Conv2dShape& s) {
     const int64_t PH = split_rows(s), PW = split_cols(s);
@@ -171,21 +172,22 @@ SplitInput<T> split_input(T* out, const T* x, const Conv2dShape& s) {
             for (int64_t c = 0; c < s.C; ++c) {
                 const T* plane = x + (n * s.C + c) * s.H * s.W;
                 T* dst = out + (n * s.C + c) * S * S * PH * PW;
-                for (int64_t a = 0; a < S; ++a)
-                    for (int64_t b = 0; b < S; ++b)
-                        for (int64_t u = 0; u < PH; ++u, dst += PW) {
-                            const int64_t h = u * S + a - s.padding;
-                            if (h < 0 || h >= s.H) {
-                                std::fill(dst, dst + PW, T(0));
-                                continue;
-                            }
-                            // the columns v whose input column v*S + b - padding is inside
-                            const auto [lo, hi] = inside<known()>(b - s.padding, S, s.W, PW);
-                            const T* row = plane + h * s.W;
-                            std::fill(dst, dst + lo, T(0));
-                            for (int64_t v = lo; v < hi; ++v) dst[v] = row[v * S + b - s.padding];
-                            std::fill(dst + hi, dst + PW, T(0));
+                for (int64_t a = 0; a < S; ++a) {
+                    // phase rows u in [u_lo, u_hi) read input row u*S + a - padding
+                    const auto [u_lo, u_hi] = inside<known()>(a - s.padding, S, s.H, PH);
+                    for (int64_t b = 0; b < S; ++b, dst += PH * PW) {
+                        const auto [lo, hi] = inside<known()>(b - s.padding, S, s.W, PW);
+                        std::fill(dst, dst + u_lo * PW, T(0));
+                        for (int64_t u = u_lo; u < u_hi; ++u) {
+                            const T* row = plane + (u * S + a - s.padding) * s.W + b - s.padding;
+                            T* d = dst + u * PW;
+                            for (int64_t v = 0; v < lo; ++v) d[v] = T(0);
+                            for (int64_t v = lo; v < hi; ++v) d[v] = row[v * S];
+                            for (int64_t v = hi; v < PW; ++v) d[v] = T(0);
                         }
+                        std::fill(dst + u_hi * PW, dst + PH * PW, T(0));
+                    }
+                }
             }
     });
     return {out, s, PH, PW};

@@ -25,7 +25,7 @@ using Representation = std::function<Tensor<double>(const std::vector<int64_t>& 
 
 // The mean of q(z|x) of `model` for dSprites items (rendered, resized to the model's size).
 template <class T = float>
-Representation mean_codes(models::VAE<T>& model, int64_t batch = 256) {
+Representation mean_codes(models::VAE<T>& model, int64_t batch = 64) {
     return [&model, batch](const std::vector<int64_t>& indices) {
         const data::DSpritesDataset sprites(model.config.image_size);
         check(model.config.channels == 1, "mean_codes", "dSprites is grey; the model reads ", model.config.channels,

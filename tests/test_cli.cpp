@@ -252,6 +252,12 @@ TEST_CASE("eval, sample, reconstruct and traverse read a checkpoint and write wh
                                                               {"eval_votes", 20}, {"global_images", 200},
                                                               {"prune_below", 0.01}});
     CHECK(e["settings"]["mig"] == nlohmann::json{{"images", 200}, {"bins", 7}});
+    // How long each part took.
+    for (const char* part : {"likelihood", "factorvae_metric", "mig"}) {
+        INFO(part);
+        REQUIRE(e["seconds"].contains(part));
+        CHECK(e["seconds"][part].get<double>() >= 0.0);
+    }
 
     REQUIRE(run_elbo("sample" + ck + " --count 4 --out " + (dir / "s.png").string(), dir).status == 0);
     CHECK(png_size(dir / "s.png") == std::pair{2 * 18 + 2, 2 * 18 + 2});

@@ -83,6 +83,8 @@ const ConvCase conv_cases[] = {
     {1, 2, 4, 9, 2, 1, 3, 0, 1, 0},
     // Stride 2 with an even kernel, odd widths: col2im adds kernel columns in pairs, ends one-sided.
     {2, 3, 9, 11, 4, 2, 2, 0, 1, 0}, {1, 2, 11, 7, 3, 4, 2, 2, 1, 1},
+    // 8 x 8 outputs: the input gradient's GEMM takes 4 images at a time, here 4 and then 1.
+    {5, 2, 16, 16, 3, 4, 2, 1, 1, 0},
     // Large enough for the GEMM's edges: two k blocks (K = 360), tiles cut at every border.
     {2, 40, 12, 13, 23, 3, 1, 1, 1, 0}, {3, 17, 20, 18, 37, 4, 2, 1, 1, 1},
 };
@@ -206,10 +208,14 @@ TEST_CASE("gemm and the convolutions give bit-identical results for 1 and 2 thre
         Var<float> x(randn<float>(Shape{8, 6, 24, 24}, 1), true), w(randn<float>(Shape{16, 6, 4, 4}, 2), true);
         Var<float> y = conv2d(x, w, {}, {.stride = 2, .padding = 1});
         Var<float> z = conv_transpose2d(y, w, {}, {.stride = 2, .padding = 1});
-        backward(sum(z * z));
+        // 6 x 6 outputs: the input gradient's GEMM over groups of 7 images, here 7 and 1.
+        Var<float> v(randn<float>(Shape{16, 16, 4, 4}, 5), true);
+        Var<float> u = conv2d(y, v, {}, {.stride = 2, .padding = 1});
+        backward(sum(z * z) + sum(u * u));
         std::vector<float> all(z.value().data(), z.value().data() + z.numel());
         all.insert(all.end(), x.grad().data(), x.grad().data() + x.numel());
         all.insert(all.end(), w.grad().data(), w.grad().data() + w.numel());
+        all.insert(all.end(), v.grad().data(), v.grad().data() + v.numel());
         // A small C over a long k: the GEMM's chunked path.
         Tensor<float> a = randn<float>(Shape{20, 20000}, 3), b = randn<float>(Shape{20000, 30}, 4), c(Shape{20, 30});
         kernels::gemm(kernels::row_major(c.data(), 20, 30), kernels::row_major<const float>(a.data(), 20, 20000),

@@ -108,8 +108,9 @@ inline double factorvae_metric(const Representation& represent, const FactorVAEM
     if (kept.empty()) return 0.0;
 
     // Votes, `count` of them: (the latent that varies least relative to its global scale, the
-    // fixed factor). Each vote's items are drawn as before, but the images of many votes go to
-    // the representation in one call, which encodes them in large batches.
+    // fixed factor). Each vote draws its factor, value and items in turn; the images of up to
+    // 65,536 (L x 1,024 votes) then go to the representation in one call, which encodes them in
+    // batches, so the draws and the score do not depend on how the votes are grouped.
     auto votes_of = [&](int64_t count) {
         std::vector<std::pair<int64_t, int64_t>> result;
         const int64_t L = o.votes_per_sample, chunk = std::max<int64_t>(1, 65536 / L);

@@ -60,7 +60,8 @@ void conv2d_input_grad(T* dx, const T* dy, const T* w, const Conv2dShape& s) {
 // dw [O, C, kh, kw] += dY im2col(x)^T, with dY = dy [N, O, Ho, Wo] as a matrix [O, P]
 template <class T>
 void conv2d_weight_grad(T* dw, const T* dy, const T* x, const Conv2dShape& s) {
-    gemm(row_major(dw, s.O, s.K()), channels_by_pixels(dy, s.N, s.O, s.Ho * s.Wo), PatchesTransposed<T>{split_patches(x, s)}, true);
+    gemm(row_major(dw, s.O, s.K()), channels_by_pixels(dy, s.N, s.O, s.Ho * s.Wo),
+         PatchesTransposed<T>{split_patches(x, s)}, true);
 }
 
 // x [N, C, H, W], w [O, C, kh, kw], b [O] or null  ->  y [N, O, Ho, Wo]

@@ -121,7 +121,6 @@ void col2im(T* x, const T* cols, const Conv2dShape& s) {
     });
 }
 
-
 namespace im2col_detail {
 
 // The input padded and split by phase. Output position (oh, ow) of a stride-s convolution sees, at
@@ -179,10 +178,10 @@ SplitInput<T> split_input(T* out, const T* x, const Conv2dShape& s) {
                         const auto [lo, hi] = inside<known()>(b - s.padding, S, s.W, PW);
                         std::fill(dst, dst + u_lo * PW, T(0));
                         for (int64_t u = u_lo; u < u_hi; ++u) {
-                            const T* row = plane + (u * S + a - s.padding) * s.W + b - s.padding;
+                            const T* row = plane + (u * S + a - s.padding) * s.W;
                             T* d = dst + u * PW;
                             for (int64_t v = 0; v < lo; ++v) d[v] = T(0);
-                            for (int64_t v = lo; v < hi; ++v) d[v] = row[v * S];
+                            for (int64_t v = lo; v < hi; ++v) d[v] = row[v * S + b - s.padding];
                             for (int64_t v = hi; v < PW; ++v) d[v] = T(0);
                         }
                         std::fill(dst + u_hi * PW, dst + PH * PW, T(0));

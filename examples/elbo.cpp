@@ -10,6 +10,7 @@
 //   elbo grads        the loss and every parameter's gradient for one batch (to compare with PyTorch)
 //   elbo bench        the training step and the forward pass timed, as one JSON line
 //   elbo plot         a chart described in JSON, as SVG
+//   elbo export       a checkpoint's weights alone (no optimizer state), with its metadata, for release
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -204,6 +205,29 @@ int run_eval(EvalOptions o) {
     j["settings"] = settings;
     j["seconds"] = seconds;
     std::printf("%s\n", j.dump().c_str());
+    return 0;
+}
+
+// ---- export
+
+struct ExportOptions {
+    std::string checkpoint, out;
+    bool without_discriminator = false;
+    std::vector<std::string> meta;  // KEY=VALUE
+};
+
+int run_export(const ExportOptions& o) {
+    const models::Checkpoint<float> ck = models::read_checkpoint<float>(o.checkpoint);
+    check(!o.without_discriminator || ck.config.is_factor_vae(), "export",
+          "--without-discriminator: '", o.checkpoint, "' holds a ", ck.config.kind, ", which has none");
+    std::map<std::string, std::string> extra;
+    for (const std::string& kv : o.meta) {
+        const size_t eq = kv.find('=');
+        check(eq != std::string::npos && eq > 0, "export", "--meta takes KEY=VALUE, got '", kv, "'");
+        check(extra.emplace(kv.substr(0, eq), kv.substr(eq + 1)).second, "export", "--meta gives '", kv.substr(0, eq),
+              "' twice");
+    }
+    models::write_weights(o.out, ck, !o.without_discriminator, extra);
     return 0;
 }
 
@@ -418,6 +442,13 @@ int main(int argc, char** argv) {
 
     // plot
     PlotOptions pl;
+    ExportOptions x;
+    CLI::App* exporter = app.add_subcommand("export", "Write a checkpoint's weights alone, with its metadata, for release");
+    exporter->add_option("--checkpoint", x.checkpoint, "A checkpoint (safetensors)")->required();
+    exporter->add_option("--out", x.out, "The weights file to write (safetensors)")->required();
+    exporter->add_flag("--without-discriminator", x.without_discriminator,
+                       "FactorVAE: leave the discriminator out (the file then evaluates and draws, and cannot train)");
+    exporter->add_option("--meta", x.meta, "KEY=VALUE metadata to add (a commit, a score), repeatable");
     CLI::App* plot = app.add_subcommand("plot", "Draw a chart described in JSON as SVG (benchmarks/study.py uses it)");
     plot->add_option("--in", pl.in, "The chart: title, x_label, y_label, series of x, y, y_error, style")->required();
     plot->add_option("--out", pl.out, "SVG file")->required();
@@ -460,6 +491,7 @@ int main(int argc, char** argv) {
         if (*grads) return run_grads(g);
         if (*bench) return cli::run_bench(b);
         if (*plot) return run_plot(pl);
+        if (*exporter) return run_export(x);
     } catch (const CLI::ParseError& err) {
         return app.exit(err) == 0 ? 0 : 1;  // --help is not an error; every misuse exits with 1
     } catch (const Error& err) {

@@ -270,6 +270,73 @@ TEST_CASE("eval, sample, reconstruct and traverse read a checkpoint and write wh
     fs::remove_all(dir);
 }
 
+TEST_CASE("export writes the weights alone with their metadata; they evaluate as the run did and do not resume") {
+    const fs::path dir = scratch_dir("cli-export"), run = dir / "run", vae = dir / "vae";
+    REQUIRE(run_elbo("train --model factor-vae --steps 2 --out " + run.string() + tiny, dir).status == 0);
+    const std::string ck = (run / "checkpoint.safetensors").string(), out = (dir / "weights.safetensors").string();
+    Result r = run_elbo("export --checkpoint " + ck + " --out " + out +
+                            " --without-discriminator --meta commit=abc123 --meta note=a=b",
+                        dir);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+
+    const auto full = models::read_checkpoint<float>(ck), weights = models::read_checkpoint<float>(out);
+    CHECK(!full.optimizer.empty());
+    CHECK(weights.optimizer.empty());
+    CHECK(models::has_discriminator(full.model));
+    CHECK_FALSE(models::has_discriminator(weights.model));
+    size_t kept = 0;
+    for (const auto& [name, t] : full.model) {
+        if (name.rfind(models::discriminator_prefix, 0) == 0) continue;
+        INFO(name);
+        REQUIRE(weights.model.count(name));
+        const elbo::Tensor<float>& w = weights.model.at(name);
+        CHECK(w.shape() == t.shape());
+        CHECK(std::equal(t.data(), t.data() + t.numel(), w.data()));
+        ++kept;
+    }
+    CHECK(weights.model.size() == kept);
+    CHECK(weights.config.is_factor_vae());
+    CHECK(weights.metadata.at("gamma") == full.metadata.at("gamma"));
+    CHECK(weights.metadata.at("step") == full.metadata.at("step"));
+    CHECK(weights.metadata.at("train") == full.metadata.at("train"));
+    CHECK(weights.metadata.at("commit") == "abc123");
+    CHECK(weights.metadata.at("note") == "a=b");
+
+    // The same numbers from the weights as from the run's checkpoint, which holds the discriminator.
+    const std::string flags = " --images 32 --iw-images 4 --iw-samples 3 --train-votes 10 --eval-votes 10 "
+                              "--global-images 100 --mig-images 100 --votes-per-sample 8 --prune-below 0.01";
+    const Result a = run_elbo("eval --checkpoint " + ck + flags, dir), b = run_elbo("eval --checkpoint " + out + flags, dir);
+    REQUIRE(a.status == 0);
+    REQUIRE(b.status == 0);
+    for (const char* key : {"elbo", "nll_iw", "factorvae_metric", "mig"}) {
+        INFO(key);
+        CHECK(nlohmann::json::parse(a.out)[key] == nlohmann::json::parse(b.out)[key]);
+    }
+    REQUIRE(run_elbo("traverse --checkpoint " + out + " --out " + (dir / "t.png").string(), dir).status == 0);
+
+    REQUIRE(run_elbo("train --steps 2 --out " + vae.string() + tiny, dir).status == 0);
+    const std::string vae_ck = (vae / "checkpoint.safetensors").string();
+    const std::pair<std::string, std::string> cases[] = {
+        {"train --resume " + out + " --steps 4",
+         "elbo: train: '" + out + "' holds weights alone (elbo export), without its optimizers' state"},
+        {"export --checkpoint " + ck + " --out " + out + " --meta commit", "elbo: export: --meta takes KEY=VALUE, got 'commit'"},
+        {"export --checkpoint " + ck + " --out " + out + " --meta step=9",
+         "elbo: export: metadata 'step' comes from the checkpoint and is kept as it is"},
+        {"export --checkpoint " + ck + " --out " + out + " --meta a=1 --meta a=2", "elbo: export: --meta gives 'a' twice"},
+        {"export --checkpoint " + vae_ck + " --out " + out + " --without-discriminator",
+         "elbo: export: --without-discriminator: '" + vae_ck + "' holds a vae, which has none"},
+    };
+    for (const auto& [command, message] : cases) {
+        INFO(command);
+        const Result e = run_elbo(command, dir);
+        CHECK(e.status == 1);
+        CHECK(e.err.rfind(message, 0) == 0);
+    }
+    // A refused export leaves the earlier file as it was.
+    CHECK(models::read_checkpoint<float>(out).metadata.at("commit") == "abc123");
+}
+
 TEST_CASE("a run written before arch existed resumes as seed-v0, with the optimizers it trained with") {
     // What elbo wrote then: a FactorVAE of the seed's network with a ReLU after the decoder's fc and
     // a five-layer discriminator, metadata without arch, capacity_weight or discriminator_layers,

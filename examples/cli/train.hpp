@@ -229,6 +229,9 @@ private:
             ck_ = models::read_checkpoint<float>(o_.resume);
             check(ck_.metadata.count("train") && ck_.metadata.count("step"), "train", "'", o_.resume,
                   "' is not a training checkpoint (no 'train' and 'step' metadata); --resume continues `elbo train` runs");
+            check(!ck_.optimizer.empty(), "train", "'", o_.resume,
+                  "' holds weights alone (elbo export), without its optimizers' state; --resume needs the run's "
+                  "own checkpoint");
             try {
                 restore_options(nlohmann::json::parse(ck_.metadata.at("train")));
             } catch (const nlohmann::json::exception& e) {

@@ -25,6 +25,13 @@
 namespace elbo::models {
 
 inline const std::string optimizer_prefix = "optimizer.";
+inline const std::string discriminator_prefix = "discriminator.";
+
+template <class T>
+bool has_discriminator(const std::map<std::string, Tensor<T>>& state_dict) {
+    auto it = state_dict.lower_bound(discriminator_prefix);
+    return it != state_dict.end() && it->first.rfind(discriminator_prefix, 0) == 0;
+}
 
 // A VAE, or a FactorVAE when config.kind says so.
 template <class T = float>
@@ -102,10 +109,13 @@ void load_weights(VAE<T>& model, const Checkpoint<T>& ck) {
     }
 }
 
-// Builds the model a checkpoint describes and loads its weights.
+// Builds the model a checkpoint describes and loads its weights. A FactorVAE's weights without its
+// discriminator (`elbo export --without-discriminator`) load as its VAE: enough to evaluate it and
+// draw from it, not to train it further.
 template <class T = float>
 std::unique_ptr<VAE<T>> load_model(const Checkpoint<T>& ck, Generator& gen) {
-    auto model = make_model<T>(ck.config, gen);
+    auto model = ck.config.is_factor_vae() && !has_discriminator(ck.model) ? std::make_unique<VAE<T>>(ck.config, gen)
+                                                                           : make_model<T>(ck.config, gen);
     load_weights(*model, ck);
     return model;
 }
@@ -121,6 +131,26 @@ void write_checkpoint(const std::string& path, const VAE<T>& model,
         for (auto& [name, t] : opt->state_dict(optimizer_prefix + which + ".")) tensors.emplace(name, t);
     std::map<std::string, std::string> metadata = model.config.to_metadata();
     for (auto& [k, v] : extra) metadata[k] = v;
+    save_safetensors(path, tensors, metadata);
+}
+
+// Writes a checkpoint's weights alone, as a release: its state_dict (without the discriminator's
+// tensors unless `discriminator`), no optimizer state, and its metadata plus `extra` (keys it
+// already has are refused: the configuration and the training record stay as they were),
+// atomically.
+template <class T = float>
+void write_weights(const std::string& path, const Checkpoint<T>& ck, bool discriminator,
+                   const std::map<std::string, std::string>& extra = {}) {
+    std::map<std::string, Tensor<T>> tensors;
+    for (const auto& [name, t] : ck.model)
+        if (discriminator || name.rfind(discriminator_prefix, 0) != 0) tensors.emplace(name, t);
+    std::map<std::string, std::string> metadata = ck.config.to_metadata();
+    for (const auto& [k, v] : ck.metadata) metadata.emplace(k, v);
+    for (const auto& [k, v] : extra) {
+        check(!k.empty() && !metadata.count(k), "export", "metadata '", k, "' ",
+              k.empty() ? "needs a name" : "comes from the checkpoint and is kept as it is");
+        metadata[k] = v;
+    }
     save_safetensors(path, tensors, metadata);
 }
 

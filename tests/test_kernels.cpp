@@ -201,6 +201,41 @@ TEST_CASE_TEMPLATE("gemm matches the triple loop for every layout, edge and accu
                     }
 }
 
+TEST_CASE("gemm packs a small A once for all column ranges: right, and the same for 1 and 2 threads") {
+    // C [100, 1000] over K = 300: the column ranges span every row (A packed before the ranges
+    // start), two row blocks of A, three k blocks the last of them short; A row- and column-major.
+    const int64_t M = 100, N = 1000, K = 300;
+    const int threads = omp_get_max_threads();
+    Generator gen(23);
+    std::vector<float> sb, s1, s2;
+    auto b = view(sb, Layout::row_major, K, N, 1);
+    for (float& v : sb) v = static_cast<float>(gen.normal());
+    for (Layout la : {Layout::row_major, Layout::col_major}) {
+        INFO("A layout ", int(la));
+        std::vector<float> sa;
+        auto a = view(sa, la, M, K, 1);
+        for (float& v : sa) v = static_cast<float>(gen.normal());
+        omp_set_num_threads(1);
+        kernels::gemm(view(s1, Layout::row_major, M, N, 1), as_const(a), as_const(b), false);
+        omp_set_num_threads(2);
+        kernels::gemm(view(s2, Layout::row_major, M, N, 1), as_const(a), as_const(b), false);
+        omp_set_num_threads(threads);
+        CHECK(s1 == s2);
+        int wrong = 0;
+        for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < N; ++j) {
+                double exact = 0, scale = 0;
+                for (int64_t k = 0; k < K; ++k) {
+                    const double p = double(a.p[i * a.rs + a.column_offset(k)]) * double(sb[k * N + j]);
+                    exact += p;
+                    scale += std::abs(p);
+                }
+                if (std::abs(double(s2[i * N + j]) - exact) > (K + 2) * 0.5 * std::numeric_limits<float>::epsilon() * scale) ++wrong;
+            }
+        CHECK(wrong == 0);
+    }
+}
+
 TEST_CASE("gemm and the convolutions give bit-identical results for 1 and 2 threads") {
     const int threads = omp_get_max_threads();
     auto run = [](int t) {

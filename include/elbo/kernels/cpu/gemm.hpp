@@ -189,12 +189,34 @@ void pack_a(T* dst, const MatrixView<const T>& a, const int64_t* offsets, int64_
     }
 }
 
+// All of A [M, K] packed, for when every thread's share of C spans all of its rows: k block by k
+// block (KC values each), and within one, MC-row blocks of MR-row micro-panels, as pack_a writes
+// them. The block for rows from ic (a multiple of MR) in the k block from k0 starts at
+// k0 * rows_padded(M) + ic * kc.
+template <class T>
+int64_t rows_padded(int64_t M) {
+    constexpr int64_t MR = Blocking<T>::MR;
+    return (M + MR - 1) / MR * MR;
+}
+template <class T>
+void pack_all_of_a(T* dst, const MatrixView<const T>& a) {
+    using Bk = Blocking<T>;
+    const int64_t M = a.rows, K = a.cols;
+    int64_t offsets[Bk::KC];
+    for (int64_t k0 = 0; k0 < K; k0 += Bk::KC) {
+        const int64_t kc = std::min(Bk::KC, K - k0);
+        for (int64_t k = 0; k < kc; ++k) offsets[k] = a.column_offset(k0 + k);
+        for (int64_t ic = 0; ic < M; ic += Bk::MC)
+            pack_a(dst + k0 * rows_padded<T>(M) + ic * kc, a, offsets, ic, std::min(Bk::MC, M - ic), kc);
+    }
+}
+
 // One thread's share: the block of C with rows [i0, i1) and columns [j0, j1), over all of k, in
 // BLIS's loop order (columns by NC, k by KC with B's panel packed once, rows by MC with A's block
-// packed, then the micro-tiles).
+// packed, then the micro-tiles). A comes packed already (pack_all_of_a) when a_packed_all is given.
 template <class T, class B>
 void gemm_block(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b, bool accumulate, int64_t i0,
-                int64_t i1, int64_t j0, int64_t j1, int64_t k_begin, int64_t k_end) {
+                int64_t i1, int64_t j0, int64_t j1, int64_t k_begin, int64_t k_end, const T* a_packed_all = nullptr) {
     using Bk = Blocking<T>;
     constexpr int64_t MR = Bk::MR, NR = Bk::NR, KC = Bk::KC, MC = Bk::MC, NC = Bk::NC;
     thread_local std::vector<T> a_packed, b_packed;
@@ -212,12 +234,16 @@ void gemm_block(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b
             for (int64_t k = 0; k < kc; ++k) offsets[static_cast<size_t>(k)] = a.column_offset(k0 + k);
             for (int64_t ic = i0; ic < i1; ic += MC) {
                 const int64_t mc = std::min(MC, i1 - ic);
-                pack_a(a_packed.data(), a, offsets.data(), ic, mc, kc);
+                const T* ap = a_packed.data();
+                if (a_packed_all)
+                    ap = a_packed_all + k0 * rows_padded<T>(a.rows) + ic * kc;
+                else
+                    pack_a(a_packed.data(), a, offsets.data(), ic, mc, kc);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     const T* bp = b_packed.data() + jr * kc;
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         prefetch_tile(c, ic + ir, jc + jr, std::min(MR, mc - ir), std::min(NR, nc - jr));
-                        micro_kernel(kc, a_packed.data() + ir * kc, bp, tile);
+                        micro_kernel(kc, ap + ir * kc, bp, tile);
                         store_tile(c, ic + ir, jc + jr, std::min(MR, mc - ir), std::min(NR, nc - jr), tile, add);
                     }
                 }
@@ -328,12 +354,22 @@ void gemm(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b, bool
     const int64_t cols_each = ((N + Bk::NR - 1) / Bk::NR + col_parts - 1) / col_parts * Bk::NR;
     const int64_t rows_each = ((M + Bk::MR - 1) / Bk::MR + row_parts - 1) / row_parts * Bk::MR;
     const int64_t parts = row_parts * col_parts;
+    // When every range spans all rows of C, each would pack all of A again: with A small (a Linear
+    // layer's 64-row batch, or its gradient, against 1000 x 1000 weights) it is packed once here
+    // instead (that was a sixth of the layer's forward on two threads).
+    const T* a_packed_all = nullptr;
+    if (parallel && row_parts == 1 && col_parts > 1 && M * K <= (int64_t(1) << 20)) {
+        thread_local std::vector<T> packed;  // the calling thread's; the team reads it
+        packed.resize(static_cast<size_t>(gemm_detail::rows_padded<T>(M) * K));
+        gemm_detail::pack_all_of_a(packed.data(), a);
+        a_packed_all = packed.data();
+    }
 #pragma omp parallel for schedule(dynamic, 1) if (parallel && parts > 1)
     for (int64_t t = 0; t < parts; ++t) {
         const int64_t i0 = t / col_parts * rows_each, j0 = t % col_parts * cols_each;
         if (i0 < M && j0 < N)
             gemm_detail::gemm_block(c, a, b, accumulate, i0, std::min(M, i0 + rows_each), j0,
-                                    std::min(N, j0 + cols_each), 0, K);
+                                    std::min(N, j0 + cols_each), 0, K, a_packed_all);
     }
 }
 

@@ -7,10 +7,8 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,18 +17,6 @@
 using namespace elbo;
 
 namespace {
-
-double median_ms(int repeats, const std::function<void()>& f) {
-    f();  // warm-up
-    std::vector<double> ms;
-    for (int r = 0; r < repeats; ++r) {
-        const auto start = std::chrono::steady_clock::now();
-        f();
-        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-    }
-    std::sort(ms.begin(), ms.end());
-    return ms[ms.size() / 2];
-}
 
 // A layer as the model runs it: a 4x4 stride-2 convolution (or its transpose) of `in` channels at
 // side `size` to `out` channels, or a Linear layer from `in` to `out` features.
@@ -104,9 +90,9 @@ int main(int argc, char** argv) {
         };
         const Tensor<float> seed = Tensor<float>::full(out_shape, 1.0f);
         // The backward pass: a step's time less its forward pass's, both recording the graph.
-        const double fwd = median_ms(repeats, [&] { NoGrad g; forward(); });
-        const double recorded = median_ms(repeats, [&] { forward(); });
-        const double bwd = median_ms(repeats, [&] { backward(forward(), seed); }) - recorded;
+        const double fwd = profile::median_ms(1, repeats, [&] { NoGrad g; forward(); });
+        const double recorded = profile::median_ms(1, repeats, [&] { forward(); });
+        const double bwd = profile::median_ms(1, repeats, [&] { backward(forward(), seed); }) - recorded;
         const double bwd_flop = first ? flop : 2 * flop;  // the weight's gradient, and the input's
         std::printf("{\"layer\": \"%s\", \"arch\": \"%s\", \"batch\": %lld, \"threads\": %d, \"forward_ms\": %.3f, "
                     "\"forward_gflops\": %.1f, \"backward_ms\": %.3f, \"backward_gflops\": %.1f}\n",

@@ -8,7 +8,6 @@
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <chrono>
 
 #include "cli/step.hpp"
 #include "cli/train.hpp"
@@ -86,19 +85,6 @@ inline double peak_rss_mb() {
     return static_cast<double>(u.ru_maxrss) / 1024.0;  // Linux reports KiB
 }
 
-template <class F>
-double median_ms(int64_t warmup, int64_t repeats, F f) {
-    for (int64_t i = 0; i < warmup; ++i) f();
-    std::vector<double> ms;
-    for (int64_t i = 0; i < repeats; ++i) {
-        const auto start = std::chrono::steady_clock::now();
-        f();
-        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-    }
-    std::sort(ms.begin(), ms.end());
-    return ms[ms.size() / 2];
-}
-
 inline int run_bench(const BenchOptions& o) {
     const char* op = "bench";
     check(o.model == "vae" || o.model == "factor-vae", op, "--model must be vae or factor-vae, got '", o.model, "'");
@@ -127,12 +113,12 @@ inline int run_bench(const BenchOptions& o) {
 
     // Each timed call ends when the device is done with it: the GPU's kernels run asynchronously.
     int64_t step = 0;
-    const double train_ms = median_ms(o.warmup, o.steps, [&] {
+    const double train_ms = profile::median_ms(o.warmup, o.steps, [&] {
         Generator g(static_cast<uint64_t>(++step));
         train_step(*model, {&vae_opt, d_opt.get()}, x, x_other, step, g);
         synchronize(device);
     });
-    const double forward_ms = median_ms(o.warmup, o.steps, [&] {
+    const double forward_ms = profile::median_ms(o.warmup, o.steps, [&] {
         NoGrad no_grad;
         Generator g(0);
         const Var<float> input(x);

@@ -102,4 +102,19 @@ inline std::string table(int64_t steps = 1) {
     return out + line;
 }
 
+// The median wall time in milliseconds of `repeats` calls of f, after `warmup` untimed ones: what
+// `elbo bench` and benchmarks/bench_layers report.
+template <class F>
+double median_ms(int64_t warmup, int64_t repeats, F f) {
+    for (int64_t i = 0; i < warmup; ++i) f();
+    std::vector<double> ms;
+    for (int64_t i = 0; i < repeats; ++i) {
+        const auto start = detail::Clock::now();
+        f();
+        ms.push_back(std::chrono::duration<double, std::milli>(detail::Clock::now() - start).count());
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms[ms.size() / 2];
+}
+
 }  // namespace elbo::profile

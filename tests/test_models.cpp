@@ -351,6 +351,43 @@ TEST_CASE("the discriminator's loss sends no gradient to the VAE") {
     for (auto& [name, p] : model.discriminator_parameters()) CHECK(p.has_grad());
 }
 
+TEST_CASE("the discriminator's loss, one pass over both batches, is the paper's two cross-entropies") {
+    // The definition, written out: D on each batch separately, each cross-entropy a batch mean.
+    // Equal batches (the trainer's) and unequal ones (the weights 1/(2N), 1/(2M) matter there).
+    for (const auto& [n, m] : {std::pair<int64_t, int64_t>{8, 8}, {5, 11}}) {
+        INFO(n, " real and ", m, " permuted codes");
+        Generator gen(12);
+        FactorVAE<float> model(small("factor-vae"), gen);
+        const Var<float> z(Tensor<float>::uninitialized(Shape{n, model.config.latent}).normal_(gen));
+        const Var<float> z_other(Tensor<float>::uninitialized(Shape{m, model.config.latent}).normal_(gen));
+        Generator ga(40), gb(40);
+        const DiscriminatorLoss<float> d = model.discriminator_loss(z, z_other, ga);
+        backward(d.loss);
+        std::vector<Tensor<float>> one_pass;
+        for (auto& [name, p] : model.discriminator_parameters()) one_pass.push_back(p.grad().clone());
+        model.discriminator.zero_grad();
+
+        const Var<float> real = model.discriminator(z), permuted = model.discriminator(permute_dims(z_other, gb));
+        const Var<float> two_pass = (cross_entropy(real, std::vector<int64_t>(static_cast<size_t>(n), 0)) +
+                                     cross_entropy(permuted, std::vector<int64_t>(static_cast<size_t>(m), 1))) *
+                                    constant(0.5f);
+        backward(two_pass);
+        CHECK(d.loss.item() == doctest::Approx(two_pass.item()).epsilon(1e-6));
+        size_t i = 0;
+        for (auto& [name, p] : model.discriminator_parameters()) {
+            INFO(name);
+            CHECK(testing::relative_difference(one_pass[i++], p.grad()) < 1e-5);
+        }
+        // The accuracies count the rows of each batch: the logits, split where the batches meet.
+        const Tensor<float> rl = real.value(), pl = permuted.value();
+        int64_t right_real = 0, right_permuted = 0;
+        for (int64_t r = 0; r < n; ++r) right_real += rl[2 * r] > rl[2 * r + 1];
+        for (int64_t r = 0; r < m; ++r) right_permuted += pl[2 * r + 1] > pl[2 * r];
+        CHECK(d.accuracy_real() == doctest::Approx(static_cast<double>(right_real) / static_cast<double>(n)));
+        CHECK(d.accuracy_permuted() == doctest::Approx(static_cast<double>(right_permuted) / static_cast<double>(m)));
+    }
+}
+
 TEST_CASE("VAE, beta-VAE and FactorVAE train: their losses fall") {
     for (const char* kind : {"vae", "beta-vae", "factor-vae"}) {
         INFO(kind);

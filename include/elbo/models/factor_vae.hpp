@@ -5,7 +5,8 @@
 // estimates log q(z) / prod_j q(z_j), whose mean is the total correlation TC.
 //
 //   VAE objective:            recon + β KL + γ TC,  TC = sum over the batch of logit0(z) - logit1(z)
-//   discriminator objective:  1/2 [CE(D(z), 0) + CE(D(permute_dims(z')), 1)], z' from a second batch
+//   discriminator objective:  1/2 [CE(D(z), 0) + CE(D(permute_dims(z')), 1)], z' from a second batch,
+//                             z and permute_dims(z') through the discriminator as one batch
 //
 // The discriminator's objective reads z detached, so no gradient from it reaches the VAE; the VAE's
 // objective does send gradients into the discriminator's parameters, which its step ignores and the
@@ -44,20 +45,19 @@ public:
 template <class T>
 struct DiscriminatorLoss {
     Var<T> loss;
-    Var<T> real_logits;      // D(z) [N, 2], label 0
-    Var<T> permuted_logits;  // D(permute_dims(z')) [M, 2], label 1
+    Var<T> logits;     // D([z; permute_dims(z')]) [N + M, 2]: rows [0, N) real (label 0), the rest permuted (label 1)
+    int64_t real = 0;  // N
 
     // The fraction of real codes classed real, and of permuted codes classed permuted.
-    double accuracy_real() const { return accuracy(real_logits, 0); }
-    double accuracy_permuted() const { return accuracy(permuted_logits, 1); }
+    double accuracy_real() const { return accuracy(0, real, 0); }
+    double accuracy_permuted() const { return accuracy(real, logits.shape()[0], 1); }
 
 private:
-    static double accuracy(const Var<T>& logits, int label) {
+    double accuracy(int64_t from, int64_t to, int label) const {
         const Tensor<T> l = logits.value().to(Device::cpu);
-        const int64_t n = l.size(0);
         int64_t right = 0;
-        for (int64_t i = 0; i < n; ++i) right += (l[2 * i + label] > l[2 * i + 1 - label]);
-        return n ? static_cast<double>(right) / static_cast<double>(n) : 0.0;
+        for (int64_t i = from; i < to; ++i) right += (l[2 * i + label] > l[2 * i + 1 - label]);
+        return to > from ? static_cast<double>(right) / static_cast<double>(to - from) : 0.0;
     }
 };
 
@@ -84,15 +84,23 @@ public:
     }
 
     // The discriminator's cross-entropy on real codes z (label 0) against permuted codes from a
-    // second batch's z_other (label 1); both detached from the VAE.
+    // second batch's z_other (label 1); both detached from the VAE. The two batches go through the
+    // discriminator as one batch [z; permute_dims(z')], so each layer's weight is read once and its
+    // gradient is one GEMM over N + M rows; each sample's cross-entropy is weighted 1/(2N) or
+    // 1/(2M), which is 1/2 [CE(D(z), 0) + CE(D(permute_dims(z')), 1)] with each CE a batch mean.
     DiscriminatorLoss<T> discriminator_loss(const Var<T>& z, const Var<T>& z_other, Generator& gen) {
         const int64_t n = z.shape()[0], m = z_other.shape()[0];
+        check(n > 0 && m > 0, "discriminator_loss", "expected codes of at least one sample in each batch, got ",
+              z.shape(), " and ", z_other.shape());
+        std::vector<int64_t> labels(static_cast<size_t>(n + m), 1);
+        std::fill_n(labels.begin(), n, 0);
+        std::vector<T> weights(static_cast<size_t>(n + m), T(0.5) / static_cast<T>(m));
+        std::fill_n(weights.begin(), n, T(0.5) / static_cast<T>(n));
         DiscriminatorLoss<T> d;
-        d.real_logits = discriminator(z.detach());
-        d.permuted_logits = discriminator(permute_dims(z_other.detach(), gen));
-        d.loss = (cross_entropy(d.real_logits, std::vector<int64_t>(static_cast<size_t>(n), 0)) +
-                  cross_entropy(d.permuted_logits, std::vector<int64_t>(static_cast<size_t>(m), 1))) *
-                 T(0.5);
+        d.real = n;
+        d.logits = discriminator(concat<T>({z.detach(), permute_dims(z_other.detach(), gen)}));
+        const Var<T> w(Tensor<T>::from_vector(Shape{n + m}, weights).to(d.logits.value().device()));
+        d.loss = sum(cross_entropy(d.logits, labels, Reduction::none) * w);
         return d;
     }
 

@@ -15,11 +15,11 @@
 #include <sstream>
 #include <thread>
 
-#include "cli/train.hpp"
+#include "elbo/elbo.hpp"
 #include "scratch.hpp"
 
 namespace fs = std::filesystem;
-namespace cli = elbo::cli;
+namespace train = elbo::train;
 namespace models = elbo::models;
 using elbo::testing::read_text;
 using elbo::testing::Result;
@@ -166,7 +166,7 @@ TEST_CASE("factor-vae on dsprites with no other flags is the FactorVAE paper's s
     std::string header, line;
     std::getline(metrics, header);
     for (int rows = 0; std::getline(metrics, line); ++rows) {
-        const cli::MetricsRow row = cli::MetricsRow::parse(header, line);
+        const train::MetricsRow row = train::MetricsRow::parse(header, line);
         CHECK(row.step == rows + 1);
         CHECK(row.accuracy_real >= 0);
         CHECK(row.accuracy_real <= 1);
@@ -193,13 +193,13 @@ TEST_CASE("factor-vae on dsprites with no other flags is the FactorVAE paper's s
 }
 
 TEST_CASE("the health monitor warns once of a collapsed discriminator and of a negative TC estimate") {
-    cli::HealthMonitor monitor(5);
+    train::HealthMonitor monitor(5);
     auto losses = [](double tc, double real, double permuted) {
-        cli::StepLosses l;
+        train::StepTerms l;
         l.tc = tc, l.accuracy_real = real, l.accuracy_permuted = permuted;
         return l;
     };
-    const cli::StepLosses fine = losses(0.5, 0.7, 0.6), separating = losses(3.0, 1.0, 1.0),
+    const train::StepTerms fine = losses(0.5, 0.7, 0.6), separating = losses(3.0, 1.0, 1.0),
                           constant = losses(0.1, 1.0, 0.0), negative = losses(-2.0, 0.5, 0.5);
     for (int step = 1; step <= 20; ++step) CHECK(monitor.update(step, fine).empty());
     for (int step = 21; step <= 24; ++step) CHECK(monitor.update(step, separating).empty());
@@ -216,7 +216,7 @@ TEST_CASE("the health monitor warns once of a collapsed discriminator and of a n
     REQUIRE(all.size() == 1);  // the other collapse has its own warning
     CHECK(all[0].rfind("step 55: the discriminator has told every real code from every permuted one for 5 steps", 0) == 0);
 
-    cli::HealthMonitor tc(5);
+    train::HealthMonitor tc(5);
     all.clear();
     for (int step = 1; step <= 400; ++step)
         for (const std::string& w : tc.update(step, step <= 10 ? fine : negative)) all.push_back(w);
@@ -351,7 +351,7 @@ TEST_CASE("a run written before arch existed resumes as seed-v0, with the optimi
     elbo::optim::Adam<float> vae(model.vae_parameters(), {.lr = 1e-4});
     elbo::optim::Adam<float> discriminator(model.discriminator_parameters(), {.lr = 1e-4, .beta1 = 0.5, .beta2 = 0.9});
     const elbo::Tensor<float> x = elbo::Tensor<float>(elbo::Shape{8, 1, 16, 16}).uniform_(gen);
-    cli::train_step(model, {&vae, &discriminator}, x, x, 0, gen);
+    train::step(model, vae, discriminator, x, x, 0, gen);
     const std::string ck = (run / "checkpoint.safetensors").string();
     const std::string train = R"({"model":"factor-vae","data":"dsprites","latent":3,"image_size":16,"channels":1,)"
                               R"("batch":8,"steps":2,"lr":0.0001,"seed":0,"checkpoint_every":1,"log_every":1,)"
@@ -379,9 +379,9 @@ TEST_CASE("a run written before arch existed resumes as seed-v0, with the optimi
     std::istringstream metrics(read_text(run / "metrics.csv"));
     std::string header, line;
     std::getline(metrics, header);
-    CHECK(header == cli::MetricsRow::header(3).substr(0, header.size()));
-    std::vector<cli::MetricsRow> rows;
-    while (std::getline(metrics, line)) rows.push_back(cli::MetricsRow::parse(header, line));
+    CHECK(header == train::MetricsRow::header(3).substr(0, header.size()));
+    std::vector<train::MetricsRow> rows;
+    while (std::getline(metrics, line)) rows.push_back(train::MetricsRow::parse(header, line));
     REQUIRE(rows.size() == 4);
     CHECK(rows[1].loss == 179);                       // the old rows, kept
     CHECK(std::isnan(rows[1].accuracy_real));         // with what they never logged unknown

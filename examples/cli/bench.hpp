@@ -9,7 +9,7 @@
 
 #include <algorithm>
 
-#include "cli/step.hpp"
+#include "cli/common.hpp"
 #include "cli/train.hpp"
 
 namespace elbo::cli {
@@ -100,12 +100,8 @@ inline int run_bench(const BenchOptions& o) {
     c.latent = o.latent;
     if (c.is_factor_vae()) c.gamma = 35;
     Generator gen(0);
-    auto model = models::make_model<float>(c, gen);
-    model->to(device);
-    optim::Adam<float> vae_opt(model->vae_parameters(), {.lr = 1e-4});
-    std::unique_ptr<optim::Adam<float>> d_opt;
-    if (auto* f = dynamic_cast<models::FactorVAE<float>*>(model.get()))
-        d_opt = std::make_unique<optim::Adam<float>>(f->discriminator_parameters(), models::factor_vae_discriminator_adam());
+    TrainedModel run(c, gen, device, {.lr = 1e-4}, models::factor_vae_discriminator_adam());
+    models::VAE<float>& model = run.model();
     const Shape images{o.batch, c.channels, c.image_size, c.image_size};
     // The batches wait on the model's device, so that the times hold no copies from the host.
     const Tensor<float> x = Tensor<float>(images).uniform_(gen).to(device);
@@ -115,14 +111,14 @@ inline int run_bench(const BenchOptions& o) {
     int64_t step = 0;
     const double train_ms = profile::median_ms(o.warmup, o.steps, [&] {
         Generator g(static_cast<uint64_t>(++step));
-        train_step(*model, {&vae_opt, d_opt.get()}, x, x_other, step, g);
+        run.step(x, x_other, step, g);
         synchronize(device);
     });
     const double forward_ms = profile::median_ms(o.warmup, o.steps, [&] {
         NoGrad no_grad;
         Generator g(0);
         const Var<float> input(x);
-        model->loss(input, model->forward(input, g));
+        model.loss(input, model.forward(input, g));
         synchronize(device);
     });
     // Buffers the device's pool asked of the system (or driver) for one more training step: none,
@@ -130,7 +126,7 @@ inline int run_bench(const BenchOptions& o) {
     const int64_t allocated_before = memory_stats(device).system_allocations;
     {
         Generator g(static_cast<uint64_t>(++step));
-        train_step(*model, {&vae_opt, d_opt.get()}, x, x_other, step, g);
+        run.step(x, x_other, step, g);
     }
     const int64_t step_allocations = memory_stats(device).system_allocations - allocated_before;
     const ModelWork work(c);
@@ -159,7 +155,7 @@ inline int run_bench(const BenchOptions& o) {
         profile::start();
         for (int64_t i = 0; i < o.steps; ++i) {
             Generator g(static_cast<uint64_t>(++step));
-            train_step(*model, {&vae_opt, d_opt.get()}, x, x_other, step, g);
+            run.step(x, x_other, step, g);
         }
         synchronize(device);
         profile::stop();

@@ -25,7 +25,7 @@
 #include "cli/pictures.hpp"
 #include "cli/plot.hpp"
 #include "cli/progress.hpp"
-#include "cli/step.hpp"
+#include "cli/common.hpp"
 #include "elbo/elbo.hpp"
 
 namespace elbo::cli {
@@ -101,107 +101,6 @@ inline void set_threads(int threads) {
     omp_set_num_threads(threads);
 }
 
-// One row of metrics.csv.
-struct MetricsRow {
-    int64_t step = 0;
-    double loss = 0, recon = 0, kl = 0, tc = 0, discriminator = 0, accuracy_real = 0, accuracy_permuted = 0, lr = 0,
-           seconds = 0;
-    std::vector<double> kl_per_latent;
-
-    // The columns before the per-latent KLs, in order.
-    static constexpr const char* names[] = {"step", "loss", "recon", "kl", "tc", "discriminator_loss",
-                                            "d_accuracy_real", "d_accuracy_permuted", "lr", "seconds"};
-
-    static std::string header(int64_t latents) {
-        std::string h;
-        for (const char* n : names) h += std::string(h.empty() ? "" : ",") + n;
-        for (int64_t j = 0; j < latents; ++j) h += ",kl_" + std::to_string(j);
-        return h + "\n";
-    }
-
-    std::string csv() const {
-        std::string line = std::to_string(step);
-        char v[32];
-        for (double x : {loss, recon, kl, tc, discriminator, accuracy_real, accuracy_permuted, lr}) {
-            std::snprintf(v, sizeof v, ",%.9g", x);
-            line += v;
-        }
-        std::snprintf(v, sizeof v, ",%.3f", seconds);
-        line += v;
-        for (double x : kl_per_latent) {
-            std::snprintf(v, sizeof v, ",%.6g", x);
-            line += v;
-        }
-        return line + "\n";
-    }
-
-    // A row under `header` (the file's first line): columns found by name, so a run written
-    // before some column existed reads with that column NaN (unknown).
-    static MetricsRow parse(const std::string& header, const std::string& line) {
-        auto split = [](const std::string& text) {
-            std::vector<std::string> out;
-            std::stringstream in(text);
-            for (std::string cell; std::getline(in, cell, ',');) out.push_back(cell);
-            return out;
-        };
-        const std::vector<std::string> columns = split(header), cells = split(line);
-        check(cells.size() == columns.size(), "train", "metrics.csv has a malformed line: '", line, "'");
-        MetricsRow r;
-        double* fields[] = {nullptr, &r.loss, &r.recon, &r.kl, &r.tc, &r.discriminator, &r.accuracy_real,
-                            &r.accuracy_permuted, &r.lr, &r.seconds};
-        for (size_t k = 1; k < std::size(names); ++k) *fields[k] = NAN;
-        for (size_t c = 0; c < columns.size(); ++c) {
-            char* end = nullptr;
-            const double v = std::strtod(cells[c].c_str(), &end);
-            check(!cells[c].empty() && *end == '\0', "train", "metrics.csv has a malformed line: '", line, "'");
-            if (columns[c] == "step") r.step = static_cast<int64_t>(v);
-            else if (columns[c].rfind("kl_", 0) == 0) r.kl_per_latent.push_back(v);
-            for (size_t k = 1; k < std::size(names); ++k)
-                if (columns[c] == names[k]) *fields[k] = v;
-        }
-        return r;
-    }
-};
-
-// Watches FactorVAE's discriminator and TC estimate, and says once when either goes wrong for
-// `window` steps in a row: the discriminator collapsed (it tells every code apart, or calls every
-// code the same: an accuracy pinned at 1 or at 0.5 over both kinds of code), or the TC estimate, a
-// KL divergence's, stays below zero (its average over about the last hundred steps). It watches
-// one process's steps: a resumed run starts counting afresh.
-class HealthMonitor {
-public:
-    explicit HealthMonitor(int64_t window = 2000) : window_(window) {}
-
-    // The warnings this step raises, each once per run.
-    std::vector<std::string> update(int64_t step, const StepLosses& l) {
-        std::vector<std::string> warnings;
-        const bool separates = l.accuracy_real >= 0.99 && l.accuracy_permuted >= 0.99;
-        const bool constant = std::min(l.accuracy_real, l.accuracy_permuted) <= 0.01 &&
-                              std::max(l.accuracy_real, l.accuracy_permuted) >= 0.99;
-        separating_ = separates ? separating_ + 1 : 0;
-        constant_ = constant ? constant_ + 1 : 0;
-        tc_average_ = steps_++ == 0 ? l.tc : 0.99 * tc_average_ + 0.01 * l.tc;
-        negative_ = tc_average_ < 0 ? negative_ + 1 : 0;
-        auto collapsed = [&](const char* how) {
-            return str("step ", step, ": the discriminator has ", how, " for ", window_,
-                       " steps (accuracy on real codes ", l.accuracy_real, ", on permuted ", l.accuracy_permuted,
-                       "); its TC estimate means little");
-        };
-        if (separating_ == window_ && !warned_separating_++)
-            warnings.push_back(collapsed("told every real code from every permuted one"));
-        if (constant_ == window_ && !warned_constant_++) warnings.push_back(collapsed("called every code the same"));
-        if (negative_ == window_ && !warned_tc_++)
-            warnings.push_back(str("step ", step, ": the TC estimate has averaged below zero for ", window_, " steps (now ", tc_average_,
-                           "); a total correlation is never negative, so the discriminator is failing"));
-        return warnings;
-    }
-
-private:
-    int64_t window_, separating_ = 0, constant_ = 0, negative_ = 0, steps_ = 0;
-    int warned_separating_ = 0, warned_constant_ = 0, warned_tc_ = 0;
-    double tc_average_ = 0;
-};
-
 class Trainer {
 public:
     explicit Trainer(TrainOptions o) : o_(std::move(o)) {}
@@ -274,26 +173,21 @@ private:
                                 ": continue it on another device with --device"));
             }
         }
-        Generator init(o_.seed);
-        model_ = models::make_model<float>(config, init);  // initialized on the host: one seed, one model
-        model_->to(device_);
-        factor_ = dynamic_cast<models::FactorVAE<float>*>(model_.get());
-        vae_opt_ = std::make_unique<optim::Adam<float>>(
-            model_->vae_parameters(), optim::AdamOptions{.lr = *o_.lr, .beta1 = o_.betas->first, .beta2 = o_.betas->second});
-        if (factor_)
-            d_opt_ = std::make_unique<optim::Adam<float>>(
-                factor_->discriminator_parameters(),
-                optim::AdamOptions{.lr = *o_.d_lr, .beta1 = o_.d_betas->first, .beta2 = o_.d_betas->second});
-        const int64_t per_step = factor_ ? 2 : 1;  // FactorVAE: a second batch for the discriminator
+        Generator init(o_.seed);  // initialized on the host: one seed, one model
+        run_ = std::make_unique<TrainedModel>(
+            config, init, device_, optim::AdamOptions{.lr = *o_.lr, .beta1 = o_.betas->first, .beta2 = o_.betas->second},
+            config.is_factor_vae()
+                ? optim::AdamOptions{.lr = *o_.d_lr, .beta1 = o_.d_betas->first, .beta2 = o_.d_betas->second}
+                : optim::AdamOptions{});
+        const int64_t per_step = run_->is_factor_vae() ? 2 : 1;  // FactorVAE: a second batch for the discriminator
         const int64_t batches = data_->size() / o_.batch;
         check(batches >= per_step, "train", "'", o_.data, "' has ", data_->size(), " images, fewer than ", per_step,
               " batch(es) of ", o_.batch);
         if (o_.steps == 0) o_.steps = std::max<int64_t>(1, (o_.epochs ? o_.epochs : 1) * batches / per_step);
 
         if (!fresh) {  // everything that can refuse the checkpoint, before anything is written
-            models::load_weights(*model_, ck_);
-            vae_opt_->load_state_dict(ck_.optimizer, "optimizer.vae.");
-            if (d_opt_) d_opt_->load_state_dict(ck_.optimizer, "optimizer.discriminator.");
+            models::load_weights(run_->model(), ck_);
+            for (auto& [name, opt] : run_->optimizers()) opt->load_state_dict(ck_.optimizer, "optimizer." + name + ".");
             step_ = metadata_number(ck_.metadata, "step");
             seconds_before_ = ck_.metadata.count("seconds") ? metadata_number(ck_.metadata, "seconds") : 0.0;
         }
@@ -301,7 +195,7 @@ private:
         if (!fresh) {
             read_metrics(run_folder_ / "metrics.csv");
         } else {
-            write_file_atomically(metrics_path(), MetricsRow::header(config.latent));
+            write_file_atomically(metrics_path(), train::MetricsRow::header(config.latent));
         }
         o_.image_size = config.image_size;
         o_.channels = config.channels;
@@ -423,17 +317,17 @@ private:
     // What came after the checkpoint is dropped, and so is a last row cut short by a kill.
     void read_metrics(const fs::path& source) {
         std::ifstream in(source);
-        std::string header, line, kept = MetricsRow::header(model_->config.latent);
+        std::string header, line, kept = train::MetricsRow::header(run_->model().config.latent);
         std::getline(in, header);
         while (std::getline(in, line)) {
             if (line.empty()) continue;
-            MetricsRow r;
+            train::MetricsRow r;
             try {
-                r = MetricsRow::parse(header, line);
+                r = train::MetricsRow::parse(header, line);
             } catch (const Error&) {
                 break;
             }
-            r.kl_per_latent.resize(static_cast<size_t>(model_->config.latent), NAN);  // a run from before kl_j
+            r.kl_per_latent.resize(static_cast<size_t>(run_->model().config.latent), NAN);  // a run from before kl_j
             if (r.step > step_) break;
             rows_.push_back(r);
             kept += r.csv();
@@ -450,16 +344,16 @@ private:
         start_ = std::chrono::steady_clock::now();
         Progress progress(step_, o_.steps, o_.batch, o_.time_limit);
         std::fprintf(stderr, "elbo: training %s on %s (%lld images of %lldx%lldx%lld) for %lld steps into %s\n",
-                     model_->config.kind.c_str(), o_.data.c_str(), static_cast<long long>(data_->size()),
+                     run_->model().config.kind.c_str(), o_.data.c_str(), static_cast<long long>(data_->size()),
                      static_cast<long long>(data_->channels()), static_cast<long long>(data_->image_size()),
                      static_cast<long long>(data_->image_size()), static_cast<long long>(o_.steps), o_.out.c_str());
         while (step_ < o_.steps) {
-            const StepLosses l = train_step();
+            const train::StepTerms l = train_step();
             for (const std::string& warning : health_.update(step_ + 1, l)) {
                 progress.interrupt();
                 std::fprintf(stderr, "elbo: warning: %s\n", warning.c_str());
             }
-            MetricsRow row = metrics_row(l);
+            train::MetricsRow row = train::MetricsRow::of(l, step_ + 1, *o_.lr, seconds());
             if (!std::isfinite(row.loss) || !std::isfinite(row.discriminator)) {
                 progress.interrupt();
                 std::fprintf(stderr,
@@ -470,8 +364,6 @@ private:
                 return 1;
             }
             ++step_;
-            row.step = step_;
-            row.seconds = seconds();
             if (step_ % o_.log_every == 0 || step_ == o_.steps) {
                 rows_.push_back(row);
                 metrics << row.csv();
@@ -479,7 +371,7 @@ private:
             }
             char terms[160];
             std::snprintf(terms, sizeof terms, "loss %.4g  recon %.4g  kl %.4g%s", row.loss, row.recon, row.kl,
-                          factor_ ? str("  tc ", row.tc, "  D ", row.discriminator).c_str() : "");
+                          run_->is_factor_vae() ? str("  tc ", row.tc, "  D ", row.discriminator).c_str() : "");
             progress.update(step_, terms);
             const bool out_of_time = o_.time_limit > 0 && seconds() - seconds_before_ >= o_.time_limit;
             if (step_ % o_.checkpoint_every == 0 || step_ == o_.steps || interrupted || out_of_time) save();
@@ -497,38 +389,24 @@ private:
     }
 
     // One step on the next batch (and, for FactorVAE, the one after it), with the step's own draws.
-    StepLosses train_step() {
+    train::StepTerms train_step() {
         Generator gen(o_.seed * 0x9E3779B97F4A7C15ULL + 0x5851F42D4C957F2DULL * static_cast<uint64_t>(step_ + 1));
         const data::Batch batch = loader_->next();
-        const Tensor<float> other = factor_ ? loader_->next().images : Tensor<float>();
-        return cli::train_step(*model_, {vae_opt_.get(), d_opt_.get()}, batch.images, other, step_, gen);
-    }
-
-    MetricsRow metrics_row(const StepLosses& l) const {
-        MetricsRow row;
-        row.loss = l.loss;
-        row.recon = l.recon;
-        row.kl = l.kl;
-        row.tc = l.tc;
-        row.discriminator = l.discriminator;
-        row.accuracy_real = l.accuracy_real;
-        row.accuracy_permuted = l.accuracy_permuted;
-        row.lr = *o_.lr;
-        row.kl_per_latent = l.kl_per_latent;
-        return row;
+        const Tensor<float> other = run_->is_factor_vae() ? loader_->next().images : Tensor<float>();
+        return run_->step(batch.images, other, step_, gen);
     }
 
     // The checkpoint, the loss plot and the pictures.
     void save() {
-        for (auto& [name, p] : model_->named_parameters())
+        for (auto& [name, p] : run_->model().named_parameters())
             for (float v : p.value().to(Device::cpu))
                 check(std::isfinite(v), "train", "parameter '", name, "' is not finite at step ", step_,
                       "; stopping without overwriting the last checkpoint");
-        std::vector<std::pair<std::string, const optim::Optimizer<float>*>> optimizers{{"vae", vae_opt_.get()}};
-        if (d_opt_) optimizers.emplace_back("discriminator", d_opt_.get());
+        std::vector<std::pair<std::string, const optim::Optimizer<float>*>> optimizers;
+        for (auto& [name, opt] : run_->optimizers()) optimizers.emplace_back(name, opt);
         char elapsed[32];
         std::snprintf(elapsed, sizeof elapsed, "%.3f", seconds());
-        models::write_checkpoint<float>(checkpoint_path(), *model_, optimizers,
+        models::write_checkpoint<float>(checkpoint_path(), run_->model(), optimizers,
                                         {{"step", std::to_string(step_)}, {"seconds", elapsed},
                                          {"train", to_json(o_).dump()}});
         write_pictures();
@@ -539,19 +417,19 @@ private:
         std::vector<double> steps;
         std::vector<Series> series(3);
         series[0].name = "loss", series[1].name = "recon", series[2].name = "kl";
-        for (const MetricsRow& r : rows_) {
+        for (const train::MetricsRow& r : rows_) {
             steps.push_back(static_cast<double>(r.step));
             series[0].y.push_back(r.loss);
             series[1].y.push_back(r.recon);
             series[2].y.push_back(r.kl);
         }
         write_file_atomically((out / "loss.svg").string(),
-                              loss_plot_svg(steps, series, model_->config.kind + " on " + o_.data));
-        write_png((out / "reconstructions.png").string(), reconstruction_grid(*model_, picture_batch_.slice(0, std::min<int64_t>(16, picture_batch_.size(0)))));
-        write_png((out / "samples.png").string(), sample_grid(*model_, 64, o_.seed));
-        const std::vector<int64_t> latents = latents_by_kl(*model_, picture_batch_, 10);
+                              loss_plot_svg(steps, series, run_->model().config.kind + " on " + o_.data));
+        write_png((out / "reconstructions.png").string(), reconstruction_grid(run_->model(), picture_batch_.slice(0, std::min<int64_t>(16, picture_batch_.size(0)))));
+        write_png((out / "samples.png").string(), sample_grid(run_->model(), 64, o_.seed));
+        const std::vector<int64_t> latents = latents_by_kl(run_->model(), picture_batch_, 10);
         write_png((out / "traversals.png").string(),
-                  traversal_grid(*model_, posterior_mean(*model_, picture_batch_.slice(0, 1)), latents));
+                  traversal_grid(run_->model(), posterior_mean(run_->model(), picture_batch_.slice(0, 1)), latents));
     }
 
     TrainOptions o_;
@@ -560,13 +438,11 @@ private:
     models::Checkpoint<float> ck_;
     fs::path run_folder_;  // the resumed checkpoint's folder
     std::unique_ptr<data::Dataset> data_;
-    std::unique_ptr<models::VAE<float>> model_;
-    models::FactorVAE<float>* factor_ = nullptr;
-    std::unique_ptr<optim::Adam<float>> vae_opt_, d_opt_;
+    std::unique_ptr<TrainedModel> run_;
     std::unique_ptr<data::Loader> loader_;
     Tensor<float> picture_batch_;
-    std::vector<MetricsRow> rows_;
-    HealthMonitor health_;
+    std::vector<train::MetricsRow> rows_;
+    train::HealthMonitor health_;
     int64_t step_ = 0;
     double seconds_before_ = 0;
     std::chrono::steady_clock::time_point start_;

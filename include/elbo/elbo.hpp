@@ -1,6 +1,6 @@
 #pragma once
 // The whole CPU library of elbo. Layers, bottom-up: tensor/, kernels/cpu/, autograd/, ops/, io/,
-// nn/, models/, data/, metrics/.
+// nn/, models/, train/, data/, metrics/.
 
 #include "elbo/error.hpp"
 #include "elbo/tensor/generator.hpp"
@@ -33,6 +33,10 @@
 #include "elbo/models/config.hpp"
 #include "elbo/models/factor_vae.hpp"
 #include "elbo/models/vae.hpp"
+
+#include "elbo/train/health.hpp"
+#include "elbo/train/log.hpp"
+#include "elbo/train/step.hpp"
 
 #include "elbo/data/dataset.hpp"
 #include "elbo/data/dsprites.hpp"

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "../helpers.hpp"
-#include "cli/train.hpp"
+#include "elbo/elbo.hpp"
 
 using namespace elbo;
 using testing::randn;
@@ -88,7 +88,7 @@ void check_twins(const std::vector<Tensor<float>>& inputs, const Fn& f) {
     }
 }
 
-// The terms of a training step's objective on the CPU and on the GPU (cli::StepLosses, or a row of
+// The terms of a training step's objective on the CPU and on the GPU (train::StepTerms, or a row of
 // metrics.csv): loss, recon and kl to 1e-5; tc, a sum of logit differences that may cancel, to 1e-5
 // of at least one nat; the discriminator's loss, which reads codes from the encoder after the VAE's
 // Adam step (see the whole-step test), to 1e-4.
@@ -333,24 +333,32 @@ TEST_SUITE("gpu") {
             c.arch = arch;
             if (c.is_factor_vae()) c.gamma = 35;
             Generator init_cpu(51), init_gpu(51);
-            auto cpu = models::make_model<float>(c, init_cpu), gpu = models::make_model<float>(c, init_gpu);
-            gpu->to(Device::cuda);
             const Shape images{8, c.channels, c.image_size, c.image_size};
             Generator data(52);
             const Tensor<float> x = Tensor<float>(images).uniform_(data), x_other = Tensor<float>(images).uniform_(data);
-            auto step = [&](models::VAE<float>& model, optim::Adam<float>& vae, optim::Adam<float>* discriminator) {
-                Generator gen(53);
-                return cli::train_step(model, {&vae, discriminator}, x, x_other, 0, gen);
-            };
-            optim::Adam<float> vae_cpu(cpu->vae_parameters(), {}), vae_gpu(gpu->vae_parameters(), {});
-            std::unique_ptr<optim::Adam<float>> d_cpu, d_gpu;
+            // The model of each kind, as its own type, and its step; the same draws on both devices.
+            std::unique_ptr<models::VAE<float>> cpu, gpu;
+            train::StepTerms lc, lg;
             if (c.is_factor_vae()) {
-                d_cpu = std::make_unique<optim::Adam<float>>(dynamic_cast<models::FactorVAE<float>&>(*cpu).discriminator_parameters(),
-                                                             models::factor_vae_discriminator_adam());
-                d_gpu = std::make_unique<optim::Adam<float>>(dynamic_cast<models::FactorVAE<float>&>(*gpu).discriminator_parameters(),
-                                                             models::factor_vae_discriminator_adam());
+                auto fc = std::make_unique<models::FactorVAE<float>>(c, init_cpu);
+                auto fg = std::make_unique<models::FactorVAE<float>>(c, init_gpu);
+                fg->to(Device::cuda);
+                optim::Adam<float> vae_cpu(fc->vae_parameters(), {}), vae_gpu(fg->vae_parameters(), {});
+                optim::Adam<float> d_cpu(fc->discriminator_parameters(), models::factor_vae_discriminator_adam());
+                optim::Adam<float> d_gpu(fg->discriminator_parameters(), models::factor_vae_discriminator_adam());
+                Generator gen_cpu(53), gen_gpu(53);
+                lc = train::step(*fc, vae_cpu, d_cpu, x, x_other, 0, gen_cpu);
+                lg = train::step(*fg, vae_gpu, d_gpu, x, x_other, 0, gen_gpu);
+                cpu = std::move(fc), gpu = std::move(fg);
+            } else {
+                cpu = std::make_unique<models::VAE<float>>(c, init_cpu);
+                gpu = std::make_unique<models::VAE<float>>(c, init_gpu);
+                gpu->to(Device::cuda);
+                optim::Adam<float> vae_cpu(cpu->vae_parameters(), {}), vae_gpu(gpu->vae_parameters(), {});
+                Generator gen_cpu(53), gen_gpu(53);
+                lc = train::step(*cpu, vae_cpu, x, 0, gen_cpu);
+                lg = train::step(*gpu, vae_gpu, x, 0, gen_gpu);
             }
-            const cli::StepLosses lc = step(*cpu, vae_cpu, d_cpu.get()), lg = step(*gpu, vae_gpu, d_gpu.get());
             check_same_terms(lc, lg);
             const auto pc = cpu->named_parameters(), pg = gpu->named_parameters();
             REQUIRE(pc.size() == pg.size());
@@ -387,7 +395,7 @@ TEST_SUITE("gpu") {
         const std::string tiny = " --data dsprites --image-size 16 --batch 8 --latent 3 --threads 1 --steps 3 --log-every 1";
         for (const std::string model : {"vae", "beta-vae", "factor-vae"}) {
             INFO(model);
-            std::vector<cli::MetricsRow> firsts;
+            std::vector<train::MetricsRow> firsts;
             for (const std::string device : {"cpu", "cuda"}) {
                 const auto out = dir / (model + "-" + device);
                 const testing::Result r =
@@ -400,7 +408,7 @@ TEST_SUITE("gpu") {
                 std::string header, first;
                 std::getline(metrics, header);
                 std::getline(metrics, first);
-                firsts.push_back(cli::MetricsRow::parse(header, first));
+                firsts.push_back(train::MetricsRow::parse(header, first));
             }
             check_same_terms(firsts[0], firsts[1]);  // the first logged step: its losses come before any update
         }

@@ -10,7 +10,7 @@
 //
 // The discriminator's objective reads z detached, so no gradient from it reaches the VAE; the VAE's
 // objective does send gradients into the discriminator's parameters, which its step ignores and the
-// discriminator's step must clear first (zero_grad). elbo's training step (cli/step.hpp) freezes
+// discriminator's step must clear first (zero_grad). elbo's training step (train/step.hpp) freezes
 // them during the VAE's step instead, so they are never computed.
 
 #include "elbo/models/vae.hpp"

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "elbo/kernels/cpu/elementwise.hpp"
 #include "elbo/ops/common.hpp"
 
 namespace elbo {

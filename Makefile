@@ -7,6 +7,8 @@
 #   make test-isa       the kernel and gradient tests once per vector ISA: SSE2, AVX2 + FMA, AVX-512
 #                       (where the CPU has it; elsewhere only compiled), and NEON and SVE
 #                       cross-compiled for aarch64, run under qemu (build-isa/<variant>; tests/isa/run.sh)
+#   make test-reference the models', kernels' and gradients' tests with ELBO_REFERENCE_KERNELS=ON: the
+#                       ops run the plain-loop kernels (build-reference/)
 #   make fuzz           the safetensors reader under libFuzzer for FUZZ_SECONDS (build-fuzz/)
 #   make consumer       install elbo, then build a project that uses it three ways, and once with
 #                       its own -march instead of ELBO_NATIVE (build-consumer/)
@@ -46,7 +48,7 @@ define install_missing
 	fi
 endef
 
-.PHONY: deps build test demo test-sanitize test-isa fuzz consumer reference bench-deps bench clean
+.PHONY: deps build test demo test-sanitize test-reference test-isa fuzz consumer reference bench-deps bench clean
 
 deps:
 	$(call install_missing,$(PACKAGES))
@@ -72,6 +74,11 @@ demo: deps
 	$(BUILD)/examples/scalar_gradient
 	@echo "== conv2d: analytic against numeric gradients"
 	$(BUILD)/examples/conv2d_gradcheck
+
+test-reference: deps
+	cmake -S . -B build-reference -DCMAKE_BUILD_TYPE=Release -DELBO_CUDA=OFF -DELBO_REFERENCE_KERNELS=ON
+	cmake --build build-reference -j$(JOBS) --target elbo_tests
+	build-reference/tests/elbo_tests -ts=models,reference,gradients,kernels
 
 test-sanitize:
 	$(MAKE) test BUILD=build-sanitize CUDA=off CMAKE_ARGS="-DELBO_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo"

@@ -108,7 +108,7 @@ struct Loaded {
 };
 
 Loaded load(const ModelOptions& o) {
-    cli::set_threads(o.threads);
+    set_threads(o.threads);
     Loaded l{models::read_checkpoint<float>(o.checkpoint), nullptr};
     Generator gen(0);
     l.model = models::load_model(l.ck, gen);

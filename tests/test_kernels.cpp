@@ -3,9 +3,12 @@
 
 #include <algorithm>
 #include <bit>
+#include <functional>
+#include <tuple>
 #include <vector>
 
 #include "elbo/kernels/cpu/optim.hpp"
+#include "elbo/kernels/cpu/reference.hpp"
 #include "helpers.hpp"
 
 using namespace elbo;
@@ -14,56 +17,41 @@ using testing::relative_difference;
 
 namespace {
 
-// The seven loops of the definition: y[n,o,oh,ow] = b[o] + sum_{c,i,j} w[o,c,i,j] x[n,c,ih,iw].
+// The shape the kernels take for conv2d of x [N, C, H, W] by w [O, C, k, k], its output size from
+// the definition: Ho = (H + 2 pad - dil (k - 1) - 1) / stride + 1.
+kernels::Conv2dShape conv_shape(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t k, int64_t stride,
+                                int64_t pad, int64_t dil) {
+    return {N, C, H, W, O, (H + 2 * pad - dil * (k - 1) - 1) / stride + 1, (W + 2 * pad - dil * (k - 1) - 1) / stride + 1,
+            k, k, stride, pad, dil};
+}
+
+// For conv_transpose2d of x [N, Ci, H, W] by w [Ci, Co, k, k]: the convolution it is the adjoint of,
+// whose input is the output, Ho = (H - 1) stride - 2 pad + dil (k - 1) + out_pad + 1.
+kernels::Conv2dShape transposed_shape(int64_t N, int64_t Ci, int64_t H, int64_t W, int64_t Co, int64_t k,
+                                      int64_t stride, int64_t pad, int64_t dil, int64_t out_pad) {
+    const int64_t Ho = (H - 1) * stride - 2 * pad + dil * (k - 1) + out_pad + 1;
+    const int64_t Wo = (W - 1) * stride - 2 * pad + dil * (k - 1) + out_pad + 1;
+    return {N, Co, Ho, Wo, Ci, H, W, k, k, stride, pad, dil};
+}
+
+// conv2d by its reference kernel, the seven loops of its definition.
 template <class T>
 Tensor<T> naive_conv2d(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b, int64_t stride,
                        int64_t pad, int64_t dil) {
-    const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-    const int64_t O = w.size(0), kh = w.size(2), kw = w.size(3);
-    const int64_t Ho = (H + 2 * pad - dil * (kh - 1) - 1) / stride + 1;
-    const int64_t Wo = (W + 2 * pad - dil * (kw - 1) - 1) / stride + 1;
-    Tensor<T> y(Shape{N, O, Ho, Wo});
-    for (int64_t n = 0; n < N; ++n)
-        for (int64_t o = 0; o < O; ++o)
-            for (int64_t oh = 0; oh < Ho; ++oh)
-                for (int64_t ow = 0; ow < Wo; ++ow) {
-                    double s = b[o];
-                    for (int64_t c = 0; c < C; ++c)
-                        for (int64_t i = 0; i < kh; ++i)
-                            for (int64_t j = 0; j < kw; ++j) {
-                                const int64_t h = oh * stride - pad + i * dil, v = ow * stride - pad + j * dil;
-                                if (h >= 0 && h < H && v >= 0 && v < W)
-                                    s += double(w.at({o, c, i, j})) * double(x.at({n, c, h, v}));
-                            }
-                    y.at({n, o, oh, ow}) = static_cast<T>(s);
-                }
+    const kernels::Conv2dShape s = conv_shape(x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), stride, pad, dil);
+    Tensor<T> y(Shape{s.N, s.O, s.Ho, s.Wo});
+    kernels::reference::conv2d_forward(y.data(), x.data(), w.data(), b.data(), s);
     return y;
 }
 
-// The transposed convolution by its definition: every input element scatters w times itself.
+// conv_transpose2d by its reference kernel: every input element scatters w times itself.
 template <class T>
 Tensor<T> naive_conv_transpose2d(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b,
                                  int64_t stride, int64_t pad, int64_t out_pad, int64_t dil) {
-    const int64_t N = x.size(0), Ci = x.size(1), H = x.size(2), W = x.size(3);
-    const int64_t Co = w.size(1), kh = w.size(2), kw = w.size(3);
-    const int64_t Ho = (H - 1) * stride - 2 * pad + dil * (kh - 1) + out_pad + 1;
-    const int64_t Wo = (W - 1) * stride - 2 * pad + dil * (kw - 1) + out_pad + 1;
-    Tensor<T> y(Shape{N, Co, Ho, Wo});
-    for (int64_t n = 0; n < N; ++n)
-        for (int64_t co = 0; co < Co; ++co)
-            for (int64_t h = 0; h < Ho; ++h)
-                for (int64_t v = 0; v < Wo; ++v) y.at({n, co, h, v}) = b[co];
-    for (int64_t n = 0; n < N; ++n)
-        for (int64_t ci = 0; ci < Ci; ++ci)
-            for (int64_t h = 0; h < H; ++h)
-                for (int64_t v = 0; v < W; ++v)
-                    for (int64_t co = 0; co < Co; ++co)
-                        for (int64_t i = 0; i < kh; ++i)
-                            for (int64_t j = 0; j < kw; ++j) {
-                                const int64_t oh = h * stride - pad + i * dil, ow = v * stride - pad + j * dil;
-                                if (oh >= 0 && oh < Ho && ow >= 0 && ow < Wo)
-                                    y.at({n, co, oh, ow}) += w.at({ci, co, i, j}) * x.at({n, ci, h, v});
-                            }
+    const kernels::Conv2dShape s =
+        transposed_shape(x.size(0), x.size(1), x.size(2), x.size(3), w.size(1), w.size(2), stride, pad, dil, out_pad);
+    Tensor<T> y(Shape{s.N, s.C, s.H, s.W});
+    kernels::reference::conv_transpose2d_forward(y.data(), x.data(), w.data(), b.data(), s);
     return y;
 }
 
@@ -156,6 +144,161 @@ TEST_CASE("conv_transpose2d is the adjoint of conv2d: <conv2d(x), y> = <x, conv_
         for (int64_t i = 0; i < x.numel(); ++i) rhs += x.value()[i] * xt.value()[i];
         CHECK(lhs == doctest::Approx(rhs).epsilon(1e-12));
     }
+}
+
+// The conv cases above, and random ones: batch 1-4, 1-6 channels in and out, 1-13 pixels a side,
+// kernels 1-5, stride 1-3, padding 0-2, dilation 1-3, output_padding below stride or dilation.
+std::vector<ConvCase> fast_against_reference_cases() {
+    std::vector<ConvCase> cases(std::begin(conv_cases), std::end(conv_cases));
+    Generator gen(99);
+    auto pick = [&](int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(gen.below(static_cast<uint64_t>(hi - lo + 1))); };
+    while (cases.size() < std::size(conv_cases) + 40) {
+        ConvCase c{pick(1, 4), pick(1, 6), pick(1, 13), pick(1, 13), pick(1, 6), pick(1, 5), pick(1, 3), pick(0, 2), pick(1, 3), 0};
+        c.out_pad = pick(0, std::max(c.stride, c.dil) - 1);
+        const kernels::Conv2dShape s = conv_shape(c.N, c.C, c.H, c.W, c.O, c.k, c.stride, c.pad, c.dil);
+        const kernels::Conv2dShape t = transposed_shape(c.N, c.C, c.H, c.W, c.O, c.k, c.stride, c.pad, c.dil, c.out_pad);
+        if (s.Ho < 1 || s.Wo < 1 || t.H < 1 || t.W < 1) continue;
+        cases.push_back(c);
+    }
+    return cases;
+}
+
+// Runs a kernel pair (fast, reference) of one signature on the same inputs and compares every output:
+// the forward's y, and the backward's dx, dw, db, which start from the same random values (the
+// kernels add into them).
+template <class T>
+struct KernelPair {
+    Shape x, w, b, y;
+    std::function<void(T*, const T*, const T*, const T*)> fast_forward, reference_forward;
+    std::function<void(T*, T*, T*, const T*, const T*, const T*)> fast_backward, reference_backward;
+
+    void check(uint64_t seed) const {
+        const double tolerance = sizeof(T) == 4 ? 2e-5 : 1e-12;
+        const Tensor<T> xv = randn<T>(x, seed), wv = randn<T>(w, seed + 1), bv = randn<T>(b, seed + 2);
+        const Tensor<T> dy = randn<T>(y, seed + 3);
+        Tensor<T> y_fast(y), y_reference(y);
+        fast_forward(y_fast.data(), xv.data(), wv.data(), bv.data());
+        reference_forward(y_reference.data(), xv.data(), wv.data(), bv.data());
+        CHECK(relative_difference(y_fast, y_reference) < tolerance);
+        fast_forward(y_fast.data(), xv.data(), wv.data(), nullptr);  // no bias
+        reference_forward(y_reference.data(), xv.data(), wv.data(), nullptr);
+        CHECK(relative_difference(y_fast, y_reference) < tolerance);
+
+        Tensor<T> dx_fast = randn<T>(x, seed + 4), dw_fast = randn<T>(w, seed + 5), db_fast = randn<T>(b, seed + 6);
+        Tensor<T> dx_ref = dx_fast.clone(), dw_ref = dw_fast.clone(), db_ref = db_fast.clone();
+        fast_backward(dx_fast.data(), dw_fast.data(), db_fast.data(), dy.data(), xv.data(), wv.data());
+        reference_backward(dx_ref.data(), dw_ref.data(), db_ref.data(), dy.data(), xv.data(), wv.data());
+        CHECK(relative_difference(dx_fast, dx_ref) < tolerance);
+        CHECK(relative_difference(dw_fast, dw_ref) < tolerance);
+        CHECK(relative_difference(db_fast, db_ref) < tolerance);
+        // Each gradient on its own (the others null), as the ops ask for them.
+        Tensor<T> dx_only = dx_ref.clone(), dw_only = dw_ref.clone();
+        fast_backward(dx_only.data(), nullptr, nullptr, dy.data(), xv.data(), wv.data());
+        reference_backward(dx_ref.data(), nullptr, nullptr, dy.data(), xv.data(), wv.data());
+        CHECK(relative_difference(dx_only, dx_ref) < tolerance);
+        fast_backward(nullptr, dw_only.data(), nullptr, dy.data(), xv.data(), wv.data());
+        reference_backward(nullptr, dw_ref.data(), nullptr, dy.data(), xv.data(), wv.data());
+        CHECK(relative_difference(dw_only, dw_ref) < tolerance);
+    }
+};
+
+template <class T>
+KernelPair<T> conv2d_pair(const ConvCase& c) {
+    const kernels::Conv2dShape s = conv_shape(c.N, c.C, c.H, c.W, c.O, c.k, c.stride, c.pad, c.dil);
+    return {Shape{s.N, s.C, s.H, s.W}, Shape{s.O, s.C, s.kh, s.kw}, Shape{s.O}, Shape{s.N, s.O, s.Ho, s.Wo},
+            [s](T* y, const T* x, const T* w, const T* b) { kernels::conv2d_forward(y, x, w, b, s); },
+            [s](T* y, const T* x, const T* w, const T* b) { kernels::reference::conv2d_forward(y, x, w, b, s); },
+            [s](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w) { kernels::conv2d_backward(dx, dw, db, dy, x, w, s); },
+            [s](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w) {
+                kernels::reference::conv2d_backward(dx, dw, db, dy, x, w, s);
+            }};
+}
+
+template <class T>
+KernelPair<T> conv_transpose2d_pair(const ConvCase& c) {
+    const kernels::Conv2dShape s = transposed_shape(c.N, c.C, c.H, c.W, c.O, c.k, c.stride, c.pad, c.dil, c.out_pad);
+    return {Shape{s.N, s.O, s.Ho, s.Wo}, Shape{s.O, s.C, s.kh, s.kw}, Shape{s.C}, Shape{s.N, s.C, s.H, s.W},
+            [s](T* y, const T* x, const T* w, const T* b) { kernels::conv_transpose2d_forward(y, x, w, b, s); },
+            [s](T* y, const T* x, const T* w, const T* b) { kernels::reference::conv_transpose2d_forward(y, x, w, b, s); },
+            [s](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w) {
+                kernels::conv_transpose2d_backward(dx, dw, db, dy, x, w, s);
+            },
+            [s](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w) {
+                kernels::reference::conv_transpose2d_backward(dx, dw, db, dy, x, w, s);
+            }};
+}
+
+template <class T>
+KernelPair<T> linear_pair(int64_t N, int64_t I, int64_t O) {
+    return {Shape{N, I}, Shape{O, I}, Shape{O}, Shape{N, O},
+            [=](T* y, const T* x, const T* w, const T* b) { kernels::linear_forward(y, x, w, b, N, I, O); },
+            [=](T* y, const T* x, const T* w, const T* b) { kernels::reference::linear_forward(y, x, w, b, N, I, O); },
+            [=](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w) {
+                kernels::linear_backward(dx, dw, db, dy, x, w, N, I, O);
+            },
+            [=](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w) {
+                kernels::reference::linear_backward(dx, dw, db, dy, x, w, N, I, O);
+            }};
+}
+
+TEST_CASE_TEMPLATE("every fast kernel matches its reference, forward and backward, on many shapes", T, float, double) {
+    uint64_t seed = 100;
+    for (const ConvCase& c : fast_against_reference_cases()) {
+        INFO(describe(c));
+        {
+            INFO("conv2d");
+            conv2d_pair<T>(c).check(seed += 10);
+        }
+        INFO("conv_transpose2d");
+        conv_transpose2d_pair<T>(c).check(seed += 10);
+    }
+    // Linear: one row, odd sizes, the discriminator's 64 x 1000 x 1000 scaled down, a long K.
+    for (auto [N, I, O] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {1, 7, 3}, {5, 7, 3}, {64, 100, 100},
+                           {13, 257, 31}, {3, 2000, 5}, {70, 10, 130}}) {
+        INFO("linear N=", N, " I=", I, " O=", O);
+        linear_pair<T>(N, I, O).check(seed += 10);
+    }
+}
+
+// L = <r, y(x, w, b)> for a random r: each reference backward, given dy = r, must return the
+// central differences of L in every element of x, w and b.
+void check_reference_against_differences(const KernelPair<double>& k, uint64_t seed) {
+    Tensor<double> x = randn<double>(k.x, seed), w = randn<double>(k.w, seed + 1), b = randn<double>(k.b, seed + 2);
+    const Tensor<double> r = randn<double>(k.y, seed + 3);
+    auto loss = [&] {
+        Tensor<double> y(k.y);
+        k.reference_forward(y.data(), x.data(), w.data(), b.data());
+        double l = 0;
+        for (int64_t i = 0; i < y.numel(); ++i) l += r[i] * y[i];
+        return l;
+    };
+    Tensor<double> dx(k.x), dw(k.w), db(k.b);
+    k.reference_backward(dx.data(), dw.data(), db.data(), r.data(), x.data(), w.data());
+    for (auto [name, value, grad] : {std::tuple{"x", &x, &dx}, {"w", &w, &dw}, {"b", &b, &db}}) {
+        INFO(name);
+        double worst = 0;
+        for (int64_t i = 0; i < value->numel(); ++i) {
+            const double saved = (*value)[i], h = 1e-6;
+            (*value)[i] = saved + h;
+            const double up = loss();
+            (*value)[i] = saved - h;
+            const double down = loss();
+            (*value)[i] = saved;
+            worst = std::max(worst, std::abs((up - down) / (2 * h) - (*grad)[i]) / std::max(1.0, std::abs((*grad)[i])));
+        }
+        CHECK(worst < 1e-7);
+    }
+}
+
+TEST_CASE("the reference kernels' backward passes match finite differences") {
+    // Strides, padding, dilation, output_padding, odd and non-square images.
+    for (const ConvCase& c : {ConvCase{2, 3, 7, 6, 4, 3, 2, 1, 1, 1}, ConvCase{1, 2, 9, 11, 3, 4, 3, 2, 1, 2},
+                              ConvCase{2, 3, 8, 7, 2, 3, 1, 1, 2, 0}, ConvCase{1, 2, 6, 5, 3, 2, 2, 0, 2, 1}}) {
+        INFO(describe(c));
+        check_reference_against_differences(conv2d_pair<double>(c), 7);
+        check_reference_against_differences(conv_transpose2d_pair<double>(c), 8);
+    }
+    check_reference_against_differences(linear_pair<double>(5, 7, 3), 9);
 }
 
 TEST_CASE_TEMPLATE("gemm matches the triple loop for every layout, edge and accumulation", T, float, double) {

@@ -137,7 +137,7 @@ inline int run_bench(const BenchOptions& o) {
                              {"image_size", c.image_size},
                              {"latent", c.latent},
                              {"batch", o.batch},
-                             {"threads", omp_get_max_threads()},
+                             {"threads", elbo::threads()},
                              {"isa", kernels::simd::instruction_set()},
                              {"float_packet", kernels::simd::float_width},
                              {"compiler", compiler()},
@@ -160,7 +160,7 @@ inline int run_bench(const BenchOptions& o) {
         synchronize(device);
         profile::stop();
         std::fprintf(stderr, "training step of %s, batch %lld, %d threads, time per op and step:\n%s", o.model.c_str(),
-                     static_cast<long long>(o.batch), omp_get_max_threads(), profile::table(o.steps).c_str());
+                     static_cast<long long>(o.batch), elbo::threads(), profile::table(o.steps).c_str());
     }
     return 0;
 }

@@ -13,7 +13,6 @@
 // seeded by (seed, step) and the batches from the loader's (seed, epoch) order, so a run resumed
 // from a checkpoint takes exactly the steps the uninterrupted run would have: the same metrics.
 
-#include <omp.h>
 
 #include <atomic>
 #include <chrono>
@@ -60,19 +59,12 @@ struct TrainOptions {
 };
 
 inline nlohmann::ordered_json to_json(const models::ModelConfig& c) {
-    return {{"kind", c.kind},
-            {"arch", c.arch},
-            {"channels", c.channels},
-            {"image_size", c.image_size},
-            {"latent", c.latent},
-            {"beta", c.beta},
-            {"gamma", c.gamma},
-            {"capacity_max", c.capacity_max},
-            {"capacity_steps", c.capacity_steps},
-            {"capacity_weight", c.capacity_weight},
-            {"reduction", to_string(c.reduction)},
-            {"discriminator_hidden", c.discriminator_hidden},
-            {"discriminator_layers", c.discriminator_layers}};
+    nlohmann::ordered_json j;
+    models::ModelConfig::each_setting(c, [&](const char* name, const auto& field) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(field)>, Reduction>) j[name] = to_string(field);
+        else j[name] = field;
+    });
+    return j;
 }
 
 inline nlohmann::json to_json(const TrainOptions& o) {
@@ -94,11 +86,6 @@ inline volatile std::sig_atomic_t interrupted = 0;
 inline void on_interrupt(int) {
     interrupted = 1;
     std::signal(SIGINT, SIG_DFL);
-}
-
-inline void set_threads(int threads) {
-    if (threads <= 0) return;
-    omp_set_num_threads(threads);
 }
 
 class Trainer {

@@ -1,8 +1,10 @@
 #pragma once
 // The whole CPU library of elbo. Layers, bottom-up: tensor/, kernels/cpu/, autograd/, ops/, io/,
-// nn/, models/, train/, data/, metrics/.
+// nn/, optim/, models/, train/, data/, metrics/.
 
 #include "elbo/error.hpp"
+#include "elbo/reduction.hpp"
+#include "elbo/threads.hpp"
 #include "elbo/tensor/generator.hpp"
 #include "elbo/tensor/shape.hpp"
 #include "elbo/tensor/tensor.hpp"
@@ -27,7 +29,7 @@
 
 #include "elbo/nn/layers.hpp"
 #include "elbo/nn/module.hpp"
-#include "elbo/nn/optim.hpp"
+#include "elbo/optim/optimizers.hpp"
 
 #include "elbo/models/checkpoint.hpp"
 #include "elbo/models/config.hpp"

@@ -17,6 +17,7 @@
 #include <numbers>
 
 #include "elbo/data/dataset.hpp"
+#include "elbo/kernels/cpu/gaussian.hpp"
 #include "elbo/models/vae.hpp"
 
 namespace elbo::metrics {
@@ -37,13 +38,12 @@ struct Likelihood {
 
 namespace detail {
 
-// -log p(x|z) for Bernoulli pixels with these logits: BCE-with-logits summed over one image.
+// -log p(x|z) for Bernoulli pixels with these logits: the training loss's kernel, BCE-with-logits,
+// in double, summed over one image.
 inline double bernoulli_nll(const float* logits, const float* x, int64_t n) {
+    const std::vector<double> l(logits, logits + n), t(x, x + n);
     double total = 0;
-    for (int64_t i = 0; i < n; ++i) {
-        const double l = logits[i];
-        total += std::max(l, 0.0) - l * x[i] + std::log1p(std::exp(-std::abs(l)));
-    }
+    kernels::bce_with_logits_forward(&total, l.data(), t.data(), n, Reduction::sum);
     return total;
 }
 
@@ -114,14 +114,17 @@ inline Likelihood evaluate_likelihood(models::VAE<float>& model, const data::Dat
         const Tensor<float> x = data.images(items);
         const models::VAEOutput<float> out = model.forward(Var<float>(x), gen);
         const Tensor<float>&mu = out.mu.value(), &logvar = out.logvar.value(), &logits = out.logits.value();
-        std::vector<double> recon(static_cast<size_t>(B));
+        std::vector<double> recon(static_cast<size_t>(B)), kl(static_cast<size_t>(B));
 #pragma omp parallel for schedule(static)
         for (int64_t b = 0; b < B; ++b) recon[b] = detail::bernoulli_nll(logits.data() + b * n, x.data() + b * n, n);
+        // Each image's KL by the training loss's kernel, in double.
+        kernels::gaussian_kl_forward(kl.data(), mu.cast<double>().data(), logvar.cast<double>().data(), B, D,
+                                     Reduction::none);
         for (int64_t b = 0; b < B; ++b) {
             r.recon += recon[b];
+            r.kl += kl[b];
             for (int64_t d = 0; d < D; ++d) {
-                const double m = mu[b * D + d], lv = logvar[b * D + d];
-                r.kl += 0.5 * (m * m + std::exp(lv) - 1 - lv);
+                const double m = mu[b * D + d];
                 mu_sum[d] += m;
                 mu_squares[d] += m * m;
             }

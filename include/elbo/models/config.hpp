@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <map>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "elbo/kernels/cpu/common.hpp"
@@ -88,25 +89,44 @@ struct ModelConfig {
         check(discriminator_layers > 0, op, "discriminator_layers must be positive, got ", discriminator_layers);
     }
 
+    // Every setting with its name, in one list: what checkpoints' metadata (to_metadata,
+    // from_metadata) and a run's config.json write. f(name, field) for each; `self` is a
+    // ModelConfig, const or not.
+    template <class Self, class F>
+    static void each_setting(Self& self, F&& f) {
+        f("kind", self.kind);
+        f("arch", self.arch);
+        f("channels", self.channels);
+        f("image_size", self.image_size);
+        f("latent", self.latent);
+        f("beta", self.beta);
+        f("gamma", self.gamma);
+        f("capacity_max", self.capacity_max);
+        f("capacity_steps", self.capacity_steps);
+        f("capacity_weight", self.capacity_weight);
+        f("reduction", self.reduction);
+        f("discriminator_hidden", self.discriminator_hidden);
+        f("discriminator_layers", self.discriminator_layers);
+    }
+
+    // The settings as strings (safetensors metadata), numbers in full precision.
     std::map<std::string, std::string> to_metadata() const {
-        auto number = [](double v) {
-            char buffer[32];
-            std::snprintf(buffer, sizeof buffer, "%.17g", v);
-            return std::string(buffer);
-        };
-        return {{"kind", kind},
-                {"arch", arch},
-                {"channels", std::to_string(channels)},
-                {"image_size", std::to_string(image_size)},
-                {"latent", std::to_string(latent)},
-                {"beta", number(beta)},
-                {"gamma", number(gamma)},
-                {"capacity_max", number(capacity_max)},
-                {"capacity_steps", std::to_string(capacity_steps)},
-                {"capacity_weight", number(capacity_weight)},
-                {"reduction", to_string(reduction)},
-                {"discriminator_hidden", std::to_string(discriminator_hidden)},
-                {"discriminator_layers", std::to_string(discriminator_layers)}};
+        std::map<std::string, std::string> metadata;
+        each_setting(*this, [&](const char* name, const auto& field) {
+            using F = std::decay_t<decltype(field)>;
+            if constexpr (std::is_same_v<F, std::string>) {
+                metadata[name] = field;
+            } else if constexpr (std::is_same_v<F, Reduction>) {
+                metadata[name] = to_string(field);
+            } else if constexpr (std::is_same_v<F, double>) {
+                char buffer[32];
+                std::snprintf(buffer, sizeof buffer, "%.17g", field);
+                metadata[name] = buffer;
+            } else {
+                metadata[name] = std::to_string(field);
+            }
+        });
+        return metadata;
     }
 
     // Reads the settings present in `metadata` over the defaults; an unparsable value is an Error.
@@ -115,40 +135,31 @@ struct ModelConfig {
     static ModelConfig from_metadata(const std::map<std::string, std::string>& metadata) {
         ModelConfig c;
         if (!metadata.count("arch")) c.arch = "seed-v0", c.discriminator_layers = 5;
-        auto read = [&](const char* key, auto& field) {
-            auto it = metadata.find(key);
+        each_setting(c, [&](const char* name, auto& field) {
+            auto it = metadata.find(name);
             if (it == metadata.end()) return;
             const std::string& text = it->second;
-            try {
-                size_t used = 0;
-                using F = std::decay_t<decltype(field)>;
-                if constexpr (std::is_same_v<F, double>) field = std::stod(text, &used);
-                else field = std::stoll(text, &used);
-                if (used != text.size()) throw std::invalid_argument(text);
-            } catch (const std::exception&) {
-                throw Error(str("checkpoint: metadata '", key, "' = '", text, "' is not a number"));
+            using F = std::decay_t<decltype(field)>;
+            if constexpr (std::is_same_v<F, std::string>) {
+                field = text;
+            } else if constexpr (std::is_same_v<F, Reduction>) {
+                check(text == "sum" || text == "mean", "checkpoint", "metadata 'reduction' must be sum or mean, got '",
+                      text, "'");
+                field = text == "sum" ? Reduction::sum : Reduction::mean;
+            } else {
+                try {
+                    size_t used = 0;
+                    if constexpr (std::is_same_v<F, double>) field = std::stod(text, &used);
+                    else field = std::stoll(text, &used);
+                    if (used != text.size()) throw std::invalid_argument(text);
+                } catch (const std::exception&) {
+                    throw Error(str("checkpoint: metadata '", name, "' = '", text, "' is not a number"));
+                }
             }
-        };
-        if (auto it = metadata.find("kind"); it != metadata.end()) c.kind = it->second;
-        if (auto it = metadata.find("arch"); it != metadata.end()) c.arch = it->second;
-        read("channels", c.channels);
-        read("image_size", c.image_size);
-        read("latent", c.latent);
-        read("beta", c.beta);
-        read("gamma", c.gamma);
-        read("capacity_max", c.capacity_max);
-        read("capacity_steps", c.capacity_steps);
-        read("discriminator_hidden", c.discriminator_hidden);
-        read("discriminator_layers", c.discriminator_layers);
+        });
         if (!metadata.count("capacity_weight")) {  // gamma weighed |KL - C| too, and the TC term only in a FactorVAE
             c.capacity_weight = c.capacity_max > 0 ? c.gamma : 0.0;
             if (!c.is_factor_vae()) c.gamma = 0;
-        }
-        read("capacity_weight", c.capacity_weight);
-        if (auto it = metadata.find("reduction"); it != metadata.end()) {
-            check(it->second == "sum" || it->second == "mean", "checkpoint", "metadata 'reduction' must be sum or mean, got '",
-                  it->second, "'");
-            c.reduction = it->second == "sum" ? Reduction::sum : Reduction::mean;
         }
         try {
             c.validate();

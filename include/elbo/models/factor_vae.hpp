@@ -14,7 +14,7 @@
 // them during the VAE's step instead, so they are never computed.
 
 #include "elbo/models/vae.hpp"
-#include "elbo/nn/optim.hpp"
+#include "elbo/optim/optimizers.hpp"
 
 namespace elbo::models {
 

@@ -7,6 +7,8 @@
 // That name is the key of `state_dict()` and of checkpoints, so weights move to and from PyTorch.
 // Module is the one polymorphic base of elbo; modules are neither copied nor moved (the tree holds
 // pointers to members). `to(Device::cuda)` puts the parameters on the GPU, as PyTorch's .to does.
+// No layer of elbo behaves differently when training (no dropout, no batch norm), so there is no
+// train() / eval() mode: NoGrad is what evaluation needs.
 
 #include <map>
 #include <memory>
@@ -104,14 +106,6 @@ public:
         return params.empty() ? Device::cpu : params.front().second.value().device();
     }
 
-    // Switches the tree to training or evaluation mode (for layers that behave differently).
-    void train(bool on = true) {
-        training_ = on;
-        for (auto& [n, m] : children_) m->train(on);
-    }
-    void eval() { train(false); }
-    bool is_training() const { return training_; }
-
     void zero_grad() {
         for (auto& [n, p] : named_parameters()) p.zero_grad();
     }
@@ -136,7 +130,6 @@ private:
 
     std::vector<std::pair<std::string, Var<T>*>> parameters_;
     std::vector<std::pair<std::string, Module*>> children_;
-    bool training_ = true;
 };
 
 }  // namespace elbo::nn

@@ -6,6 +6,7 @@
 
 #include "elbo/autograd/backward.hpp"
 #include "elbo/kernels/cpu/common.hpp"
+#include "elbo/kernels/cpu/reference.hpp"
 #if ELBO_WITH_CUDA
 #include "elbo/cuda/kernels.hpp"
 #endif
@@ -43,8 +44,26 @@ inline constexpr bool has_gpu_twin =
 
 }  // namespace elbo
 
-// Runs kernel `name` on `device`: elbo::kernels::name on the CPU, its twin elbo::cuda::name (the same
-// arguments, float) on the GPU. The first argument is the kernel's output buffer.
+namespace elbo::kernels::selected {
+
+// The CPU kernels the ops run: every kernel of elbo::kernels, except that a build with
+// ELBO_REFERENCE_KERNELS=1 takes the plain loops of kernels/cpu/reference.hpp for linear, conv2d
+// and conv_transpose2d. (A name declared here hides the one the using-directive brings in.)
+using namespace elbo::kernels;
+#if ELBO_REFERENCE_KERNELS
+using reference::conv2d_backward;
+using reference::conv2d_forward;
+using reference::conv_transpose2d_backward;
+using reference::conv_transpose2d_forward;
+using reference::linear_backward;
+using reference::linear_forward;
+#endif
+
+}  // namespace elbo::kernels::selected
+
+// Runs kernel `name` on `device`: elbo::kernels::name on the CPU (or its reference twin, see above),
+// its twin elbo::cuda::name (the same arguments, float) on the GPU. The first argument is the
+// kernel's output buffer.
 #if ELBO_WITH_CUDA
 #define ELBO_KERNEL(device, name, out, ...)                                   \
     do {                                                                      \
@@ -54,13 +73,13 @@ inline constexpr bool has_gpu_twin =
                 break;                                                        \
             }                                                                 \
         }                                                                     \
-        ::elbo::kernels::name(out, __VA_ARGS__);                              \
+        ::elbo::kernels::selected::name(out, __VA_ARGS__);                    \
     } while (0)
 #else
-#define ELBO_KERNEL(device, name, out, ...)      \
-    do {                                         \
-        static_cast<void>(device);               \
-        ::elbo::kernels::name(out, __VA_ARGS__); \
+#define ELBO_KERNEL(device, name, out, ...)                \
+    do {                                                   \
+        static_cast<void>(device);                         \
+        ::elbo::kernels::selected::name(out, __VA_ARGS__); \
     } while (0)
 #endif
 

@@ -1,5 +1,5 @@
 #pragma once
-// What every CPU kernel shares: the loss reduction, scratch memory, the blocks element-wise kernels
+// What every CPU kernel shares: scratch memory, the blocks element-wise kernels
 // go over as Eigen arrays, and a deterministic parallel sum.
 
 #include <algorithm>
@@ -8,17 +8,9 @@
 #include <vector>
 
 #include "elbo/eigen.hpp"
+#include "elbo/reduction.hpp"
 
-namespace elbo {
-
-// How a loss reduces its per-element values: kept (none), summed, or averaged.
-enum class Reduction { none, mean, sum };
-
-inline const char* to_string(Reduction r) {
-    return r == Reduction::none ? "none" : r == Reduction::mean ? "mean" : "sum";
-}
-
-namespace kernels {
+namespace elbo::kernels {
 
 // Loops shorter than this stay on one thread: starting a team costs more than it saves.
 inline constexpr int64_t parallel_grain = 16384;
@@ -74,5 +66,4 @@ double parallel_sum(int64_t n, Fill fill) {
     return total;
 }
 
-}  // namespace kernels
-}  // namespace elbo
+}  // namespace elbo::kernels

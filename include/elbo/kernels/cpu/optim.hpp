@@ -1,6 +1,6 @@
 #pragma once
 // The optimizers' updates, element by element, as torch.optim's single-tensor path writes them
-// (nn/optim.hpp holds the optimizers, their options and state; these are the arithmetic). The
+// (optim/optimizers.hpp holds the optimizers, their options and state; these are the arithmetic). The
 // scalar coefficients arrive computed in double and rounded to T, as Python's floats are.
 //
 // The update is one function that the CUDA module's kernels call too (cuda/src/optim.cu compiles

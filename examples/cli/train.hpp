@@ -13,7 +13,6 @@
 // seeded by (seed, step) and the batches from the loader's (seed, epoch) order, so a run resumed
 // from a checkpoint takes exactly the steps the uninterrupted run would have: the same metrics.
 
-
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -104,40 +103,65 @@ public:
     }
 
 private:
-    // The model, data, optimizers and run folder, fresh or from --resume.
+    // The model, data, optimizers and run folder, fresh or from --resume: everything that can refuse
+    // the flags or the checkpoint runs before anything is written.
     void setup() {
+        check_flags();
+        const bool fresh = o_.resume.empty();
+        models::ModelConfig config = fresh ? model_config() : resumed_config();
+        choose_folder(fresh);
+        open_data(config, fresh);
+        choose_device(fresh);
+        Generator init(o_.seed);  // initialized on the host: one seed, one model
+        run_ = std::make_unique<TrainedModel>(
+            config, init, device_, optim::AdamOptions{.lr = *o_.lr, .beta1 = o_.betas->first, .beta2 = o_.betas->second},
+            config.is_factor_vae()
+                ? optim::AdamOptions{.lr = *o_.d_lr, .beta1 = o_.d_betas->first, .beta2 = o_.d_betas->second}
+                : optim::AdamOptions{});
+        count_steps();
+        if (!fresh) restore_state();
+        start_folder(config, fresh);
+        start_loader();
+    }
+
+    void check_flags() const {
         check(o_.batch > 0 && o_.steps >= 0 && o_.epochs >= 0 && o_.checkpoint_every >= 0 && o_.log_every > 0 &&
                   o_.time_limit >= 0,
               "train", "--batch and --log-every must be positive; --checkpoint-every, --steps, --epochs and "
               "--time-limit non-negative");
-        models::ModelConfig config;
-        if (!o_.resume.empty()) {
-            ck_ = models::read_checkpoint<float>(o_.resume);
-            check(ck_.metadata.count("train") && ck_.metadata.count("step"), "train", "'", o_.resume,
-                  "' is not a training checkpoint (no 'train' and 'step' metadata); --resume continues `elbo train` runs");
-            check(!ck_.optimizer.empty(), "train", "'", o_.resume,
-                  "' holds weights alone (elbo export), without its optimizers' state; --resume needs the run's "
-                  "own checkpoint");
-            try {
-                restore_options(nlohmann::json::parse(ck_.metadata.at("train")));
-            } catch (const nlohmann::json::exception& e) {
-                throw Error(str("train: '", o_.resume, "' has malformed 'train' metadata (", e.what(), ")"));
-            }
-            config = ck_.config;
-            o_.arch = config.arch;
-            run_folder_ = fs::path(o_.resume).parent_path();
-            if (run_folder_.empty()) run_folder_ = ".";
-            if (o_.out.empty()) o_.out = run_folder_.string();
-        } else {
-            config = model_config();
+    }
+
+    // --resume: the checkpoint, its configuration, and the run's options over the flags not given.
+    models::ModelConfig resumed_config() {
+        ck_ = models::read_checkpoint<float>(o_.resume);
+        check(ck_.metadata.count("train") && ck_.metadata.count("step"), "train", "'", o_.resume,
+              "' is not a training checkpoint (no 'train' and 'step' metadata); --resume continues `elbo train` runs");
+        check(!ck_.optimizer.empty(), "train", "'", o_.resume,
+              "' holds weights alone (elbo export), without its optimizers' state; --resume needs the run's "
+              "own checkpoint");
+        try {
+            restore_options(nlohmann::json::parse(ck_.metadata.at("train")));
+        } catch (const nlohmann::json::exception& e) {
+            throw Error(str("train: '", o_.resume, "' has malformed 'train' metadata (", e.what(), ")"));
         }
-        const bool fresh = o_.resume.empty();
+        o_.arch = ck_.config.arch;
+        run_folder_ = fs::path(o_.resume).parent_path();
+        if (run_folder_.empty()) run_folder_ = ".";
+        if (o_.out.empty()) o_.out = run_folder_.string();
+        return ck_.config;
+    }
+
+    // A run continues in its own folder, or starts (or branches off) in one that holds no run.
+    void choose_folder(bool fresh) {
         if (o_.out.empty()) o_.out = "runs/" + o_.model;
         if (o_.checkpoint_every == 0) o_.checkpoint_every = 1000;
-        // A run continues in its own folder, or starts (or branches off) in one that holds no run.
         const bool own_folder = !fresh && fs::exists(o_.out) && fs::equivalent(o_.out, run_folder_);
         check(own_folder || !fs::exists(checkpoint_path()), "train", "'", o_.out,
               "' already holds a run; continue it with --resume ", checkpoint_path(), " or choose another --out");
+    }
+
+    // The data set, at the size a fresh run asks for (its own by default) or the resumed model reads.
+    void open_data(models::ModelConfig& config, bool fresh) {
         data_ = data::open_dataset(o_.data, {.image_size = fresh ? o_.image_size : config.image_size,
                                              .channels = fresh ? o_.channels : config.channels});
         if (fresh) {
@@ -150,34 +174,39 @@ private:
         check(data_->channels() == config.channels && data_->image_size() == config.image_size, "train",
               "the data set gives ", data_->channels(), " x ", data_->image_size(), " x ", data_->image_size(),
               " images, the model reads ", config.channels, " x ", config.image_size, " x ", config.image_size);
+    }
 
-        if (o_.device.empty()) {  // none given: the resumed run's, or the CPU
-            o_.device = !fresh && !ck_device_.empty() ? ck_device_ : "cpu";
-            try {
-                device_ = parse_device(o_.device, "train");
-            } catch (const Error& e) {
-                throw Error(str(e.what(), "; the run in '", o_.resume, "' trained on ", o_.device,
-                                ": continue it on another device with --device"));
-            }
+    // --device, or none given: the resumed run's, or the CPU.
+    void choose_device(bool fresh) {
+        if (!o_.device.empty()) return;  // parsed by run()
+        o_.device = !fresh && !ck_device_.empty() ? ck_device_ : "cpu";
+        try {
+            device_ = parse_device(o_.device, "train");
+        } catch (const Error& e) {
+            throw Error(str(e.what(), "; the run in '", o_.resume, "' trained on ", o_.device,
+                            ": continue it on another device with --device"));
         }
-        Generator init(o_.seed);  // initialized on the host: one seed, one model
-        run_ = std::make_unique<TrainedModel>(
-            config, init, device_, optim::AdamOptions{.lr = *o_.lr, .beta1 = o_.betas->first, .beta2 = o_.betas->second},
-            config.is_factor_vae()
-                ? optim::AdamOptions{.lr = *o_.d_lr, .beta1 = o_.d_betas->first, .beta2 = o_.d_betas->second}
-                : optim::AdamOptions{});
-        const int64_t per_step = run_->is_factor_vae() ? 2 : 1;  // FactorVAE: a second batch for the discriminator
+    }
+
+    // Batches a step takes (FactorVAE: a second one for the discriminator), and --epochs as steps.
+    int64_t batches_per_step() const { return run_->is_factor_vae() ? 2 : 1; }
+    void count_steps() {
         const int64_t batches = data_->size() / o_.batch;
-        check(batches >= per_step, "train", "'", o_.data, "' has ", data_->size(), " images, fewer than ", per_step,
-              " batch(es) of ", o_.batch);
-        if (o_.steps == 0) o_.steps = std::max<int64_t>(1, (o_.epochs ? o_.epochs : 1) * batches / per_step);
+        check(batches >= batches_per_step(), "train", "'", o_.data, "' has ", data_->size(), " images, fewer than ",
+              batches_per_step(), " batch(es) of ", o_.batch);
+        if (o_.steps == 0) o_.steps = std::max<int64_t>(1, (o_.epochs ? o_.epochs : 1) * batches / batches_per_step());
+    }
 
-        if (!fresh) {  // everything that can refuse the checkpoint, before anything is written
-            models::load_weights(run_->model(), ck_);
-            for (auto& [name, opt] : run_->optimizers()) opt->load_state_dict(ck_.optimizer, "optimizer." + name + ".");
-            step_ = metadata_number(ck_.metadata, "step");
-            seconds_before_ = ck_.metadata.count("seconds") ? metadata_number(ck_.metadata, "seconds") : 0.0;
-        }
+    // The resumed run's weights, optimizers' state, step and seconds.
+    void restore_state() {
+        models::load_weights(run_->model(), ck_);
+        for (auto& [name, opt] : run_->optimizers()) opt->load_state_dict(ck_.optimizer, "optimizer." + name + ".");
+        step_ = metadata_number(ck_.metadata, "step");
+        seconds_before_ = ck_.metadata.count("seconds") ? metadata_number(ck_.metadata, "seconds") : 0.0;
+    }
+
+    // The run folder: metrics.csv (fresh, or the resumed run's rows up to its checkpoint) and config.json.
+    void start_folder(const models::ModelConfig& config, bool fresh) {
         fs::create_directories(o_.out);
         if (!fresh) {
             read_metrics(run_folder_ / "metrics.csv");
@@ -189,11 +218,13 @@ private:
         o_.latent = config.latent;
         write_file_atomically((fs::path(o_.out) / "config.json").string(),
                               nlohmann::ordered_json{{"model", to_json(config)}, {"train", to_json(o_)}}.dump(2) + "\n");
+    }
 
+    // The loader at this step's batch, and the items the pictures show at every checkpoint.
+    void start_loader() {
         loader_ = std::make_unique<data::Loader>(data_->size(), o_.batch, o_.seed,
                                                  [this](const std::vector<int64_t>& i) { return data_->images(i); });
-        loader_->seek(step_ * per_step);
-        // The pictures show the same items and draws at every checkpoint.
+        loader_->seek(step_ * batches_per_step());
         Generator pick(o_.seed + 1);
         std::vector<int64_t> items = random_permutation(data_->size(), pick);
         items.resize(static_cast<size_t>(std::min<int64_t>(32, data_->size())));

@@ -437,6 +437,14 @@ TEST_CASE("VAE, beta-VAE and FactorVAE train: their losses fall") {
     CHECK(d_loss > 0.3);
 }
 
+// Whether train::step(model, opt, x, step, gen), the VAE's step, compiles for a model of type M.
+template <class M>
+concept takes_the_vae_step = requires(M& m, optim::Adam<float>& opt, const Tensor<float>& x, Generator& gen) {
+    train::step(m, opt, x, int64_t{0}, gen);
+};
+static_assert(takes_the_vae_step<VAE<float>>);
+static_assert(!takes_the_vae_step<FactorVAE<float>>, "a FactorVAE's step takes its discriminator's optimizer too");
+
 TEST_CASE("the VAE's step refuses a FactorVAE held as a VAE: it would train the TC term against an idle discriminator") {
     Generator gen(3);
     FactorVAE<float> factor(small("factor-vae"), gen);

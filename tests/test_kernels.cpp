@@ -417,6 +417,23 @@ TEST_CASE("linear matches its definition") {
         }
 }
 
+TEST_CASE("float sums in double drop nothing: parallel_sum and a bias's gradient against the sum term by term") {
+    // GCC 12's SVE code for an `omp simd` double reduction over floats lost values from n = 17 on.
+    for (int64_t n : {1, 7, 16, 17, 49, 100, 1000, 4096, 4097, 10000}) {
+        INFO("n = ", n);
+        const Tensor<float> x = randn<float>(Shape{n}, static_cast<uint64_t>(n));
+        double exact = 0;
+        for (int64_t i = 0; i < n; ++i) exact += static_cast<double>(x[i]);
+        const double s = kernels::parallel_sum<float>(n, [&](int64_t b, int64_t m, float* out) {
+            std::copy(x.data() + b, x.data() + b + m, out);
+        });
+        CHECK(s == doctest::Approx(exact).epsilon(1e-12));
+        float db = 0;
+        kernels::channel_sum_grad(&db, x.data(), 1, 1, n);
+        CHECK(db == doctest::Approx(exact).epsilon(1e-6));
+    }
+}
+
 TEST_CASE("sums are bit-identical for every thread count") {
     Tensor<float> x = randn<float>(Shape{1 << 20}, 11);
     auto sum = [&](int threads) {

@@ -52,11 +52,7 @@ void channel_sum_grad(T* db, const T* dy, int64_t N, int64_t O, int64_t HW) {
 #pragma omp parallel for schedule(static) if (N * O * HW >= parallel_grain)
     for (int64_t o = 0; o < O; ++o) {
         double s = 0.0;
-        for (int64_t n = 0; n < N; ++n) {
-            const T* p = dy + (n * O + o) * HW;
-#pragma omp simd reduction(+ : s)
-            for (int64_t i = 0; i < HW; ++i) s += p[i];
-        }
+        for (int64_t n = 0; n < N; ++n) s += sum_in_double(dy + (n * O + o) * HW, HW);
         db[o] += static_cast<T>(s);
     }
 }

@@ -8,6 +8,7 @@
 //   elbo traverse     each latent swept from -3 to 3
 //   elbo data         items of a data set as a grid, and their labels or factors as JSON lines
 //   elbo grads        the loss and every parameter's gradient for one batch (to compare with PyTorch)
+//   elbo gradcheck    every parameter's gradient of a model's whole objective against finite differences
 //   elbo bench        the training step and the forward pass timed, as one JSON line
 //   elbo plot         a chart described in JSON, as SVG
 //   elbo export       a checkpoint's weights alone (no optimizer state), with its metadata, for release
@@ -231,6 +232,62 @@ int run_export(const ExportOptions& o) {
     return 0;
 }
 
+// ---- gradcheck
+
+struct GradcheckFlags {
+    ModelOptions m;  // m.checkpoint empty: a model of random weights, from the flags below
+    std::string model = "vae", arch = "seed";
+    int64_t latent = 10, image_size = 64, channels = 1, batch = 4;
+    double capacity_max = 0;
+    ModelGradcheckOptions check;
+};
+
+int run_gradcheck(const GradcheckFlags& o) {
+    const char* op = "gradcheck";
+    check(o.batch > 0, op, "--batch must be positive, got ", o.batch);
+    set_threads(o.m.threads);
+    Loaded l;
+    if (!o.m.checkpoint.empty()) {
+        l = load(o.m);
+    } else {
+        check(o.model == "vae" || o.model == "beta-vae" || o.model == "factor-vae", op,
+              "--model must be vae, beta-vae or factor-vae, got '", o.model, "'");
+        models::ModelConfig& c = l.ck.config;
+        c.kind = o.model;
+        c.arch = o.arch;
+        c.latent = o.latent;
+        c.image_size = o.image_size;
+        c.channels = o.channels;
+        if (c.kind == "beta-vae") c.beta = 4;
+        if (c.is_factor_vae()) c.gamma = 35;
+        if (o.capacity_max > 0)  // elbo train's defaults: C grows over 100,000 steps, weight 1000
+            c.beta = 1, c.capacity_max = o.capacity_max, c.capacity_steps = 100000, c.capacity_weight = 1000;
+        Generator gen(o.m.seed);
+        l.model = models::make_model<float>(c, gen);
+    }
+    const models::ModelConfig& c = l.model->config;
+    // The batch: items of the data set (named, or the checkpoint's), or uniform noise in [0, 1].
+    Tensor<float> x;
+    std::string source = "uniform noise";
+    if (!o.m.data.empty() || l.ck.metadata.count("train")) {
+        const auto d = open_data(o.m, l);
+        x = d->images(pick_items(*d, {}, o.batch, o.m.seed));
+        source = d->name();
+    } else {
+        Generator gen(o.m.seed);
+        x = Tensor<float>(Shape{o.batch, c.channels, c.image_size, c.image_size}).uniform_(gen);
+    }
+    ModelGradcheckOptions opt = o.check;
+    opt.seed = o.m.seed;
+    std::printf("gradcheck: %s, %s network, D = %lld, on %lld images of %s; h = %g, tolerance %g, %lld coordinates "
+                "per tensor\n",
+                c.kind.c_str(), c.arch.c_str(), static_cast<long long>(c.latent), static_cast<long long>(x.size(0)),
+                source.c_str(), opt.step, opt.tolerance, static_cast<long long>(opt.coordinates));
+    const ModelGradcheck r = gradcheck(*l.model, x, opt);
+    std::printf("%s", r.report().c_str());
+    return r.ok() ? 0 : 1;
+}
+
 // ---- sample, reconstruct, traverse, data
 
 struct PictureOptions {
@@ -440,6 +497,32 @@ int main(int argc, char** argv) {
                       "checkpoint's");
     grads->add_option("--step", g.step, "Training step (sets the capacity C when scheduled)")->capture_default_str();
 
+    // gradcheck
+    GradcheckFlags gc;
+    CLI::App* gradcheck_cmd = app.add_subcommand("gradcheck", "Check every parameter's gradient of a model's whole "
+                                                 "objective against finite differences, in double");
+    gradcheck_cmd->add_option("--checkpoint", gc.m.checkpoint, "A checkpoint (default: a model of random weights)");
+    gradcheck_cmd->add_option("--data", gc.m.data, "Data set of the batch (default: the checkpoint's; else noise)");
+    gradcheck_cmd->add_option("--seed", gc.m.seed, "Seed of the batch, the noise, the coordinates (and random weights)")
+        ->capture_default_str();
+    gradcheck_cmd->add_option("--threads", gc.m.threads, "Threads (default: all cores)");
+    gradcheck_cmd->add_option("--batch", gc.batch, "Images (a FactorVAE's are split in halves)")->capture_default_str();
+    gradcheck_cmd->add_option("--coordinates", gc.check.coordinates, "Coordinates checked per tensor")->capture_default_str();
+    gradcheck_cmd->add_option("--step", gc.check.step, "h of the central differences")->capture_default_str();
+    gradcheck_cmd->add_option("--tolerance", gc.check.tolerance, "The largest relative error that passes")
+        ->capture_default_str();
+    gradcheck_cmd->add_option("--training-step", gc.check.training_step, "Sets the capacity C when scheduled")
+        ->capture_default_str();
+    const std::vector<std::string> random_model_flags{"--model", "--arch", "--latent", "--image-size", "--channels",
+                                                      "--capacity-max"};
+    gradcheck_cmd->add_option("--model", gc.model, "Random weights: vae, beta-vae or factor-vae")->capture_default_str();
+    gradcheck_cmd->add_option("--arch", gc.arch, "Random weights: seed or kim-mnih")->capture_default_str();
+    gradcheck_cmd->add_option("--latent", gc.latent, "Random weights: latent dimensions D")->capture_default_str();
+    gradcheck_cmd->add_option("--image-size", gc.image_size, "Random weights: image size S")->capture_default_str();
+    gradcheck_cmd->add_option("--channels", gc.channels, "Random weights: image channels C")->capture_default_str();
+    gradcheck_cmd->add_option("--capacity-max", gc.capacity_max, "Random weights: the capacity objective's C_max "
+                              "(0: none)")->capture_default_str();
+
     // plot
     PlotOptions pl;
     ExportOptions x;
@@ -489,6 +572,13 @@ int main(int argc, char** argv) {
         if (*traverse) return run_traverse(v);
         if (*data) return run_data(d);
         if (*grads) return run_grads(g);
+        if (*gradcheck_cmd) {
+            if (!gc.m.checkpoint.empty())
+                for (const std::string& flag : random_model_flags)
+                    check(gradcheck_cmd->count(flag) == 0, "gradcheck", flag,
+                          " describes a model of random weights; the checkpoint's model is used");
+            return run_gradcheck(gc);
+        }
         if (*bench) return cli::run_bench(b);
         if (*plot) return run_plot(pl);
         if (*exporter) return run_export(x);

@@ -270,6 +270,33 @@ TEST_CASE("eval, sample, reconstruct and traverse read a checkpoint and write wh
     fs::remove_all(dir);
 }
 
+TEST_CASE("elbo gradcheck checks a checkpoint's and a random model's every gradient, and says which failed") {
+    const fs::path dir = scratch_dir("cli-gradcheck"), run = dir / "run";
+    REQUIRE(run_elbo("train --model factor-vae --steps 3 --out " + run.string() + tiny, dir).status == 0);
+    Result r = run_elbo("gradcheck --threads 1 --coordinates 3 --checkpoint " + (run / "checkpoint.safetensors").string(), dir);
+    INFO(r.out, r.err);
+    CHECK(r.status == 0);
+    CHECK(r.out.rfind("gradcheck: factor-vae, kim-mnih network, D = 3, on 4 images of dsprites; h = 1e-06, tolerance "
+                      "1e-06, 3 coordinates per tensor\n", 0) == 0);
+    // The VAE's objective over all 40 tensors (γ TC reaches the discriminator's 14), the discriminator's over its 14.
+    CHECK(r.out.find("\ngradcheck passed: 54 tensors, max error ") != std::string::npos);
+    CHECK(r.out.find("\nvae  encoder.conv1.weight [32,1,4,4]  3 coordinates  max error ") != std::string::npos);
+    CHECK(r.out.find("\ndiscriminator  discriminator.net.12.bias [2]  2 coordinates  max error ") != std::string::npos);
+
+    r = run_elbo("gradcheck --threads 1 --model beta-vae --arch seed --image-size 16 --latent 2 --capacity-max 5 "
+                 "--training-step 50000", dir);
+    CHECK(r.status == 0);
+    CHECK(r.out.rfind("gradcheck: beta-vae, seed network, D = 2, on 4 images of uniform noise;", 0) == 0);
+    CHECK(r.out.find("\ngradcheck passed: 18 tensors") != std::string::npos);
+    // A step so large that the differences cross ReLU's kinks and see curvature: a failure, and the
+    // exit status says so.
+    r = run_elbo("gradcheck --threads 1 --arch seed --image-size 16 --latent 2 --step 0.05", dir);
+    CHECK(r.status == 1);
+    CHECK(r.out.find("FAILED at ") != std::string::npos);
+    CHECK(r.out.find("\ngradcheck FAILED: 18 tensors") != std::string::npos);
+    fs::remove_all(dir);
+}
+
 TEST_CASE("export writes the weights alone with their metadata; they evaluate as the run did and do not resume") {
     const fs::path dir = scratch_dir("cli-export"), run = dir / "run", vae = dir / "vae";
     REQUIRE(run_elbo("train --model factor-vae --steps 2 --out " + run.string() + tiny, dir).status == 0);
@@ -578,6 +605,11 @@ TEST_CASE("bad flags and files get one clear line and exit status 1") {
          "elbo: grads: --gamma weighs FactorVAE's TC term; this checkpoint is a vae"},
         {"grads --checkpoint " + ck + " --input x --out y --capacity-weight 3",
          "elbo: grads: --capacity-weight weighs the capacity objective, which this checkpoint does not have"},
+        {"gradcheck --checkpoint " + ck + " --latent 4",
+         "elbo: gradcheck: --latent describes a model of random weights; the checkpoint's model is used"},
+        {"gradcheck --checkpoint " + ck + " --step 0", "elbo: gradcheck: the step h must be a positive number, got 0"},
+        {"gradcheck --model ae", "elbo: gradcheck: --model must be vae, beta-vae or factor-vae, got 'ae'"},
+        {"gradcheck --batch 0", "elbo: gradcheck: --batch must be positive, got 0"},
         {"plot --in " + (dir / "none.json").string() + " --out " + (dir / "x.svg").string(), "elbo: plot: cannot read"},
         {"plot --in " + (dir / "odd.json").string() + " --out " + (dir / "x.svg").string(),
          "elbo: plot: series 'a' needs as many x as y values (2 and 3)"},

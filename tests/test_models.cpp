@@ -528,4 +528,91 @@ TEST_CASE("once the pool is warm, a training step asks the system for no memory"
     }
 }
 
+TEST_CASE("gradcheck(model) checks every parameter of the VAE, the capacity objective and FactorVAE's two objectives") {
+    Generator gen(21);
+    const Tensor<float> images = rectangles(gen).slice(0, 4);
+    ModelConfig capacity = small("beta-vae");
+    capacity.capacity_max = 5;
+    capacity.capacity_steps = 100;
+    capacity.capacity_weight = 10;
+    capacity.reduction = Reduction::sum;
+    ModelConfig factor = small("factor-vae");
+    factor.arch = "kim-mnih";
+    factor.image_size = 32;
+    factor.discriminator_layers = 3;
+    factor.gamma = 35;
+    Tensor<float> images32(Shape{4, 1, 32, 32});  // kim-mnih's network needs 32 x 32: the same, twice the size
+    for (int64_t i = 0; i < images32.numel(); ++i)
+        images32[i] = images.at({i / 1024, 0, i / 32 % 32 / 2, i % 32 / 2});
+    for (const ModelConfig& c : {small("vae"), capacity, factor}) {
+        INFO(c.kind, " ", c.arch);
+        auto model = make_model<float>(c, gen);
+        const ModelGradcheck r = gradcheck(*model, c.arch == "kim-mnih" ? images32 : images,
+                                           {.coordinates = 6, .training_step = 30});
+        INFO(r.report());
+        CHECK(r.ok());
+        CHECK(r.max_error() < 1e-6);
+        // Every parameter under the VAE's objective (the discriminator's too, through γ TC), and
+        // the discriminator's again under its own.
+        const size_t parameters = model->named_parameters().size();
+        const size_t discriminator = c.is_factor_vae() ? static_cast<FactorVAE<float>&>(*model).discriminator_parameters().size() : 0;
+        CHECK(r.tensors.size() == parameters + discriminator);
+        for (const TensorGradcheck& t : r.tensors) CHECK(t.checked == std::min<int64_t>(6, t.shape.numel()));
+    }
+}
+
+TEST_CASE("gradcheck(model)'s check names the one tensor whose gradient is wrong") {
+    Generator gen(22);
+    const ModelConfig c = small("vae");
+    VAE<double> model(c, gen);
+    const Var<double> x(rectangles(gen).slice(0, 2).cast<double>());
+    Var<double> bias = model.decoder.deconvs[1]->bias;
+    // The loss plus the sum of the bias, whose recorded backward is 1% off.
+    auto off_sum = [](const Var<double>& b) {
+        Tensor<double> y = Tensor<double>::scalar(0.0);
+        for (double v : b.value()) y[0] += v;
+        return Var<double>::from_op(std::move(y), "off_sum", {b}, [](Node<double>& self) {
+            double* db = self.parent_grad(0);
+            for (int64_t i = 0; i < self.parents[0]->value.numel(); ++i) db[i] += 1.01 * self.grad[0];
+        });
+    };
+    ModelGradcheck r;
+    gradcheck_parameters("vae", [&] { return model.loss(x, model.forward(x, Var<double>())).total + off_sum(bias); },
+                         model.named_parameters(), {.coordinates = 4}, r);
+    INFO(r.report());
+    CHECK_FALSE(r.ok());
+    for (const TensorGradcheck& t : r.tensors) {
+        INFO(t.name);
+        CHECK((t.max_error > 1e-3) == (t.name == "decoder.deconv2.bias"));
+    }
+    CHECK(r.report().find("FAILED at") != std::string::npos);
+}
+
+TEST_CASE("gradcheck(model) refuses what it cannot check") {
+    Generator gen(23);
+    ModelConfig c = small("vae");
+    VAE<float> model(c, gen);
+    const Tensor<float> x = rectangles(gen).slice(0, 2);
+    CHECK(error_of([&] { gradcheck(model, x, {.step = 0}); }) == "gradcheck: the step h must be a positive number, got 0");
+    CHECK(error_of([&] { gradcheck(model, x, {.coordinates = 0}); }) ==
+          "gradcheck: coordinates per tensor must be positive, got 0");
+    CHECK(error_of([&] { gradcheck(model, Tensor<float>(Shape{2, 1, 8, 8})); }) ==
+          "VAE: expected images [N, 1, 16, 16], got [2,1,8,8]");
+    // A step that vanishes next to a weight's value in double.
+    model.encoder.fc_mu.bias.value()[0] = 1e12f;
+    CHECK(error_of([&] { gradcheck(model, x, {.step = 1e-6}); }).find("vanishes next to") != std::string::npos);
+    // A non-finite objective.
+    model.encoder.fc_mu.bias.value()[0] = std::numeric_limits<float>::infinity();
+    CHECK(error_of([&] { gradcheck(model, x); }).find("gradcheck: the vae objective is ") == 0);
+    CHECK(error_of([&] { gradcheck(model, x); }).find("at these weights and this batch; a gradient check needs a finite one") !=
+          std::string::npos);
+    // No parameters.
+    ModelGradcheck r;
+    CHECK(error_of([&] { gradcheck_parameters("empty", [] { return Var<double>(Tensor<double>::scalar(1.0)); }, {}, {}, r); }) ==
+          "gradcheck: the empty objective has no parameters to check");
+    // A FactorVAE needs two halves.
+    FactorVAE<float> f(small("factor-vae"), gen);
+    CHECK(error_of([&] { gradcheck(f, x.slice(0, 1)); }).find("needs a batch of at least 2 images") != std::string::npos);
+}
+
 }

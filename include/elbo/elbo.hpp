@@ -34,6 +34,7 @@
 #include "elbo/models/checkpoint.hpp"
 #include "elbo/models/config.hpp"
 #include "elbo/models/factor_vae.hpp"
+#include "elbo/models/gradcheck.hpp"
 #include "elbo/models/vae.hpp"
 
 #include "elbo/train/health.hpp"

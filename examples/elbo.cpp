@@ -9,6 +9,7 @@
 //   elbo data         items of a data set as a grid, and their labels or factors as JSON lines
 //   elbo grads        the loss and every parameter's gradient for one batch (to compare with PyTorch)
 //   elbo gradcheck    every parameter's gradient of a model's whole objective against finite differences
+//   elbo health       a run's health after the fact: latents, active units, gradients, decoder, warnings
 //   elbo bench        the training step and the forward pass timed, as one JSON line
 //   elbo plot         a chart described in JSON, as SVG
 //   elbo export       a checkpoint's weights alone (no optimizer state), with its metadata, for release
@@ -18,6 +19,7 @@
 #include <optional>
 
 #include "cli/bench.hpp"
+#include "cli/health.hpp"
 #include "cli/train.hpp"
 #include "elbo/metrics/disentanglement.hpp"
 #include "elbo/metrics/likelihood.hpp"
@@ -523,6 +525,12 @@ int main(int argc, char** argv) {
     gradcheck_cmd->add_option("--capacity-max", gc.capacity_max, "Random weights: the capacity objective's C_max "
                               "(0: none)")->capture_default_str();
 
+    // health
+    cli::HealthFlags h;
+    CLI::App* health = app.add_subcommand("health", "Summarise a run's health from its metrics.csv");
+    health->add_option("--run", h.run, "The run folder")->required();
+    health->add_option("--window", h.window, "Steps a condition must last before its warning")->capture_default_str();
+
     // plot
     PlotOptions pl;
     ExportOptions x;
@@ -580,6 +588,7 @@ int main(int argc, char** argv) {
             return run_gradcheck(gc);
         }
         if (*bench) return cli::run_bench(b);
+        if (*health) return cli::run_health(h);
         if (*plot) return run_plot(pl);
         if (*exporter) return run_export(x);
     } catch (const CLI::ParseError& err) {

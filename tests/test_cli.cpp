@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -75,6 +76,23 @@ std::pair<int, int> png_size(const fs::path& p) {
 }
 
 // metrics.csv without its seconds column.
+// A checkpoint's numbers, byte for byte: its tensors' bytes and header entries, and its metadata
+// but for the wall-clock seconds and the thread count, which a run's numbers do not depend on.
+std::string checkpoint_numbers(const fs::path& file) {
+    const std::string bytes = read_text(file);
+    REQUIRE(bytes.size() >= 8);
+    uint64_t n = 0;
+    std::memcpy(&n, bytes.data(), 8);
+    REQUIRE(8 + n <= bytes.size());
+    nlohmann::json header = nlohmann::json::parse(bytes.substr(8, n));
+    nlohmann::json& meta = header["__metadata__"];
+    meta.erase("seconds");
+    nlohmann::json train = nlohmann::json::parse(meta["train"].get<std::string>());
+    train.erase("threads");
+    meta["train"] = train.dump();
+    return header.dump() + bytes.substr(8 + n);
+}
+
 std::vector<std::string> metrics_without_time(const fs::path& run) {
     std::vector<std::string> rows;
     std::istringstream in(read_text(run / "metrics.csv"));
@@ -118,7 +136,31 @@ TEST_CASE("elbo train leaves config, metrics, loss plot, pictures and a checkpoi
 
     const std::vector<std::string> rows = metrics_without_time(run);
     REQUIRE(rows.size() == 4);
-    CHECK(rows[0] == "step,loss,recon,kl,tc,discriminator_loss,d_accuracy_real,d_accuracy_permuted,lr,kl_0,kl_1,kl_2");
+    CHECK(rows[0] == "step,loss,recon,kl,tc,discriminator_loss,d_accuracy_real,d_accuracy_permuted,lr,active_units,"
+                     "saturated,saturated_wrong,grad_norm,kl_0,kl_1,kl_2,grad.encoder.conv1,grad.encoder.conv2,"
+                     "grad.encoder.conv3,grad.encoder.conv4,grad.encoder.fc,grad.encoder.fc_mu,grad.encoder.fc_logvar,"
+                     "grad.decoder.fc1,grad.decoder.fc2,grad.decoder.deconv1,grad.decoder.deconv2,"
+                     "grad.decoder.deconv3,grad.decoder.deconv4");
+    {
+        // The health columns: the layers' norms make up the whole, the fractions are fractions.
+        std::istringstream metrics(read_text(run / "metrics.csv"));
+        std::string header, line;
+        std::getline(metrics, header);
+        std::getline(metrics, line);
+        const train::MetricsRow row = train::MetricsRow::parse(header, line);
+        REQUIRE(row.gradient_norms.size() == 13);
+        double squares = 0;
+        for (double g : row.gradient_norms) {
+            CHECK(g > 0);
+            squares += g * g;
+        }
+        CHECK(row.grad_norm == doctest::Approx(std::sqrt(squares)).epsilon(1e-4));
+        CHECK(row.active_units >= 0);
+        CHECK(row.active_units <= 3);
+        CHECK(row.saturated >= row.saturated_wrong);
+        CHECK(row.saturated_wrong >= 0);
+        CHECK(row.saturated <= 1);
+    }
     for (int i = 1; i <= 3; ++i) {
         double step = 0, loss = 0, recon = 0, kl = 0;
         REQUIRE(std::sscanf(rows[i].c_str(), "%lf,%lf,%lf,%lf", &step, &loss, &recon, &kl) == 4);
@@ -128,6 +170,20 @@ TEST_CASE("elbo train leaves config, metrics, loss plot, pictures and a checkpoi
     const std::string svg = read_text(run / "loss.svg");
     CHECK(svg.rfind("<svg", 0) == 0);
     CHECK(svg.find("</svg>") != std::string::npos);
+    CHECK(svg.find("<svg y=\"800\"") != std::string::npos);  // the third panel, the gradient's
+    CHECK(svg.find(">active units</text>") != std::string::npos);
+
+    // elbo health reads the run back.
+    const Result h = run_elbo("health --run " + run.string(), dir);
+    INFO(h.err);
+    REQUIRE(h.status == 0);
+    CHECK(h.out.rfind(run.string() + ": beta-vae, kim-mnih network, D = 3; 6 steps in 3 rows (one per 2 steps)\n", 0) == 0);
+    for (const char* part : {"\nloss    ", "\nlatents KL over the last 1 rows: 0:", "\nactive units (Var of E[z] > 0.01 over 50 steps): first ",
+                             "\ngradient norm (the VAE's): median ", "\nmedian gradient norm per layer: encoder.conv1:",
+                             "\ndecoder sure (|logit| > 15) of ", "\nwarnings (replayed over the logged rows): none\n"}) {
+        INFO(part);
+        CHECK(h.out.find(part) != std::string::npos);
+    }
 
     // 16 x 16 images with 2 pixels of padding: 18 per cell, plus 2.
     CHECK(png_size(run / "reconstructions.png") == std::pair{8 * 18 + 2, 4 * 18 + 2});  // 16 items above their reconstructions
@@ -193,7 +249,7 @@ TEST_CASE("factor-vae on dsprites with no other flags is the FactorVAE paper's s
 }
 
 TEST_CASE("the health monitor warns once of a collapsed discriminator and of a negative TC estimate") {
-    train::HealthMonitor monitor(5);
+    train::HealthMonitor monitor({.window = 5});
     auto losses = [](double tc, double real, double permuted) {
         train::StepTerms l;
         l.tc = tc, l.accuracy_real = real, l.accuracy_permuted = permuted;
@@ -216,12 +272,60 @@ TEST_CASE("the health monitor warns once of a collapsed discriminator and of a n
     REQUIRE(all.size() == 1);  // the other collapse has its own warning
     CHECK(all[0].rfind("step 55: the discriminator has told every real code from every permuted one for 5 steps", 0) == 0);
 
-    train::HealthMonitor tc(5);
+    train::HealthMonitor tc({.window = 5});
     all.clear();
     for (int step = 1; step <= 400; ++step)
         for (const std::string& w : tc.update(step, step <= 10 ? fine : negative)) all.push_back(w);
     REQUIRE(all.size() == 1);
     CHECK(all[0].find("the TC estimate has averaged below zero for 5 steps") != std::string::npos);
+}
+
+TEST_CASE("the health monitor counts active units over its window and warns once of collapse, explosion, saturation") {
+    // Three latents: 0 and 1 vary across images and carry KL; 2 sits at the prior.
+    auto step_terms = [](double spread, double gradient, double wrong) {
+        train::StepTerms l;
+        l.kl_per_latent = {2.0, 1.5, 0.001};
+        l.mu_mean = {0.0, 0.1, 0.0};
+        l.mu_square = {spread * spread, 0.01 + 0.25, 1e-6};  // variances spread^2, 0.25 and 1e-6
+        l.gradient_norms = {{"encoder.conv1", 3 * gradient}, {"decoder.fc", 4 * gradient}, {"discriminator.net.0", 1e6}};
+        l.saturated = 0.5, l.saturated_wrong = wrong;
+        return l;
+    };
+    CHECK(step_terms(0, 1, 0).vae_gradient_norm() == doctest::Approx(5.0));  // the discriminator's left out
+    train::HealthMonitor monitor({.window = 30, .active_window = 10});
+    std::vector<std::string> all;
+    auto run = [&](int from, int to, const train::StepTerms& l) {
+        for (int step = from; step <= to; ++step)
+            for (const std::string& w : monitor.update(step, l)) all.push_back(w);
+    };
+    run(1, 10, step_terms(1.0, 1, 0));
+    CHECK(monitor.active_units() == 2);
+    run(11, 15, step_terms(0.05, 1, 0));  // latent 0's spread falls: half the window still has it
+    CHECK(monitor.active_units() == 2);
+    run(16, 20, step_terms(0.05, 1, 0));
+    CHECK(monitor.active_units() == 1);
+    CHECK(all.empty());
+    // Latent 2 has been quiet since step 1, the others carrying 3.5 nats: collapse at step 30, once.
+    run(21, 120, step_terms(0.05, 1, 0));
+    REQUIRE(all.size() == 1);
+    CHECK(all[0] == "step 30: latent 2 carried under 0.01 nats for 30 steps while the others carry 3.5: posterior "
+                    "collapse (it is the prior, unused)");
+    run(121, 121, step_terms(0.05, 1000, 0));  // 200 times the typical 5
+    REQUIRE(all.size() == 2);
+    CHECK(all[1].rfind("step 121: the gradient norm is 5000, 1000 times its typical 5: exploding gradients", 0) == 0);
+    run(122, 130, step_terms(0.05, 1000, 0));
+    CHECK(all.size() == 2);
+    // Sure and wrong about 5% of the pixels: the average passes 1% within a few steps, the warning
+    // comes `window` steps later.
+    run(131, 250, step_terms(0.05, 1, 0.05));
+    REQUIRE(all.size() == 3);
+    CHECK(all[2].find("the decoder has been sure (|logit| > 15) and wrong about ") != std::string::npos);
+    CHECK(all[2].find("% of the pixels: a saturated decoder") != std::string::npos);
+    // A non-finite gradient norm is an explosion too (a fresh monitor: each warning comes once).
+    train::HealthMonitor fresh;
+    const std::vector<std::string> w = fresh.update(1, step_terms(1, NAN, 0));
+    REQUIRE(w.size() == 1);
+    CHECK(w[0].rfind("step 1: the gradient norm is nan", 0) == 0);
 }
 
 TEST_CASE("eval, sample, reconstruct and traverse read a checkpoint and write what they say") {
@@ -406,7 +510,8 @@ TEST_CASE("a run written before arch existed resumes as seed-v0, with the optimi
     std::istringstream metrics(read_text(run / "metrics.csv"));
     std::string header, line;
     std::getline(metrics, header);
-    CHECK(header == train::MetricsRow::header(3).substr(0, header.size()));
+    const std::string columns = train::MetricsRow::header(3, {});
+    CHECK(header.rfind(columns.substr(0, columns.size() - 1), 0) == 0);
     std::vector<train::MetricsRow> rows;
     while (std::getline(metrics, line)) rows.push_back(train::MetricsRow::parse(header, line));
     REQUIRE(rows.size() == 4);
@@ -438,6 +543,34 @@ TEST_CASE("elbo plot draws lines, points and error bars") {
     CHECK(count("fill=\"#000000\"") == 2);  // the lone point and its legend, in their own colour
     CHECK(svg.find(">10000<") != std::string::npos);  // ticks in full, not 1e+04
     CHECK(svg.find(">curve<") != std::string::npos);
+    fs::remove_all(dir);
+}
+
+TEST_CASE("a run is the same, byte for byte, with 1, 2 and 3 threads: every model, checkpoint and metrics") {
+    // 64 x 64 dSprites at batch 8, so that every kernel's loop is long enough to be shared among
+    // threads (the convolutions, GEMMs, losses, sums and Adam); 3 threads oversubscribe two cores.
+    const fs::path dir = scratch_dir("cli-threads");
+    for (const std::string model : {"vae", "beta-vae --capacity-max 5 --capacity-steps 10", "factor-vae"}) {
+        INFO(model);
+        std::string first, first_metrics;
+        for (int threads : {1, 2, 3}) {
+            const fs::path run = dir / (model.substr(0, model.find(' ')) + "-" + std::to_string(threads));
+            const Result r = run_elbo("train --model " + model + " --data dsprites --batch 8 --latent 4 --steps 24 "
+                                      "--log-every 4 --threads " + std::to_string(threads) + " --out " + run.string(), dir);
+            INFO(threads, " threads: ", r.err);
+            REQUIRE(r.status == 0);
+            const std::string numbers = checkpoint_numbers(run / "checkpoint.safetensors");
+            std::string metrics;
+            for (const std::string& row : metrics_without_time(run)) metrics += row + "\n";
+            if (threads == 1) {
+                first = numbers, first_metrics = metrics;
+                continue;
+            }
+            const bool same_checkpoint = numbers == first, same_metrics = metrics == first_metrics;
+            CHECK(same_checkpoint);
+            CHECK(same_metrics);
+        }
+    }
     fs::remove_all(dir);
 }
 
@@ -610,6 +743,7 @@ TEST_CASE("bad flags and files get one clear line and exit status 1") {
         {"gradcheck --checkpoint " + ck + " --step 0", "elbo: gradcheck: the step h must be a positive number, got 0"},
         {"gradcheck --model ae", "elbo: gradcheck: --model must be vae, beta-vae or factor-vae, got 'ae'"},
         {"gradcheck --batch 0", "elbo: gradcheck: --batch must be positive, got 0"},
+        {"health --run " + (dir / "nothing").string(), "elbo: health: '" + (dir / "nothing").string() + "' has no config.json"},
         {"plot --in " + (dir / "none.json").string() + " --out " + (dir / "x.svg").string(), "elbo: plot: cannot read"},
         {"plot --in " + (dir / "odd.json").string() + " --out " + (dir / "x.svg").string(),
          "elbo: plot: series 'a' needs as many x as y values (2 and 3)"},

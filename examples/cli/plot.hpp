@@ -110,10 +110,32 @@ inline std::string plot_svg(const Plot& p) {
     return svg + "</svg>\n";
 }
 
-// A run's loss curves: each series' values over the shared training steps.
-inline std::string loss_plot_svg(const std::vector<double>& steps, std::vector<Series> series, const std::string& title) {
-    for (Series& s : series) s.x = steps;
-    return plot_svg({.title = title, .x_label = "step", .y_label = "nats per image", .series = std::move(series)});
+// Charts one above the other in one SVG.
+inline std::string stack_svg(const std::vector<std::string>& charts) {
+    const double W = 720, H = 400;  // plot_svg's size
+    std::string svg = str("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"", W, "\" height=\"", H * charts.size(),
+                          "\">\n");
+    for (size_t k = 0; k < charts.size(); ++k) {
+        std::string chart = charts[k];
+        chart.replace(0, 4, str("<svg y=\"", H * k, "\""));  // nested, shifted down
+        svg += chart;
+    }
+    return svg + "</svg>\n";
+}
+
+// A run's loss curves: each series' values over the shared training steps; below them, when given,
+// the health panels: the latents (active units, latents carrying KL) and the VAE's gradient norm.
+inline std::string loss_plot_svg(const std::vector<double>& steps, std::vector<Series> series, const std::string& title,
+                                 std::vector<Series> latents = {}, std::vector<Series> gradients = {}) {
+    for (std::vector<Series>* panel : {&series, &latents, &gradients})
+        for (Series& s : *panel) s.x = steps;
+    const std::string loss =
+        plot_svg({.title = title, .x_label = "step", .y_label = "nats per image", .series = std::move(series)});
+    if (latents.empty() && gradients.empty()) return loss;
+    return stack_svg({loss,
+                      plot_svg({.title = "latents", .x_label = "step", .y_label = "latents", .series = std::move(latents),
+                                .allow_log_scale = false}),
+                      plot_svg({.title = "gradient", .x_label = "step", .y_label = "norm", .series = std::move(gradients)})});
 }
 
 }  // namespace elbo::cli

@@ -5,7 +5,7 @@
 //   OUT/metrics.csv              step, loss, recon, kl, tc, discriminator_loss, d_accuracy_real,
 //                                d_accuracy_permuted, lr, seconds, kl_0 ... kl_{D-1}
 //                                (nats per image, every --log-every steps)
-//   OUT/loss.svg                 the loss curves
+//   OUT/loss.svg                 the loss curves, and below them the latents' and the gradient's health
 //   OUT/checkpoint.safetensors   model, optimizers, step: every --checkpoint-every steps and at the end
 //   OUT/reconstructions.png, samples.png, traversals.png   at every checkpoint
 //
@@ -211,7 +211,7 @@ private:
         if (!fresh) {
             read_metrics(run_folder_ / "metrics.csv");
         } else {
-            write_file_atomically(metrics_path(), train::MetricsRow::header(config.latent));
+            write_file_atomically(metrics_path(), train::MetricsRow::header(config.latent, train::layer_names(run_->model())));
         }
         o_.image_size = config.image_size;
         o_.channels = config.channels;
@@ -335,7 +335,8 @@ private:
     // What came after the checkpoint is dropped, and so is a last row cut short by a kill.
     void read_metrics(const fs::path& source) {
         std::ifstream in(source);
-        std::string header, line, kept = train::MetricsRow::header(run_->model().config.latent);
+        const std::vector<std::string> layers = train::layer_names(run_->model());
+        std::string header, line, kept = train::MetricsRow::header(run_->model().config.latent, layers);
         std::getline(in, header);
         while (std::getline(in, line)) {
             if (line.empty()) continue;
@@ -346,6 +347,7 @@ private:
                 break;
             }
             r.kl_per_latent.resize(static_cast<size_t>(run_->model().config.latent), NAN);  // a run from before kl_j
+            r.gradient_norms.resize(layers.size(), NAN);  // or before grad.<layer>
             if (r.step > step_) break;
             rows_.push_back(r);
             kept += r.csv();
@@ -371,7 +373,7 @@ private:
                 progress.interrupt();
                 std::fprintf(stderr, "elbo: warning: %s\n", warning.c_str());
             }
-            train::MetricsRow row = train::MetricsRow::of(l, step_ + 1, *o_.lr, seconds());
+            train::MetricsRow row = train::MetricsRow::of(l, step_ + 1, *o_.lr, seconds(), health_.active_units());
             if (!std::isfinite(row.loss) || !std::isfinite(row.discriminator)) {
                 progress.interrupt();
                 std::fprintf(stderr,
@@ -433,16 +435,22 @@ private:
     void write_pictures() {
         const fs::path out(o_.out);
         std::vector<double> steps;
-        std::vector<Series> series(3);
+        std::vector<Series> series(3), health(2), gradients(1);
         series[0].name = "loss", series[1].name = "recon", series[2].name = "kl";
+        health[0].name = "active units", health[1].name = "KL >= 0.01 nats";
+        gradients[0].name = "the VAE's gradient norm";
         for (const train::MetricsRow& r : rows_) {
             steps.push_back(static_cast<double>(r.step));
             series[0].y.push_back(r.loss);
             series[1].y.push_back(r.recon);
             series[2].y.push_back(r.kl);
+            health[0].y.push_back(r.active_units);
+            health[1].y.push_back(static_cast<double>(
+                std::count_if(r.kl_per_latent.begin(), r.kl_per_latent.end(), [](double kl) { return kl >= 0.01; })));
+            gradients[0].y.push_back(r.grad_norm);
         }
-        write_file_atomically((out / "loss.svg").string(),
-                              loss_plot_svg(steps, series, run_->model().config.kind + " on " + o_.data));
+        write_file_atomically((out / "loss.svg").string(), loss_plot_svg(steps, series, run_->model().config.kind + " on " +
+                                                                         o_.data, health, gradients));
         write_png((out / "reconstructions.png").string(), reconstruction_grid(run_->model(), picture_batch_.slice(0, std::min<int64_t>(16, picture_batch_.size(0)))));
         write_png((out / "samples.png").string(), sample_grid(run_->model(), 64, o_.seed));
         const std::vector<int64_t> latents = latents_by_kl(run_->model(), picture_batch_, 10);

@@ -14,18 +14,35 @@
 #include <cmath>
 #include <tuple>
 
+#include "elbo/kernels/cpu/reduce.hpp"
 #include "elbo/models/factor_vae.hpp"
 
 namespace elbo::train {
 
 // The objective's terms at this step, per image (whatever the config's reduction), and the
-// training's health: each latent's KL, and how well FactorVAE's discriminator tells real codes
-// from permuted ones.
+// training's health (train/health.hpp watches it): each latent's KL and its code's moments, how
+// sure the decoder is, each layer's gradient norm, and how well FactorVAE's discriminator tells
+// real codes from permuted ones.
 struct StepTerms {
     double loss = 0, recon = 0, kl = 0, tc = 0, discriminator = 0;
     double accuracy_real = 0, accuracy_permuted = 0;
     std::vector<double> kl_per_latent;  // [D], nats per image
+    std::vector<double> mu_mean, mu_square;  // [D]: each latent's E[mu] and E[mu^2] over the batch
+    // The fractions of output pixels whose logit passes ±15 (sigmoid within 3e-7 of 0 or 1), and of
+    // those the target is on the other side of 0.5 from (sure and wrong).
+    double saturated = 0, saturated_wrong = 0;
+    // Each layer's gradient norm (its parameters' together), named as in a checkpoint ("encoder.conv1"),
+    // the VAE's layers then the discriminator's; empty for a step that applied no update.
+    std::vector<std::pair<std::string, double>> gradient_norms;
     bool finite() const { return std::isfinite(loss) && std::isfinite(discriminator); }
+
+    // The VAE's whole gradient norm (every layer but the discriminator's).
+    double vae_gradient_norm() const {
+        double squares = 0;
+        for (const auto& [layer, norm] : gradient_norms)
+            if (layer.rfind("discriminator.", 0) != 0) squares += norm * norm;
+        return std::sqrt(squares);
+    }
 };
 
 // The KL of each latent, averaged over the batch: 1/2 (mu^2 + exp(logvar) - logvar - 1).
@@ -40,6 +57,53 @@ std::vector<double> kl_per_latent(const Var<T>& mu, const Var<T>& logvar) {
             kl[static_cast<size_t>(j)] += 0.5 * (mu_ij * mu_ij + std::exp(lv) - lv - 1.0) / static_cast<double>(n);
         }
     return kl;
+}
+
+// Each latent's mean of mu and of mu^2 over the batch (the window's active units come from them).
+template <class T>
+std::pair<std::vector<double>, std::vector<double>> code_moments(const Var<T>& mu) {
+    const Tensor<T> m = mu.value().to(Device::cpu);
+    const int64_t n = m.size(0), d = m.size(1);
+    std::vector<double> mean(static_cast<size_t>(d), 0.0), square(static_cast<size_t>(d), 0.0);
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < d; ++j) {
+            const double v = m[i * d + j];
+            mean[static_cast<size_t>(j)] += v / static_cast<double>(n);
+            square[static_cast<size_t>(j)] += v * v / static_cast<double>(n);
+        }
+    return {mean, square};
+}
+
+// The fractions of the decoder's logits past ±15, and of those sure and wrong about the target x.
+template <class T>
+std::pair<double, double> saturation(const Var<T>& logits, const Var<T>& x) {
+    const Tensor<T> l = logits.value().to(Device::cpu), t = x.value().to(Device::cpu);
+    int64_t saturated = 0, wrong = 0;
+    for (int64_t i = 0; i < l.numel(); ++i)
+        if (std::abs(l[i]) > T(15)) ++saturated, wrong += (l[i] > 0) != (t[i] > T(0.5));
+    const double n = static_cast<double>(l.numel());
+    return {static_cast<double>(saturated) / n, static_cast<double>(wrong) / n};
+}
+
+// Each layer's gradient norm: the parameters named "<layer>.weight", "<layer>.bias" together, in
+// the order of `named`; a parameter without a gradient counts as zero.
+template <class T>
+std::vector<std::pair<std::string, double>> gradient_norms(const std::vector<std::pair<std::string, Var<T>>>& named) {
+    NoGrad no_grad;
+    std::vector<std::pair<std::string, double>> norms;
+    for (const auto& [name, p] : named) {
+        const std::string layer = name.substr(0, name.rfind('.'));
+        double squares = 0;
+        if (p.has_grad() && p.grad().device() == Device::cpu) {
+            squares = kernels::sum_of_squares(p.grad().data(), p.grad().numel());  // one pass, no temporary
+        } else if (p.has_grad()) {
+            const Var<T> g(p.grad());
+            squares = static_cast<double>(sum(g * g).item());
+        }
+        if (norms.empty() || norms.back().first != layer) norms.emplace_back(layer, 0.0);
+        norms.back().second = std::sqrt(norms.back().second * norms.back().second + squares);
+    }
+    return norms;
 }
 
 // While it lives, the given parameters require no gradient (and get none). FactorVAE's step
@@ -80,9 +144,12 @@ std::pair<StepTerms, models::VAEOutput<T>> vae_update(models::VAE<T>& model, opt
     s.kl = loss.kl.item() * per_image;
     s.tc = loss.tc.defined() ? loss.tc.item() * per_image : 0.0;
     s.kl_per_latent = kl_per_latent(out.mu, out.logvar);
+    std::tie(s.mu_mean, s.mu_square) = code_moments(out.mu);
+    std::tie(s.saturated, s.saturated_wrong) = saturation(out.logits, input);
     if (!s.finite()) return {s, out};
     opt.zero_grad();
     backward(loss.total);
+    s.gradient_norms = gradient_norms(model.vae_parameters());
     opt.step();
     return {s, out};
 }
@@ -131,6 +198,7 @@ StepTerms step(models::FactorVAE<T>& model, optim::Optimizer<T>& opt, optim::Opt
     if (!s.finite()) return s;
     d_opt.zero_grad();
     backward(d.loss);
+    for (auto& layer : gradient_norms(model.discriminator_parameters())) s.gradient_norms.push_back(layer);
     d_opt.step();
     return s;
 }

@@ -15,6 +15,13 @@ void sum_forward(T* y, const T* x, int64_t n, double scale) {
     y[0] = static_cast<T>(scale * s);
 }
 
+// The sum of x [n]'s squares (each squared in T), accumulated in double, the same for every thread
+// count: a gradient's squared norm, read once.
+template <class T>
+double sum_of_squares(const T* x, int64_t n) {
+    return parallel_sum<T>(n, [x](int64_t b, int64_t m, T* out) { array(out, m) = array(x + b, m).square(); });
+}
+
 // dx [n] += scale * dy [1]
 template <class T>
 void sum_backward(T* dx, const T* dy, int64_t n, double scale) {

@@ -325,7 +325,7 @@ TEST_CASE("the health monitor counts active units over its window and warns once
     train::HealthMonitor fresh;
     const std::vector<std::string> w = fresh.update(1, step_terms(1, NAN, 0));
     REQUIRE(w.size() == 1);
-    CHECK(w[0].rfind("step 1: the gradient norm is nan", 0) == 0);
+    CHECK(w[0].rfind("step 1: the gradient norm is nan: exploding gradients", 0) == 0);
 }
 
 TEST_CASE("eval, sample, reconstruct and traverse read a checkpoint and write what they say") {

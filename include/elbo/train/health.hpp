@@ -95,8 +95,10 @@ private:
         const double norm = l.vae_gradient_norm();
         if (!std::isfinite(norm) || (gradient_steps_ >= 100 && std::log(norm) > log_norm_ + std::log(o_.exploding))) {
             warned_gradient_ = true;
-            warnings.push_back(str("step ", step, ": the gradient norm is ", norm, ", ", std::exp(-log_norm_) * norm,
-                                   " times its typical ", std::exp(log_norm_), ": exploding gradients"));
+            warnings.push_back(std::isfinite(norm)
+                                   ? str("step ", step, ": the gradient norm is ", norm, ", ", std::exp(-log_norm_) * norm,
+                                         " times its typical ", std::exp(log_norm_), ": exploding gradients")
+                                   : str("step ", step, ": the gradient norm is ", norm, ": exploding gradients"));
             return;
         }
         if (norm > 0) log_norm_ = gradient_steps_++ == 0 ? std::log(norm) : 0.99 * log_norm_ + 0.01 * std::log(norm);

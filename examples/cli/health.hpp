@@ -56,14 +56,7 @@ inline int run_health(const HealthFlags& o) {
     while (std::getline(metrics, line))
         if (!line.empty()) rows.push_back(train::MetricsRow::parse(header, line));
     check(!rows.empty(), op, "'", (run / "metrics.csv").string(), "' has no rows yet");
-    std::vector<std::string> layers;
-    for (const std::string& column : [&] {
-             std::vector<std::string> c;
-             std::stringstream in(header);
-             for (std::string cell; std::getline(in, cell, ',');) c.push_back(cell);
-             return c;
-         }())
-        if (column.rfind("grad.", 0) == 0) layers.push_back(column.substr(5));
+    const std::vector<std::string> layers = train::MetricsRow::layers(header);
 
     const train::MetricsRow &first = rows.front(), &last = rows.back();
     using detail::number;

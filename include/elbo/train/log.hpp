@@ -46,6 +46,22 @@ struct MetricsRow {
         return r;
     }
 
+    // A line's comma-separated cells.
+    static std::vector<std::string> cells_of(const std::string& line) {
+        std::vector<std::string> out;
+        std::stringstream in(line);
+        for (std::string cell; std::getline(in, cell, ',');) out.push_back(cell);
+        return out;
+    }
+
+    // The layers a header's grad.<layer> columns name, in order.
+    static std::vector<std::string> layers(const std::string& header) {
+        std::vector<std::string> out;
+        for (const std::string& column : cells_of(header))
+            if (column.rfind("grad.", 0) == 0) out.push_back(column.substr(5));
+        return out;
+    }
+
     // The header of a model with `latents` latents and these layers (train::layer_names).
     static std::string header(int64_t latents, const std::vector<std::string>& layers) {
         std::string h;
@@ -79,13 +95,7 @@ struct MetricsRow {
     // A row under `header` (the file's first line): columns found by name, so a run written
     // before some column existed reads with that column NaN (unknown).
     static MetricsRow parse(const std::string& header, const std::string& line) {
-        auto split = [](const std::string& text) {
-            std::vector<std::string> out;
-            std::stringstream in(text);
-            for (std::string cell; std::getline(in, cell, ',');) out.push_back(cell);
-            return out;
-        };
-        const std::vector<std::string> columns = split(header), cells = split(line);
+        const std::vector<std::string> columns = cells_of(header), cells = cells_of(line);
         check(cells.size() == columns.size(), "train", "metrics.csv has a malformed line: '", line, "'");
         MetricsRow r;
         double* fields[] = {nullptr,         &r.loss,       &r.recon,          &r.kl,
@@ -113,10 +123,8 @@ struct MetricsRow {
 template <class T>
 std::vector<std::string> layer_names(const nn::Module<T>& model) {
     std::vector<std::string> layers;
-    for (const auto& [name, p] : model.named_parameters()) {
-        const std::string layer = name.substr(0, name.rfind('.'));
-        if (layers.empty() || layers.back() != layer) layers.push_back(layer);
-    }
+    for (const auto& [name, p] : model.named_parameters())
+        if (layers.empty() || layers.back() != layer_of(name)) layers.push_back(layer_of(name));
     return layers;
 }
 

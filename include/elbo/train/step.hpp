@@ -85,6 +85,10 @@ std::pair<double, double> saturation(const Var<T>& logits, const Var<T>& x) {
     return {static_cast<double>(saturated) / n, static_cast<double>(wrong) / n};
 }
 
+// The layer a parameter belongs to: its name without the last part ("encoder.conv1.weight" ->
+// "encoder.conv1").
+inline std::string layer_of(const std::string& parameter) { return parameter.substr(0, parameter.rfind('.')); }
+
 // Each layer's gradient norm: the parameters named "<layer>.weight", "<layer>.bias" together, in
 // the order of `named`; a parameter without a gradient counts as zero.
 template <class T>
@@ -92,7 +96,7 @@ std::vector<std::pair<std::string, double>> gradient_norms(const std::vector<std
     NoGrad no_grad;
     std::vector<std::pair<std::string, double>> norms;
     for (const auto& [name, p] : named) {
-        const std::string layer = name.substr(0, name.rfind('.'));
+        const std::string layer = layer_of(name);
         double squares = 0;
         if (p.has_grad() && p.grad().device() == Device::cpu) {
             squares = kernels::sum_of_squares(p.grad().data(), p.grad().numel());  // one pass, no temporary

@@ -264,7 +264,7 @@ int run_gradcheck(const GradcheckFlags& o) {
         if (c.is_factor_vae()) c.gamma = 35;
         if (o.capacity_max > 0)  // elbo train's defaults: C grows over 100,000 steps, weight 1000
             c.beta = 1, c.capacity_max = o.capacity_max, c.capacity_steps = 100000, c.capacity_weight = 1000;
-        Generator gen(o.m.seed);
+        Generator gen(o.m.seed, random::Stream{Purpose::init});  // elbo train's initial weights for this seed
         l.model = models::make_model<float>(c, gen);
     }
     const models::ModelConfig& c = l.model->config;

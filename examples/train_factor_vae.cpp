@@ -42,12 +42,14 @@ int main(int argc, char** argv) try {
 
     for (int64_t step = 1; step <= steps; ++step) {
         const Var<float> x(loader.next().images), x_other(loader.next().images);
+        // The step's random numbers, each named by (seed, step, what it is for, its image or latent).
+        const StepDraws draws{.seed = 0, .step = step};
 
         // 1. The VAE's step. Its objective is the VAE's, recon + KL, plus γ times the discriminator's
         //    estimate of the total correlation of z: the sum over the batch of logit0(z) - logit1(z)
         //    (density-ratio trick: it estimates log q(z) / Π_j q(z_j)). Its gradient flows through
         //    the discriminator into the encoder; only the VAE's parameters are stepped.
-        const models::VAEOutput<float> out = model.forward(x, gen);
+        const models::VAEOutput<float> out = model.forward(x, draws);
         const models::VAELoss<float> loss = model.loss(x, out);  // total = recon + kl + γ tc
         vae_optimizer.zero_grad();
         backward(loss.total);
@@ -61,10 +63,10 @@ int main(int argc, char** argv) try {
         {
             NoGrad no_grad;
             auto [mu, logvar] = model.encoder.encode(x_other);
-            z_other = reparameterize(mu, logvar, gen);
+            z_other = reparameterize(mu, logvar, draws.second_batch(64));  // images 64..127 of the step
         }
         const Var<float> real = model.discriminator(out.z.detach());
-        const Var<float> permuted = model.discriminator(permute_dims(z_other, gen));
+        const Var<float> permuted = model.discriminator(permute_dims(z_other, draws));
         const Var<float> d_loss = (cross_entropy(real, std::vector<int64_t>(64, 0)) +
                                    cross_entropy(permuted, std::vector<int64_t>(64, 1))) *
                                   constant(0.5f);

@@ -40,7 +40,7 @@ int main(int argc, char** argv) try {
     // reconstruction term (BCE with logits, summed over pixels) plus KL(q(z|x) || N(0, I)).
     for (int64_t step = 1; step <= steps; ++step) {
         const Var<float> x(loader.next().images);                    // [64, 1, 64, 64] in [0, 1]
-        const models::VAEOutput<float> out = model.forward(x, gen);  // mu, logvar, z = mu + eps sigma, logits
+        const models::VAEOutput<float> out = model.forward(x, StepDraws{0, step});  // mu, logvar, z = mu + eps sigma, logits
         const models::VAELoss<float> loss = model.loss(x, out);      // total = recon + kl
         optimizer.zero_grad();
         backward(loss.total);  // loss.backward()

@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
     Var<float> logvar = linear(h, lv_w, lv_b);
 
     // The sample z = mu + eps * exp(logvar / 2), eps ~ N(0, I).
-    Var<float> z = reparameterize(mu, logvar, gen);
+    Var<float> z = reparameterize(mu, logvar, StepDraws{.seed = 7});
 
     // Decoder: linear 2 -> 128, reshape to 8x4x4, transposed conv back to 1x8x8 logits.
     Var<float> fc_w = parameter(Shape{128, 2}, 0.5), fc_b = parameter(Shape{128}, 0.1);

@@ -482,7 +482,7 @@ TEST_CASE("a run written before arch existed resumes as seed-v0, with the optimi
     elbo::optim::Adam<float> vae(model.vae_parameters(), {.lr = 1e-4});
     elbo::optim::Adam<float> discriminator(model.discriminator_parameters(), {.lr = 1e-4, .beta1 = 0.5, .beta2 = 0.9});
     const elbo::Tensor<float> x = elbo::Tensor<float>(elbo::Shape{8, 1, 16, 16}).uniform_(gen);
-    train::step(model, vae, discriminator, x, x, 0, gen);
+    train::step(model, vae, discriminator, x, x, elbo::StepDraws{3, 0});
     const std::string ck = (run / "checkpoint.safetensors").string();
     const std::string train = R"({"model":"factor-vae","data":"dsprites","latent":3,"image_size":16,"channels":1,)"
                               R"("batch":8,"steps":2,"lr":0.0001,"seed":0,"checkpoint_every":1,"log_every":1,)"

@@ -74,8 +74,8 @@ TEST_CASE("latent ops reject mismatched operands") {
           "gather_columns: index 3 in row 1 is outside [0, 3)");
     CHECK(error_of([] { gather_columns(zeros(Shape{3, 2}), {{0, 1, 2}}); }) ==
           "gather_columns: expected 2 index rows (one per column of [3,2]), got 1");
-    Generator gen(1);
-    CHECK(error_of([&] { permute_dims(zeros(Shape{3, 2, 1}), gen); }) == "permute_dims: expected z [N, D], got [3,2,1]");
+    CHECK(error_of([&] { permute_dims(zeros(Shape{3, 2, 1}), StepDraws{}); }) ==
+          "permute_dims: expected z [N, D], got [3,2,1]");
 }
 
 TEST_CASE("shape ops reject impossible shapes and axes") {

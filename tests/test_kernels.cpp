@@ -611,10 +611,60 @@ TEST_CASE("log_softmax rows are normalised and survive huge logits") {
     CHECK(y.value().at({0, 2}) == doctest::Approx(-std::log(std::exp(-2.0) + std::exp(-1.0) + 1.0)).epsilon(1e-12));
 }
 
+TEST_CASE("ε is named by the seed, the step and each image's place: the same for any split of the batch") {
+    const StepDraws all{.seed = 4, .step = 9};
+    const Tensor<float> whole = standard_normal_like(Var<float>(Tensor<float>(Shape{16, 5})), all).value();
+    // Row n, column d: normal d of image n's stream, in double, rounded to float.
+    for (int64_t n = 0; n < 16; ++n)
+        for (int64_t d = 0; d < 5; ++d)
+            CHECK(whole.at({n, d}) ==
+                  static_cast<float>(random::normal_at(4, {Purpose::noise, 9, static_cast<uint32_t>(n)},
+                                                       static_cast<uint32_t>(d))));
+    // In double the same numbers, unrounded.
+    const Tensor<double> in_double = standard_normal_like(Var<double>(Tensor<double>(Shape{16, 5})), all).value();
+    CHECK(in_double.cast<float>().to_vector() == whole.to_vector());
+    // Two processes of 4 images each: their rows are the one process's rows 0-7, and their second
+    // batches' rows 8-15.
+    for (int64_t rank = 0; rank < 2; ++rank) {
+        const StepDraws mine{.seed = 4, .step = 9, .first_image = 4 * rank, .global_batch = 8};
+        const Var<float> four(Tensor<float>(Shape{4, 5}));
+        CHECK(standard_normal_like(four, mine).value().to_vector() == whole.slice(4 * rank, 4 * rank + 4).to_vector());
+        CHECK(standard_normal_like(four, mine.second_batch(4)).value().to_vector() ==
+              whole.slice(8 + 4 * rank, 12 + 4 * rank).to_vector());
+    }
+    // One process's second batch follows its first.
+    CHECK(standard_normal_like(Var<float>(Tensor<float>(Shape{8, 5})), all.second_batch(8)).value().to_vector() ==
+          whole.slice(8, 16).to_vector());
+    // Another step or seed: other numbers.
+    const Var<float> like(Tensor<float>(Shape{16, 5}));
+    CHECK(standard_normal_like(like, StepDraws{.seed = 4, .step = 10}).value().to_vector() != whole.to_vector());
+    CHECK(standard_normal_like(like, StepDraws{.seed = 5, .step = 9}).value().to_vector() != whole.to_vector());
+    CHECK(testing::error_of([&] { standard_normal_like(Var<float>(Tensor<float>(Shape{16})), all); }) ==
+          "standard_normal_like: expected a shape [N, D], got [16]");
+}
+
+TEST_CASE("ε has the moments of N(0, I), with no correlation between neighbouring images or latents") {
+    const int64_t N = 8192, D = 10;
+    const Tensor<double> eps = standard_normal_like(Var<double>(Tensor<double>(Shape{N, D})), StepDraws{.seed = 1}).value();
+    double mean = 0, square = 0, images = 0, latents = 0;
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t d = 0; d < D; ++d) {
+            const double v = eps.at({n, d});
+            mean += v, square += v * v;
+            if (n + 1 < N) images += v * eps.at({n + 1, d});
+            if (d + 1 < D) latents += v * eps.at({n, d + 1});
+        }
+    const double count = static_cast<double>(N * D);
+    // Standard errors: 1 / sqrt(81920) = 0.0035 for the mean and each correlation, 0.005 for E[v^2].
+    CHECK(std::abs(mean / count) < 0.02);
+    CHECK(std::abs(square / count - 1.0) < 0.03);
+    CHECK(std::abs(images / static_cast<double>((N - 1) * D)) < 0.02);
+    CHECK(std::abs(latents / static_cast<double>(N * (D - 1))) < 0.02);
+}
+
 TEST_CASE("permute_dims permutes each column within itself") {
-    Generator gen(3);
     Var<float> z(randn<float>(Shape{6, 4}, 12));
-    Var<float> p = permute_dims(z, gen);
+    Var<float> p = permute_dims(z, StepDraws{.seed = 3});
     bool moved = false;
     for (int64_t d = 0; d < 4; ++d) {
         std::vector<float> before, after;

@@ -196,7 +196,7 @@ TEST_CASE("the kim-mnih network is the paper's: shapes, names and output") {
         CHECK(state.at(name).shape() == shape);
     }
     CHECK(state.size() == 40);
-    auto out = model.forward(Var<float>(Tensor<float>(Shape{2, 1, 32, 32})), gen);
+    auto out = model.forward(Var<float>(Tensor<float>(Shape{2, 1, 32, 32})), StepDraws{});
     CHECK(out.logits.shape() == Shape{2, 1, 32, 32});
     c.image_size = 40;
     CHECK(error_of([&] { FactorVAE<float>(c, gen); }) ==
@@ -318,7 +318,7 @@ TEST_CASE("models reject bad configurations and inputs") {
     CHECK(error_of([&] { VAE<float>(c, gen); }) == "ModelConfig: beta must be finite and non-negative, got nan");
     CHECK(error_of([&] { FactorVAE<float>(small("vae"), gen); }) == "FactorVAE: config kind must be factor-vae, got 'vae'");
     VAE<float> model(small("vae"), gen);
-    CHECK(error_of([&] { model.forward(Var<float>(Tensor<float>(Shape{2, 3, 16, 16})), gen); }) ==
+    CHECK(error_of([&] { model.forward(Var<float>(Tensor<float>(Shape{2, 3, 16, 16})), StepDraws{}); }) ==
           "VAE: expected images [N, 1, 16, 16], got [2,3,16,16]");
 }
 
@@ -344,9 +344,10 @@ TEST_CASE("the discriminator's loss sends no gradient to the VAE") {
     Generator gen(10);
     FactorVAE<float> model(small("factor-vae"), gen);
     const Tensor<float> images = rectangles(gen);
-    auto out = model.forward(Var<float>(images.slice(0, 8)), gen);
-    auto other = model.forward(Var<float>(images.slice(8, 16)), gen);
-    backward(model.discriminator_loss(out.z, other.z, gen).loss);
+    const StepDraws draws{.seed = 10};
+    auto out = model.forward(Var<float>(images.slice(0, 8)), draws);
+    auto other = model.forward(Var<float>(images.slice(8, 16)), draws.second_batch(8));
+    backward(model.discriminator_loss(out.z, other.z, draws).loss);
     for (auto& [name, p] : model.vae_parameters()) CHECK_FALSE(p.has_grad());
     for (auto& [name, p] : model.discriminator_parameters()) CHECK(p.has_grad());
 }
@@ -360,14 +361,14 @@ TEST_CASE("the discriminator's loss, one pass over both batches, is the paper's 
         FactorVAE<float> model(small("factor-vae"), gen);
         const Var<float> z(Tensor<float>::uninitialized(Shape{n, model.config.latent}).normal_(gen));
         const Var<float> z_other(Tensor<float>::uninitialized(Shape{m, model.config.latent}).normal_(gen));
-        Generator ga(40), gb(40);
-        const DiscriminatorLoss<float> d = model.discriminator_loss(z, z_other, ga);
+        const StepDraws draws{.seed = 40};
+        const DiscriminatorLoss<float> d = model.discriminator_loss(z, z_other, draws);
         backward(d.loss);
         std::vector<Tensor<float>> one_pass;
         for (auto& [name, p] : model.discriminator_parameters()) one_pass.push_back(p.grad().clone());
         model.discriminator.zero_grad();
 
-        const Var<float> real = model.discriminator(z), permuted = model.discriminator(permute_dims(z_other, gb));
+        const Var<float> real = model.discriminator(z), permuted = model.discriminator(permute_dims(z_other, draws));
         const Var<float> two_pass = (cross_entropy(real, std::vector<int64_t>(static_cast<size_t>(n), 0)) +
                                      cross_entropy(permuted, std::vector<int64_t>(static_cast<size_t>(m), 1))) *
                                     constant(0.5f);
@@ -417,7 +418,7 @@ TEST_CASE("VAE, beta-VAE and FactorVAE train: their losses fall") {
         VAE<float> model(c, gen);
         optim::Adam<float> opt(model.vae_parameters(), {.lr = 2e-3});
         std::vector<train::StepTerms> steps;
-        for (int step = 0; step < 40; ++step) steps.push_back(train::step(model, opt, batch(step), step, gen));
+        for (int step = 0; step < 40; ++step) steps.push_back(train::step(model, opt, batch(step), StepDraws{11, step}));
         check_falls(steps);
     }
     ModelConfig c = small("factor-vae");
@@ -428,7 +429,7 @@ TEST_CASE("VAE, beta-VAE and FactorVAE train: their losses fall") {
     optim::Adam<float> d_opt(model.discriminator_parameters(), factor_vae_discriminator_adam());
     std::vector<train::StepTerms> steps;
     for (int step = 0; step < 40; ++step)
-        steps.push_back(train::step(model, opt, d_opt, batch(step), batch(step + 1), step, gen));
+        steps.push_back(train::step(model, opt, d_opt, batch(step), batch(step + 1), StepDraws{11, step}));
     check_falls(steps);
     // Near log 2 = 0.693 while it cannot tell the codes apart; finite throughout.
     double d_loss = 0;
@@ -437,10 +438,10 @@ TEST_CASE("VAE, beta-VAE and FactorVAE train: their losses fall") {
     CHECK(d_loss > 0.3);
 }
 
-// Whether train::step(model, opt, x, step, gen), the VAE's step, compiles for a model of type M.
+// Whether train::step(model, opt, x, draws), the VAE's step, compiles for a model of type M.
 template <class M>
-concept takes_the_vae_step = requires(M& m, optim::Adam<float>& opt, const Tensor<float>& x, Generator& gen) {
-    train::step(m, opt, x, int64_t{0}, gen);
+concept takes_the_vae_step = requires(M& m, optim::Adam<float>& opt, const Tensor<float>& x, const StepDraws& draws) {
+    train::step(m, opt, x, draws);
 };
 static_assert(takes_the_vae_step<VAE<float>>);
 static_assert(!takes_the_vae_step<FactorVAE<float>>, "a FactorVAE's step takes its discriminator's optimizer too");
@@ -450,7 +451,7 @@ TEST_CASE("the VAE's step refuses a FactorVAE held as a VAE: it would train the 
     FactorVAE<float> factor(small("factor-vae"), gen);
     VAE<float>& as_vae = factor;
     optim::Adam<float> opt(factor.vae_parameters(), {});
-    const std::string e = error_of([&] { train::step(as_vae, opt, rectangles(gen).slice(0, 8), 0, gen); });
+    const std::string e = error_of([&] { train::step(as_vae, opt, rectangles(gen).slice(0, 8), StepDraws{}); });
     CHECK(e.find("a FactorVAE trains with its discriminator") != std::string::npos);
 }
 
@@ -467,11 +468,11 @@ TEST_CASE("FactorVAE's step leaves the discriminator's parameters out of the VAE
     const Tensor<float> images = rectangles(data);
     const Tensor<float> x = images.slice(0, 8), other = images.slice(8, 16);
     for (int64_t step = 0; step < 3; ++step) {
-        Generator ga(100 + static_cast<uint64_t>(step)), gb(100 + static_cast<uint64_t>(step));
-        train::step(fa, vae_a, d_a, x, other, step, ga);
+        const StepDraws draws{.seed = 100, .step = step};
+        train::step(fa, vae_a, d_a, x, other, draws);
         // The VAE's objective through the discriminator, its parameters included.
         const Var<float> input(x);
-        const VAEOutput<float> out = b->forward(input, gb);
+        const VAEOutput<float> out = b->forward(input, draws);
         const VAELoss<float> loss = b->loss(input, out, step);
         vae_b.zero_grad();
         backward(loss.total);
@@ -481,9 +482,9 @@ TEST_CASE("FactorVAE's step leaves the discriminator's parameters out of the VAE
         {
             NoGrad no_grad;
             auto [mu, logvar] = b->encoder.encode(Var<float>(other));
-            z_other = reparameterize(mu, logvar, gb);
+            z_other = reparameterize(mu, logvar, draws.second_batch(8));
         }
-        const DiscriminatorLoss<float> d = fb.discriminator_loss(out.z, z_other, gb);
+        const DiscriminatorLoss<float> d = fb.discriminator_loss(out.z, z_other, draws);
         d_b.zero_grad();
         backward(d.loss);
         d_b.step();
@@ -512,8 +513,8 @@ TEST_CASE("once the pool is warm, a training step asks the system for no memory"
         if (factor) d_opt = std::make_unique<optim::Adam<float>>(factor->discriminator_parameters(), factor_vae_discriminator_adam());
         const Tensor<float> images = rectangles(gen);
         auto step = [&](int64_t s) {
-            if (factor) train::step(*factor, opt, *d_opt, images.slice(0, 8), images.slice(8, 16), s, gen);
-            else train::step(model, opt, images.slice(0, 8), s, gen);
+            if (factor) train::step(*factor, opt, *d_opt, images.slice(0, 8), images.slice(8, 16), StepDraws{5, s});
+            else train::step(model, opt, images.slice(0, 8), StepDraws{5, s});
         };
         // The first step fills the pool; Adam's moments, made at its end, take some of the buffers
         // the backward pass has just handed back, so the second step tops the pool up (measured:

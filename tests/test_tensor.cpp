@@ -90,6 +90,70 @@ TEST_CASE("a seeded generator repeats itself and draws the right moments") {
     for (int i = 0; i < 1000; ++i) CHECK(gen.below(7) < 7);
 }
 
+// Known answers of Philox4x32-10 from Random123's kat_vectors (the counter, the key, the output).
+TEST_CASE("Philox4x32-10 gives Random123's known answers") {
+    struct Known {
+        random::Block counter;
+        uint32_t k0, k1;
+        random::Block out;
+    };
+    const Known known[] = {
+        {{{0, 0, 0, 0}}, 0, 0, {{0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}}},
+        {{{0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff}}, 0xffffffff, 0xffffffff,
+         {{0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}}},
+        {{{0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344}}, 0xa4093822, 0x299f31d0,
+         {{0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}}},
+    };
+    for (const Known& k : known) {
+        const random::Block out = random::philox4x32_10(k.counter, k.k0, k.k1);
+        for (int i = 0; i < 4; ++i) CHECK(out.v[i] == k.out.v[i]);
+    }
+    // constexpr: the compiler computes it too.
+    static_assert(random::philox4x32_10({{0, 0, 0, 0}}, 0, 0).v[0] == 0x6627e8d5);
+}
+
+TEST_CASE("a generator reads its stream's Philox blocks in order, and each name gives its own stream") {
+    const random::Stream s{Purpose::noise, 5, 3};
+    Generator gen(9, s);
+    for (uint32_t k = 0; k < 3; ++k) {
+        const random::Block b = random::block_of(9, s, k);
+        CHECK(gen.next_u64() == random::low_word(b));
+        CHECK(gen.next_u64() == random::high_word(b));
+    }
+    // Normals are whole blocks: the k-th normal of a fresh stream is normal_at(k), wherever it is drawn.
+    Generator normals(9, s);
+    for (uint32_t k = 0; k < 6; ++k) CHECK(normals.normal() == random::normal_at(9, s, k));
+    // The seed, the purpose, the step (its high bits too) and the item each change every draw.
+    const uint64_t first = Generator(9, s).next_u64();
+    CHECK(Generator(10, s).next_u64() != first);
+    CHECK(Generator(9, {Purpose::permutation, 5, 3}).next_u64() != first);
+    CHECK(Generator(9, {Purpose::noise, 5 + (uint64_t(1) << 32), 3}).next_u64() != first);
+    CHECK(Generator(9, {Purpose::noise, 5, 4}).next_u64() != first);
+    // A stream read from block k on is the same stream.
+    Generator later(9, s);
+    later.seek(2);
+    CHECK(later.next_u64() == random::low_word(random::block_of(9, s, 2)));
+    // u1 is never 0: the block of zeros gives the largest radius, sqrt(-2 log 2^-53), not infinity.
+    CHECK(random::normal_of(random::Block{{0, 0, 0, 0}}, false) == std::sqrt(-2.0 * std::log(0x1.0p-53)));
+}
+
+TEST_CASE("a spent stream, a step past 2^56 and an empty range are errors, not repeats") {
+    Generator gen(1);
+    gen.seek(UINT32_MAX);
+    gen.next_u64();
+    gen.next_u64();
+    CHECK(testing::error_of([&] { gen.next_u64(); }) ==
+          "Generator: the stream is spent: 2^32 blocks (2^33 64-bit draws) drawn");
+    CHECK(testing::error_of([&] { Generator(1).seek(uint64_t(1) << 32); }) ==
+          "Generator::seek: a stream has 2^32 blocks, asked for block 4294967296");
+    CHECK(testing::error_of([] { Generator(1, {Purpose::noise, uint64_t(1) << 56}); }) ==
+          "Generator: a stream's step must be below 2^56, got 72057594037927936");
+    CHECK(testing::error_of([] { Generator(1).below(0); }) == "Generator::below: expected a positive bound, got 0");
+    CHECK(testing::error_of([] { StepDraws{.step = -1}.noise(0); }) == "StepDraws: the step must be in [0, 2^56), got -1");
+    CHECK(testing::error_of([] { StepDraws{}.noise(int64_t(1) << 32); }) ==
+          "StepDraws: an item must be in [0, 2^32), got 4294967296");
+}
+
 TEST_CASE("tensor misuse gives clear errors") {
     Tensor<float> t(Shape{2, 3});
     CHECK(testing::error_of([&] { t.reshape({4, 2}); }) ==

@@ -1,5 +1,5 @@
 // The VAE's objective on the GPU: BCE (on logits and on probabilities), squared error, the Gaussian
-// KL, the reparameterized sample, FactorVAE's permuted codes and its discriminator's cross-entropy
+// KL, the reparameterized sample and its noise ε, FactorVAE's permuted codes and its discriminator's cross-entropy
 // (log-softmax and NLL): twins of kernels/cpu/losses.hpp, gaussian.hpp and gather.hpp.
 // Derivations: docs/gradients.md
 
@@ -94,6 +94,14 @@ void gaussian_kl_backward(float* dmu, float* dlogvar, const float* dy, const flo
     if (dmu) detail::launch(N * D, [=] __device__(int64_t d) { dmu[d] += g(d / D) * mu[d]; });
     if (dlogvar)
         detail::launch(N * D, [=] __device__(int64_t d) { dlogvar[d] += g(d / D) * 0.5f * (expf(logvar[d]) - 1.0f); });
+}
+
+void standard_normal(float* eps, int64_t N, int64_t D, uint64_t seed, random::Stream first) {
+    detail::launch(N * D, [=] __device__(int64_t i) {
+        random::Stream s = first;
+        s.item += static_cast<uint32_t>(i / D);
+        eps[i] = static_cast<float>(random::normal_at(seed, s, static_cast<uint32_t>(i % D)));
+    });
 }
 
 void reparameterize_forward(float* z, const float* mu, const float* logvar, const float* eps, int64_t n) {

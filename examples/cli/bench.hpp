@@ -110,24 +110,19 @@ inline int run_bench(const BenchOptions& o) {
     // Each timed call ends when the device is done with it: the GPU's kernels run asynchronously.
     int64_t step = 0;
     const double train_ms = profile::median_ms(o.warmup, o.steps, [&] {
-        Generator g(static_cast<uint64_t>(++step));
-        run.step(x, x_other, step, g);
+        run.step(x, x_other, StepDraws{0, ++step});
         synchronize(device);
     });
     const double forward_ms = profile::median_ms(o.warmup, o.steps, [&] {
         NoGrad no_grad;
-        Generator g(0);
         const Var<float> input(x);
-        model.loss(input, model.forward(input, g));
+        model.loss(input, model.forward(input, StepDraws{}));
         synchronize(device);
     });
     // Buffers the device's pool asked of the system (or driver) for one more training step: none,
     // when it serves them all.
     const int64_t allocated_before = memory_stats(device).system_allocations;
-    {
-        Generator g(static_cast<uint64_t>(++step));
-        run.step(x, x_other, step, g);
-    }
+    run.step(x, x_other, StepDraws{0, ++step});
     const int64_t step_allocations = memory_stats(device).system_allocations - allocated_before;
     const ModelWork work(c);
     nlohmann::ordered_json j{{"library", "elbo"},
@@ -154,8 +149,7 @@ inline int run_bench(const BenchOptions& o) {
     if (o.profile) {  // separate steps, so the profile's clock reads do not touch the timings above
         profile::start();
         for (int64_t i = 0; i < o.steps; ++i) {
-            Generator g(static_cast<uint64_t>(++step));
-            run.step(x, x_other, step, g);
+            run.step(x, x_other, StepDraws{0, ++step});
         }
         synchronize(device);
         profile::stop();

@@ -50,9 +50,9 @@ public:
     bool is_factor_vae() const { return factor_ != nullptr; }
 
     // One step on x (and, for a FactorVAE, the discriminator's on x_other; others ignore it).
-    train::StepTerms step(const Tensor<float>& x, const Tensor<float>& x_other, int64_t step, Generator& gen) {
-        return factor_ ? train::step(*factor_, *opt_, *d_opt_, x, x_other, step, gen)
-                       : train::step(*model_, *opt_, x, step, gen);
+    train::StepTerms step(const Tensor<float>& x, const Tensor<float>& x_other, const StepDraws& draws) {
+        return factor_ ? train::step(*factor_, *opt_, *d_opt_, x, x_other, draws)
+                       : train::step(*model_, *opt_, x, draws);
     }
 
     // The optimizers by the names their state has in a checkpoint: optimizer.vae., optimizer.discriminator.

@@ -112,7 +112,7 @@ private:
         choose_folder(fresh);
         open_data(config, fresh);
         choose_device(fresh);
-        Generator init(o_.seed);  // initialized on the host: one seed, one model
+        Generator init(o_.seed, random::Stream{Purpose::init});  // on the host: one seed, one model
         run_ = std::make_unique<TrainedModel>(
             config, init, device_, optim::AdamOptions{.lr = *o_.lr, .beta1 = o_.betas->first, .beta2 = o_.betas->second},
             config.is_factor_vae()
@@ -144,6 +144,10 @@ private:
         } catch (const nlohmann::json::exception& e) {
             throw Error(str("train: '", o_.resume, "' has malformed 'train' metadata (", e.what(), ")"));
         }
+        if (!ck_.metadata.count("rng"))
+            std::fprintf(stderr, "elbo: '%s' comes from an elbo whose draws were xoshiro256** streams; from here on "
+                         "they are Philox's (docs/tools.md), so the steps after %s differ from the old elbo's\n",
+                         o_.resume.c_str(), ck_.metadata.at("step").c_str());
         o_.arch = ck_.config.arch;
         run_folder_ = fs::path(o_.resume).parent_path();
         if (run_folder_.empty()) run_folder_ = ".";
@@ -410,10 +414,9 @@ private:
 
     // One step on the next batch (and, for FactorVAE, the one after it), with the step's own draws.
     train::StepTerms train_step() {
-        Generator gen(o_.seed * 0x9E3779B97F4A7C15ULL + 0x5851F42D4C957F2DULL * static_cast<uint64_t>(step_ + 1));
         const data::Batch batch = loader_->next();
         const Tensor<float> other = run_->is_factor_vae() ? loader_->next().images : Tensor<float>();
-        return run_->step(batch.images, other, step_, gen);
+        return run_->step(batch.images, other, StepDraws{o_.seed, step_});
     }
 
     // The checkpoint, the loss plot and the pictures.
@@ -428,7 +431,7 @@ private:
         std::snprintf(elapsed, sizeof elapsed, "%.3f", seconds());
         models::write_checkpoint<float>(checkpoint_path(), run_->model(), optimizers,
                                         {{"step", std::to_string(step_)}, {"seconds", elapsed},
-                                         {"train", to_json(o_).dump()}});
+                                         {"train", to_json(o_).dump()}, {"rng", "philox4x32-10"}});
         write_pictures();
     }
 

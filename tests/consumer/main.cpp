@@ -52,7 +52,7 @@ int main() {
     bool trained = true;
     for (int64_t step = 0; step < 5; ++step) {
         const Tensor<float> x = loader.next().images, x_other = loader.next().images;
-        const train::StepTerms t = train::step(model, opt, d_opt, x, x_other, step, gen);
+        const train::StepTerms t = train::step(model, opt, d_opt, x, x_other, StepDraws{1, step});
         std::printf("FactorVAE step %lld: loss %.3f, tc %.4f, discriminator %.4f\n", static_cast<long long>(step),
                     t.loss, t.tc, t.discriminator);
         trained = trained && t.finite() && t.loss > 0;

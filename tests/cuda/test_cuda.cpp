@@ -258,12 +258,29 @@ TEST_SUITE("gpu") {
         check_twins({Tensor<float>(Shape{0, 4})}, [](const auto& v) { return cross_entropy(v[0], {}, Reduction::sum); });
     }
 
+    TEST_CASE("ε drawn on the GPU is the CPU's: the same Philox streams") {
+        // 4,096 images x 10 latents, each image from its own stream; the GPU's double log, cos and
+        // sin may differ from glibc's in a double's last bit, which float's rounding hides but for
+        // a draw in about 2^29: allow a handful of one-ulp differences, no more.
+        const StepDraws draws{.seed = 17, .step = 123456789, .first_image = 64};
+        const Tensor<float> cpu = standard_normal_like(Var<float>(Tensor<float>(Shape{4096, 10})), draws).value();
+        const Tensor<float> gpu = standard_normal_like(Var<float>(Tensor<float>(Shape{4096, 10}).to(Device::cuda)), draws)
+                                      .value();
+        REQUIRE(gpu.device() == Device::cuda);
+        const std::vector<float> a = cpu.to_vector(), b = gpu.to_vector();
+        int64_t differ = 0;
+        for (size_t i = 0; i < a.size(); ++i)
+            if (a[i] != b[i]) {
+                ++differ;
+                CHECK(std::abs(a[i] - b[i]) <= 2e-7f * std::abs(a[i]));
+            }
+        CHECK(differ <= 4);
+    }
+
     TEST_CASE("permute_dims and gather_columns, repeated rows too, match their CPU twins") {
         const Tensor<float> z = randn<float>(Shape{64, 10}, 44);
-        check_twins({z}, [](const auto& v) {
-            Generator gen(45);  // one permutation for both devices: it is drawn on the host
-            return permute_dims(v[0], gen);
-        });
+        // One permutation for both devices: it is drawn on the host.
+        check_twins({z}, [](const auto& v) { return permute_dims(v[0], StepDraws{.seed = 45}); });
         const Tensor<float> small = randn<float>(Shape{3, 2}, 46);
         check_twins({small}, [](const auto& v) { return gather_columns(v[0], {{0, 0, 1}, {2, 2, 2}}); });
     }
@@ -346,18 +363,16 @@ TEST_SUITE("gpu") {
                 optim::Adam<float> vae_cpu(fc->vae_parameters(), {}), vae_gpu(fg->vae_parameters(), {});
                 optim::Adam<float> d_cpu(fc->discriminator_parameters(), models::factor_vae_discriminator_adam());
                 optim::Adam<float> d_gpu(fg->discriminator_parameters(), models::factor_vae_discriminator_adam());
-                Generator gen_cpu(53), gen_gpu(53);
-                lc = train::step(*fc, vae_cpu, d_cpu, x, x_other, 0, gen_cpu);
-                lg = train::step(*fg, vae_gpu, d_gpu, x, x_other, 0, gen_gpu);
+                lc = train::step(*fc, vae_cpu, d_cpu, x, x_other, StepDraws{53, 0});
+                lg = train::step(*fg, vae_gpu, d_gpu, x, x_other, StepDraws{53, 0});
                 cpu = std::move(fc), gpu = std::move(fg);
             } else {
                 cpu = std::make_unique<models::VAE<float>>(c, init_cpu);
                 gpu = std::make_unique<models::VAE<float>>(c, init_gpu);
                 gpu->to(Device::cuda);
                 optim::Adam<float> vae_cpu(cpu->vae_parameters(), {}), vae_gpu(gpu->vae_parameters(), {});
-                Generator gen_cpu(53), gen_gpu(53);
-                lc = train::step(*cpu, vae_cpu, x, 0, gen_cpu);
-                lg = train::step(*gpu, vae_gpu, x, 0, gen_gpu);
+                lc = train::step(*cpu, vae_cpu, x, StepDraws{53, 0});
+                lg = train::step(*gpu, vae_gpu, x, StepDraws{53, 0});
             }
             check_same_terms(lc, lg);
             const auto pc = cpu->named_parameters(), pg = gpu->named_parameters();

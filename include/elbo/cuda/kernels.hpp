@@ -13,6 +13,7 @@
 #include "elbo/kernels/cpu/conv_shape.hpp"   // Conv2dShape
 #include "elbo/kernels/cpu/elementwise.hpp"  // BroadcastShape, BinaryOp
 #include "elbo/kernels/cpu/optim.hpp"        // SGDStep, AdamStep
+#include "elbo/tensor/philox.hpp"              // random::Stream
 
 namespace elbo::cuda {
 
@@ -54,6 +55,7 @@ void mse_backward(float* da, float* db, const float* dy, const float* a, const f
 void gaussian_kl_forward(float* y, const float* mu, const float* logvar, int64_t N, int64_t D, Reduction r);
 void gaussian_kl_backward(float* dmu, float* dlogvar, const float* dy, const float* mu, const float* logvar,
                           int64_t N, int64_t D, Reduction r);
+void standard_normal(float* eps, int64_t N, int64_t D, uint64_t seed, random::Stream first);
 void reparameterize_forward(float* z, const float* mu, const float* logvar, const float* eps, int64_t n);
 void reparameterize_backward(float* dmu, float* dlogvar, float* deps, const float* dz, const float* logvar,
                              const float* eps, int64_t n);

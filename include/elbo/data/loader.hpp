@@ -2,9 +2,9 @@
 // Loader: batches of a data set in a seeded random order, prepared one batch ahead on a background
 // thread while the current one trains.
 //
-// Epoch e visits every item once, in the order of a permutation drawn from a generator seeded by
-// (seed, e) alone, so batch k of a run is the same whether the run went straight there or resumed
-// at k (`seek`). Each epoch yields size / batch_size whole batches; the last partial batch is
+// Epoch e visits every item once, in the order of a permutation drawn from the stream (seed,
+// data_order, e) alone, so batch k of a run is the same whether the run went straight there or
+// resumed at k (`seek`). Each epoch yields size / batch_size whole batches; the last partial batch is
 // dropped, so every batch has the same shape.
 
 #include <future>
@@ -57,7 +57,7 @@ public:
 
     // The order of the items in epoch e.
     std::vector<int64_t> order(int64_t epoch) const {
-        Generator gen(seed_ * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(epoch));
+        Generator gen(seed_, random::Stream{Purpose::data_order, static_cast<uint64_t>(epoch)});
         return random_permutation(size_, gen);
     }
 

@@ -59,7 +59,7 @@ inline double gaussian_log_density(const float* z, const float* mu, const float*
 
 // -log p(x) for one image x (n values) by K importance samples, decoded in chunks.
 inline double importance_weighted_nll(models::VAE<float>& model, const float* x, const float* mu, const float* logvar,
-                               int64_t K, Generator& gen) {
+                               int64_t K, Generator gen) {
     const int64_t D = model.config.latent, n = model.config.channels * model.config.image_size * model.config.image_size;
     std::vector<double> log_w;
     for (int64_t first = 0; first < K; first += 256) {
@@ -112,7 +112,9 @@ inline Likelihood evaluate_likelihood(models::VAE<float>& model, const data::Dat
         const std::vector<int64_t> items(order.begin() + first, order.begin() + std::min(r.images, first + o.batch));
         const int64_t B = static_cast<int64_t>(items.size());
         const Tensor<float> x = data.images(items);
-        const models::VAEOutput<float> out = model.forward(Var<float>(x), gen);
+        // Image p of the evaluation's order: ε from the stream (noise, 0, p), its importance samples
+        // from (importance, 0, p).
+        const models::VAEOutput<float> out = model.forward(Var<float>(x), StepDraws{.seed = o.seed, .first_image = first});
         const Tensor<float>&mu = out.mu.value(), &logvar = out.logvar.value(), &logits = out.logits.value();
         std::vector<double> recon(static_cast<size_t>(B)), kl(static_cast<size_t>(B));
 #pragma omp parallel for schedule(static)
@@ -130,7 +132,9 @@ inline Likelihood evaluate_likelihood(models::VAE<float>& model, const data::Dat
             }
             if (first + b < r.iw_images)
                 nll_sum += detail::importance_weighted_nll(model, x.data() + b * n, mu.data() + b * D,
-                                                           logvar.data() + b * D, o.iw_samples, gen);
+                                                           logvar.data() + b * D, o.iw_samples,
+                                                           Generator(o.seed, {Purpose::importance, 0,
+                                                                              static_cast<uint32_t>(first + b)}));
         }
     }
     r.recon /= static_cast<double>(r.images);

@@ -88,7 +88,7 @@ public:
     // discriminator as one batch [z; permute_dims(z')], so each layer's weight is read once and its
     // gradient is one GEMM over N + M rows; each sample's cross-entropy is weighted 1/(2N) or
     // 1/(2M), which is 1/2 [CE(D(z), 0) + CE(D(permute_dims(z')), 1)] with each CE a batch mean.
-    DiscriminatorLoss<T> discriminator_loss(const Var<T>& z, const Var<T>& z_other, Generator& gen) {
+    DiscriminatorLoss<T> discriminator_loss(const Var<T>& z, const Var<T>& z_other, const StepDraws& draws) {
         const int64_t n = z.shape()[0], m = z_other.shape()[0];
         check(n > 0 && m > 0, "discriminator_loss", "expected codes of at least one sample in each batch, got ",
               z.shape(), " and ", z_other.shape());
@@ -98,7 +98,7 @@ public:
         std::fill_n(weights.begin(), n, T(0.5) / static_cast<T>(n));
         DiscriminatorLoss<T> d;
         d.real = n;
-        d.logits = discriminator(concat<T>({z.detach(), permute_dims(z_other.detach(), gen)}));
+        d.logits = discriminator(concat<T>({z.detach(), permute_dims(z_other.detach(), draws)}));
         const Var<T> w(Tensor<T>::from_vector(Shape{n + m}, weights).to(d.logits.value().device()));
         d.loss = sum(cross_entropy(d.logits, labels, Reduction::none) * w);
         return d;

@@ -4,7 +4,7 @@
 //
 // The model is copied into double (its config, its weights cast), so the finite differences see
 // the objective, not float's rounding. The model's noise is frozen: ε is drawn once, and
-// FactorVAE's permutation comes from a generator re-seeded for every evaluation, so the objective
+// FactorVAE's permutations are named by the same StepDraws in every evaluation, so the objective
 // is a deterministic function of the parameters. Then, for each parameter tensor, a few
 // coordinates (all of a small tensor; in a large one the coordinate with the largest gradient and
 // `coordinates - 1` others drawn at random) are moved by ±h and
@@ -46,7 +46,7 @@ struct ModelGradcheckOptions {
     double step = 1e-6;       // h, added to a parameter in double
     double tolerance = 1e-6;  // the largest error that passes
     uint64_t seed = 0;        // ε, the permutation, and which coordinates
-    int64_t training_step = 0;  // sets the capacity C of a capacity objective
+    int64_t training_step = 0;  // sets the capacity C of a capacity objective; names ε's draws with the seed
 };
 
 // One parameter tensor's check.
@@ -192,11 +192,11 @@ ModelGradcheck gradcheck(const models::VAE<T>& model, const Tensor<T>& batch, co
     const bool split = factor && all.rank() == 4;  // else the model's forward names what it expected
     const int64_t n = split ? all.size(0) : 0, half = (n + 1) / 2;
     const Var<double> x(split ? all.slice(0, half) : all);
-    Generator noise(opt.seed);
+    const StepDraws draws{opt.seed, opt.training_step};
     Var<double> eps;
     {
         NoGrad no_grad;
-        eps = standard_normal_like(copy->forward(x, Var<double>()).mu, noise);
+        eps = standard_normal_like(copy->forward(x, Var<double>()).mu, draws);
     }
 
     ModelGradcheck result;
@@ -210,15 +210,11 @@ ModelGradcheck gradcheck(const models::VAE<T>& model, const Tensor<T>& batch, co
         {
             NoGrad no_grad;
             z = f.forward(x, eps).z;
-            z_other = f.forward(x_other, noise).z;
+            z_other = f.forward(x_other, draws.second_batch(half)).z;
         }
         gradcheck_parameters(
-            "discriminator",
-            [&] {
-                Generator permutation(opt.seed + 1);
-                return f.discriminator_loss(z, z_other, permutation).loss;
-            },
-            f.discriminator_parameters(), opt, result);
+            "discriminator", [&] { return f.discriminator_loss(z, z_other, draws).loss; }, f.discriminator_parameters(),
+            opt, result);
     }
     return result;
 }

@@ -184,9 +184,9 @@ public:
         });
     }
 
-    // The same, with eps ~ N(0, I) drawn from `gen`.
-    VAEOutput<T> forward(const Var<T>& x, Generator& gen) {
-        return run(x, [&](const Var<T>& mu) { return standard_normal_like(mu, gen); });
+    // The same, with eps ~ N(0, I) from `draws`: row n of x is image n of the step's draws.
+    VAEOutput<T> forward(const Var<T>& x, const StepDraws& draws) {
+        return run(x, [&](const Var<T>& mu) { return standard_normal_like(mu, draws); });
     }
 
     // The objective for the batch x and its forward pass `out`, at training step `step` (which

@@ -28,19 +28,25 @@ Var<T> reparameterize(const Var<T>& mu, const Var<T>& logvar, const Var<T>& eps)
     });
 }
 
-// N(0, I) draws from `gen` of the shape of `like`, on its device: drawn on the host, in element
-// order, so that a seed gives one sample on any device.
+// ε ~ N(0, I) of the shape [N, D] of `like`, on its device, row n from image n's stream of
+// `draws` (StepDraws::noise): the same numbers on the CPU and the GPU, for any split of the batch.
 template <class T>
-Var<T> standard_normal_like(const Var<T>& like, Generator& gen) {
-    Tensor<T> eps(like.shape());
-    eps.normal_(gen);
-    return Var<T>(eps.to(like.value().device()));
+Var<T> standard_normal_like(const Var<T>& like, const StepDraws& draws) {
+    check(like.shape().rank() == 2, "standard_normal_like", "expected a shape [N, D], got ", like.shape());
+    const int64_t N = like.shape()[0], D = like.shape()[1];
+    check(D <= static_cast<int64_t>(UINT32_MAX), "standard_normal_like", "an image's stream holds 2^32 normals, "
+          "asked for ", D);
+    const Device device = like.value().device();
+    Tensor<T> eps = Tensor<T>::uninitialized(like.shape(), device);
+    if (N > 0) draws.noise(N - 1);  // checks that every image's place names a stream
+    ELBO_KERNEL(device, standard_normal, eps.data(), N, D, draws.seed, draws.noise(0));
+    return Var<T>(std::move(eps));
 }
 
-// The same, with eps ~ N(0, I) drawn from `gen`.
+// The same, with eps ~ N(0, I) from `draws`.
 template <class T>
-Var<T> reparameterize(const Var<T>& mu, const Var<T>& logvar, Generator& gen) {
-    return reparameterize(mu, logvar, standard_normal_like(mu, gen));
+Var<T> reparameterize(const Var<T>& mu, const Var<T>& logvar, const StepDraws& draws) {
+    return reparameterize(mu, logvar, standard_normal_like(mu, draws));
 }
 
 // y[n, d] = z[index[d][n], d]: each column gathers its own rows. z [N, D], index: D rows of N.
@@ -71,12 +77,16 @@ Var<T> gather_columns(const Var<T>& z, const std::vector<std::vector<int64_t>>& 
 }
 
 // FactorVAE's permute_dims: every latent column of z [N, D] shuffled across the batch by its own
-// random permutation, which keeps each latent's marginal and breaks their dependence.
+// random permutation, which keeps each latent's marginal and breaks their dependence. Latent d's
+// permutation comes from its own stream of `draws` (StepDraws::permutation).
 template <class T>
-Var<T> permute_dims(const Var<T>& z, Generator& gen) {
+Var<T> permute_dims(const Var<T>& z, const StepDraws& draws) {
     check(z.shape().rank() == 2, "permute_dims", "expected z [N, D], got ", z.shape());
     std::vector<std::vector<int64_t>> index;
-    for (int64_t d = 0; d < z.shape()[1]; ++d) index.push_back(random_permutation(z.shape()[0], gen));
+    for (int64_t d = 0; d < z.shape()[1]; ++d) {
+        Generator gen = draws.permutation(d);
+        index.push_back(random_permutation(z.shape()[0], gen));
+    }
     return gather_columns(z, index);
 }
 

@@ -1,10 +1,12 @@
 #pragma once
 // One training step, as the paper's algorithms take it. Which step applies is in the model's type:
 //
-//   train::step(vae, opt, x, step, gen)                                VAE, β-VAE, the capacity objective
-//   train::step(factor_vae, opt, d_opt, x, x_other, step, gen)         FactorVAE (Kim & Mnih 2018, Algorithm 2)
+//   train::step(vae, opt, x, draws)                                VAE, β-VAE, the capacity objective
+//   train::step(factor_vae, opt, d_opt, x, x_other, draws)         FactorVAE (Kim & Mnih 2018, Algorithm 2)
 //
-// The VAE's step: forward pass on x (ε from gen), the objective at this step, backward, opt.step().
+// `draws` names the step (StepDraws: the run's seed, the step, this process's place among the
+// step's images) and so every random number it uses.
+// The VAE's step: forward pass on x (ε from draws), the objective at this step, backward, opt.step().
 // FactorVAE's adds the discriminator's step: the encoder on a second batch x_other (no graph), the
 // discriminator on this batch's codes z against permute_dims of the second batch's codes, both
 // detached, and d_opt.step(). Both return the objective's terms per image. A step whose objective
@@ -137,9 +139,9 @@ namespace detail {
 // finite) backward and opt.step(). Returns the terms and the forward pass (FactorVAE reads its z).
 template <class T>
 std::pair<StepTerms, models::VAEOutput<T>> vae_update(models::VAE<T>& model, optim::Optimizer<T>& opt,
-                                                       const Var<T>& input, int64_t step, Generator& gen) {
-    const models::VAEOutput<T> out = model.forward(input, gen);
-    const models::VAELoss<T> loss = model.loss(input, out, step);
+                                                       const Var<T>& input, const StepDraws& draws) {
+    const models::VAEOutput<T> out = model.forward(input, draws);
+    const models::VAELoss<T> loss = model.loss(input, out, draws.step);
     const double per_image =
         model.config.reduction == Reduction::sum ? 1.0 / static_cast<double>(input.shape()[0]) : 1.0;
     StepTerms s;
@@ -160,32 +162,33 @@ std::pair<StepTerms, models::VAEOutput<T>> vae_update(models::VAE<T>& model, opt
 
 }  // namespace detail
 
-// The VAE's step on x [N, C, S, S] (copied to the model's device), drawing ε from gen. For the
+// The VAE's step on x [N, C, S, S] (copied to the model's device), ε from draws. For the
 // VAE, β-VAE and the capacity objective; a FactorVAE takes the step below, with its discriminator.
 template <class T>
-StepTerms step(models::VAE<T>& model, optim::Optimizer<T>& opt, const Tensor<T>& x, int64_t step, Generator& gen) {
+StepTerms step(models::VAE<T>& model, optim::Optimizer<T>& opt, const Tensor<T>& x, const StepDraws& draws) {
     check(!model.config.is_factor_vae(), "train::step", "a FactorVAE trains with its discriminator: call "
-          "train::step(model, opt, d_opt, x, x_other, step, gen) on the FactorVAE");
-    return detail::vae_update(model, opt, Var<T>(x.to(model.device())), step, gen).first;
+          "train::step(model, opt, d_opt, x, x_other, draws) on the FactorVAE");
+    return detail::vae_update(model, opt, Var<T>(x.to(model.device())), draws).first;
 }
 
 // A FactorVAE with one optimizer would train its γ TC term against a discriminator that never learns.
 template <class T>
-StepTerms step(models::FactorVAE<T>& model, optim::Optimizer<T>& opt, const Tensor<T>& x, int64_t step,
-               Generator& gen) = delete;
+StepTerms step(models::FactorVAE<T>& model, optim::Optimizer<T>& opt, const Tensor<T>& x,
+               const StepDraws& draws) = delete;
 
 // FactorVAE's step: the VAE's objective recon + β KL + γ TC on x with opt (over vae_parameters()),
 // then the discriminator's cross-entropy on this batch's codes against permute_dims of x_other's
-// codes with d_opt (over discriminator_parameters()). ε and the permutations come from gen.
+// codes with d_opt (over discriminator_parameters()). ε and the permutations come from draws: the
+// second batch's images take the places after the first's.
 template <class T>
 StepTerms step(models::FactorVAE<T>& model, optim::Optimizer<T>& opt, optim::Optimizer<T>& d_opt, const Tensor<T>& x,
-               const Tensor<T>& x_other, int64_t step, Generator& gen) {
+               const Tensor<T>& x_other, const StepDraws& draws) {
     const Device device = model.device();
     StepTerms s;
     models::VAEOutput<T> out;
     {
         const FrozenParameters<T> frozen(model.discriminator_parameters());
-        std::tie(s, out) = detail::vae_update<T>(model, opt, Var<T>(x.to(device)), step, gen);
+        std::tie(s, out) = detail::vae_update<T>(model, opt, Var<T>(x.to(device)), draws);
     }
     if (!s.finite()) return s;
 
@@ -193,9 +196,9 @@ StepTerms step(models::FactorVAE<T>& model, optim::Optimizer<T>& opt, optim::Opt
     {
         NoGrad no_grad;
         auto [mu, logvar] = model.encoder.encode(Var<T>(x_other.to(device)));
-        z_other = reparameterize(mu, logvar, gen);
+        z_other = reparameterize(mu, logvar, draws.second_batch(x.shape()[0]));
     }
-    const models::DiscriminatorLoss<T> d = model.discriminator_loss(out.z, z_other, gen);
+    const models::DiscriminatorLoss<T> d = model.discriminator_loss(out.z, z_other, draws);
     s.discriminator = d.loss.item();
     s.accuracy_real = d.accuracy_real();
     s.accuracy_permuted = d.accuracy_permuted();

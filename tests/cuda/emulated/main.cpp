@@ -150,6 +150,12 @@ TEST_CASE("losses, the Gaussian KL, the reparameterized sample, permuted codes a
     twins({randn(N * D, 31), randn(N * D, 32), randn(N * D, 33)}, [&](Buffers& o, bool emulated) {
         BOTH(reparameterize_backward, o[0].data(), o[1].data(), o[2].data(), dz.data(), logvar.data(), eps.data(), N * D);
     });
+    // ε: the same Philox draws on both, to the bit (the emulation's log, cos and sin are the host's;
+    // a GPU's may differ in a double's last bit, which tests/cuda/test_cuda.cpp allows for).
+    std::vector<float> eps_cuda(N * D), eps_cpu(N * D);
+    cuda::standard_normal(eps_cuda.data(), N, D, 11, random::Stream{Purpose::noise, 7, 100});
+    kernels::standard_normal(eps_cpu.data(), N, D, 11, random::Stream{Purpose::noise, 7, 100});
+    CHECK(eps_cuda == eps_cpu);
     // Each column's rows, some repeated (a gather, not only a permutation).
     std::vector<int64_t> index;
     for (int64_t d = 0; d < D; ++d)

@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "elbo/kernels/cpu/losses.hpp"
+#include "elbo/tensor/philox.hpp"
 
 namespace elbo::kernels {
 
@@ -35,6 +36,18 @@ void gaussian_kl_backward(T* dmu, T* dlogvar, const T* dy, const T* mu, const T*
         if (dmu) samples(dmu, b, m, D) += G * samples(mu, b, m, D);
         if (dlogvar) samples(dlogvar, b, m, D) += G * T(0.5) * (exponential(samples(logvar, b, m, D)) - T(1));
     });
+}
+
+// eps [N, D] ~ N(0, I): row n is the stream of normals named `first` with item first.item + n,
+// eps[n, d] = random::normal_at(seed, that stream, d), computed in double.
+template <class T>
+void standard_normal(T* eps, int64_t N, int64_t D, uint64_t seed, random::Stream first) {
+    for (int64_t n = 0; n < N; ++n) {
+        random::Stream s = first;
+        s.item += static_cast<uint32_t>(n);
+        for (int64_t d = 0; d < D; ++d)
+            eps[n * D + d] = static_cast<T>(random::normal_at(seed, s, static_cast<uint32_t>(d)));
+    }
 }
 
 // z = mu + eps * exp(logvar / 2), all [n]

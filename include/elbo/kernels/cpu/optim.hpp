@@ -9,13 +9,8 @@
 
 #include <cmath>
 
+#include "elbo/host_device.hpp"
 #include "elbo/kernels/cpu/common.hpp"
-
-#if defined(__CUDACC__)
-#define ELBO_HOST_DEVICE __host__ __device__
-#else
-#define ELBO_HOST_DEVICE
-#endif
 
 namespace elbo::kernels {
 

@@ -423,6 +423,10 @@ int main(int argc, char** argv) {
     train->add_option("--checkpoint-every", t.checkpoint_every, "Checkpoint and pictures every N steps (default 1000)");
     train->add_option("--log-every", t.log_every, "A metrics.csv row every N steps")->capture_default_str();
     train->add_option("--time-limit", t.time_limit, "Stop (with a checkpoint) after this many seconds; 0: no limit");
+    train->add_option("--shadow", t.shadow, "Every N-th step again in double on the CPU, compared op by op; 0: never");
+    train->add_option("--shadow-tolerance", t.shadow_tolerance, "The largest difference a shadow step lets pass")
+        ->capture_default_str();
+    train->add_flag("--shadow-stop", t.shadow_stop, "Stop at the first shadow step past the tolerance");
     // With --resume, these come from the checkpoint.
     const std::vector<std::string> fixed_by_checkpoint{
         "--model",    "--data",    "--arch",       "--beta",  "--gamma", "--capacity-max", "--capacity-steps",

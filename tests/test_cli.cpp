@@ -498,6 +498,10 @@ TEST_CASE("a run written before arch existed resumes as seed-v0, with the optimi
     const Result r = run_elbo("train --resume " + ck + " --steps 4", dir);
     INFO(r.err);
     REQUIRE(r.status == 0);
+    // Without rng metadata it came from an elbo of xoshiro256** streams: the steps on differ.
+    CHECK(r.err.find("comes from an elbo whose draws were xoshiro256** streams; from here on they are Philox's "
+                     "(docs/tools.md), so the steps after 2 differ from the old elbo's") != std::string::npos);
+    CHECK(models::read_checkpoint<float>(ck).metadata.at("rng") == "philox4x32-10");
     const nlohmann::json config = nlohmann::json::parse(read_text(run / "config.json"));
     CHECK(config["model"]["arch"] == "seed-v0");
     CHECK(config["model"]["discriminator_layers"] == 5);
@@ -571,6 +575,54 @@ TEST_CASE("a run is the same, byte for byte, with 1, 2 and 3 threads: every mode
             CHECK(same_metrics);
         }
     }
+    fs::remove_all(dir);
+}
+
+TEST_CASE("--shadow takes every N-th step again in double and compares it op by op, leaving the run as it was") {
+    const fs::path dir = scratch_dir("cli-shadow");
+    for (const std::string model : {"vae", "factor-vae"}) {
+        INFO(model);
+        const std::string flags = " --model " + model + " --steps 6 --log-every 1" + tiny;
+        REQUIRE(run_elbo("train --out " + (dir / "plain").string() + flags, dir).status == 0);
+        const Result r = run_elbo("train --shadow 3 --out " + (dir / "shadowed").string() + flags, dir);
+        INFO(r.err);
+        REQUIRE(r.status == 0);
+        // Steps 3 and 6 shadowed and within the default tolerance; the run's numbers untouched.
+        for (const char* step : {"shadow step 3: ", "shadow step 6: "}) {
+            const size_t at = r.err.find(step);
+            REQUIRE(at != std::string::npos);
+            const std::string line = r.err.substr(at, r.err.find('\n', at) - at);
+            INFO(line);
+            CHECK(line.find(" parameters agree with double within 0.001; largest: output of ") != std::string::npos);
+        }
+        CHECK(metrics_without_time(dir / "shadowed") == metrics_without_time(dir / "plain"));
+        CHECK(checkpoint_numbers(dir / "shadowed" / "checkpoint.safetensors") ==
+              checkpoint_numbers(dir / "plain" / "checkpoint.safetensors"));
+        fs::remove_all(dir / "plain");
+        fs::remove_all(dir / "shadowed");
+    }
+    // A tolerance below float's rounding: the first op already differs. --shadow-stop stops there,
+    // with a checkpoint, and the op's two tensors are in the run folder.
+    const fs::path run = dir / "strict";
+    const Result r = run_elbo("train --steps 6 --shadow 2 --shadow-tolerance 1e-12 --shadow-stop --out " + run.string() +
+                              tiny, dir);
+    INFO(r.err);
+    CHECK(r.status == 1);
+    CHECK(r.err.find("shadow step 2: the output of conv2d [8,32,8,8] (vae pass, #0): difference ") != std::string::npos);
+    CHECK(r.err.find("past the tolerance 1e-12") != std::string::npos);
+    CHECK(r.err.find("stopping (--shadow-stop)") != std::string::npos);
+    const auto file = elbo::load_safetensors<double>((run / "shadow-step-2.safetensors").string());
+    CHECK(file.metadata.at("op") == "conv2d");
+    CHECK(file.metadata.at("what") == "output");
+    CHECK(file.tensors.at("run").shape() == elbo::Shape{8, 32, 8, 8});
+    CHECK(file.tensors.at("double").shape() == elbo::Shape{8, 32, 8, 8});
+    CHECK(file.tensors.at("run").to_vector() != file.tensors.at("double").to_vector());
+    CHECK(models::read_checkpoint<float>((run / "checkpoint.safetensors").string()).metadata.at("step") == "2");
+    // Bad values.
+    CHECK(run_elbo("train --steps 2 --shadow -1 --out " + run.string() + tiny, dir).err.find(
+              "--time-limit and --shadow non-negative") != std::string::npos);
+    CHECK(run_elbo("train --steps 2 --shadow 1 --shadow-tolerance 0 --out " + run.string() + tiny, dir).err.find(
+              "--shadow-tolerance must be positive, got 0") != std::string::npos);
     fs::remove_all(dir);
 }
 

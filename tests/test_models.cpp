@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "elbo/train/shadow.hpp"
 #include "elbo/train/step.hpp"
 #include "helpers.hpp"
 
@@ -496,6 +497,91 @@ TEST_CASE("FactorVAE's step leaves the discriminator's parameters out of the VAE
         CHECK(testing::relative_difference(pa[i].second.value(), pb[i].second.value()) == 0.0);
         CHECK(pa[i].second.requires_grad());  // unfrozen again
     }
+}
+
+TEST_CASE("shadow_step takes the step as train::step does and compares it op by op with the same step in double") {
+    Generator data(21);
+    const Tensor<float> images = rectangles(data);
+    const Tensor<float> x = images.slice(0, 8), other = images.slice(8, 16);
+    for (const char* kind : {"vae", "factor-vae"}) {
+        INFO(kind);
+        Generator ga(22), gb(22);
+        const std::unique_ptr<VAE<float>> a = make_model<float>(small(kind), ga), b = make_model<float>(small(kind), gb);
+        auto* fa = dynamic_cast<FactorVAE<float>*>(a.get());
+        auto* fb = dynamic_cast<FactorVAE<float>*>(b.get());
+        optim::Adam<float> oa(a->vae_parameters(), {.lr = 1e-3}), ob(b->vae_parameters(), {.lr = 1e-3});
+        std::unique_ptr<optim::Adam<float>> da, db;
+        size_t parameters = a->vae_parameters().size();
+        if (fa) {
+            da = std::make_unique<optim::Adam<float>>(fa->discriminator_parameters(), factor_vae_discriminator_adam());
+            db = std::make_unique<optim::Adam<float>>(fb->discriminator_parameters(), factor_vae_discriminator_adam());
+            parameters += fa->discriminator_parameters().size();
+        }
+        for (int64_t step = 0; step < 2; ++step) {  // the second starts from Adam's moments, copied too
+            const StepDraws draws{.seed = 23, .step = step};
+            const auto [terms, report] = train::shadow_step(*a, oa, da.get(), x, other, draws, 1e-3);
+            const train::StepTerms plain = fb ? train::step(*fb, ob, *db, x, other, draws) : train::step(*b, ob, x, draws);
+            INFO(report.summary());
+            CHECK(report.ok());
+            CHECK(terms.loss == plain.loss);
+            CHECK(terms.discriminator == plain.discriminator);
+            CHECK(report.parameters == static_cast<int64_t>(parameters));
+            CHECK(report.ops >= 20);
+            CHECK(report.largest_output.difference > 0.0);  // float is not double
+            CHECK(report.largest_output.difference < 1e-4);
+            CHECK(report.largest_gradient.difference < 1e-4);
+        }
+        const auto pa = a->named_parameters(), pb = b->named_parameters();
+        for (size_t i = 0; i < pa.size(); ++i) CHECK(pa[i].second.value().to_vector() == pb[i].second.value().to_vector());
+    }
+    Generator gen(24);
+    VAE<float> vae(small("vae"), gen);
+    optim::Adam<float> opt(vae.vae_parameters(), {});
+    CHECK(error_of([&] { train::shadow_step(vae, opt, nullptr, x, other, StepDraws{}, 0.0); }) ==
+          "shadow: the tolerance must be positive, got 0");
+    FactorVAE<float> factor(small("factor-vae"), gen);
+    optim::Adam<float> f_opt(factor.vae_parameters(), {});
+    CHECK(error_of([&] { train::shadow_step(factor, f_opt, nullptr, x, other, StepDraws{}, 1e-3); }) ==
+          "shadow: a FactorVAE's step needs its discriminator's optimizer");
+}
+
+TEST_CASE("a difference at one op is found at that op: the first output past the tolerance, with both values") {
+    // The reference's decoder.deconv2.bias moved by 0.05 in one channel: everything before the op
+    // that adds it agrees, its output does not.
+    Generator gen(25);
+    VAE<float> model(small("vae"), gen);
+    Generator unused;
+    const std::unique_ptr<VAE<double>> copy = make_model<double>(model.config, unused);
+    copy->load_state_dict(train::detail::in_double(model.state_dict()));
+    for (auto& [name, p] : copy->named_parameters())
+        if (name == "decoder.deconv2.bias") p.value()[1] += 0.05;
+    Generator data(26);
+    const Tensor<float> x = rectangles(data).slice(0, 8);
+    const StepDraws draws{.seed = 27};
+    train::ShadowReport r;
+    r.tolerance = 1e-3;
+    {
+        TraceBackward<float> run;
+        TraceBackward<double> reference;
+        const Var<float> xf(x);
+        const Var<double> xd(x.cast<double>());
+        backward(model.loss(xf, model.forward(xf, draws)).total);
+        backward(copy->loss(xd, copy->forward(xd, draws)).total);
+        std::unordered_map<const float*, std::string> names;
+        for (const auto& [name, p] : model.named_parameters()) names.emplace(p.value().data(), name);
+        train::compare_traces(run.passes, reference.passes, names, r);
+        CHECK(error_of([&] { train::compare_traces(run.passes, {}, names, r); }) ==
+              "shadow: the reference has 0 backward passes, the run 1");
+    }
+    REQUIRE(r.first);
+    INFO(r.summary());
+    CHECK(r.first->what == "output");
+    CHECK(r.first->op == "conv_transpose2d");
+    CHECK(r.first->shape == Shape{8, 32, 8, 8});
+    CHECK(r.first->at / 64 % 32 == 1);  // in channel 1
+    CHECK(std::abs(r.first->value - r.first->reference) == doctest::Approx(0.05).epsilon(1e-3));
+    CHECK(r.first_value.shape() == Shape{8, 32, 8, 8});
+    CHECK(r.summary().find("shadow step 0: the output of conv_transpose2d [8,32,8,8] (vae pass, #") == 0);
 }
 
 TEST_CASE("once the pool is warm, a training step asks the system for no memory") {

@@ -55,6 +55,12 @@ public:
                        : train::step(*model_, *opt_, x, draws);
     }
 
+    // The same step, taken again in double on the CPU and compared op by op (train/shadow.hpp).
+    std::pair<train::StepTerms, train::ShadowReport> shadow_step(const Tensor<float>& x, const Tensor<float>& x_other,
+                                                                 const StepDraws& draws, double tolerance) {
+        return train::shadow_step(*model_, *opt_, d_opt_.get(), x, x_other, draws, tolerance);
+    }
+
     // The optimizers by the names their state has in a checkpoint: optimizer.vae., optimizer.discriminator.
     std::vector<std::pair<std::string, optim::Adam<float>*>> optimizers() const {
         std::vector<std::pair<std::string, optim::Adam<float>*>> named{{"vae", opt_.get()}};

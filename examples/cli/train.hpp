@@ -55,6 +55,11 @@ struct TrainOptions {
     int64_t checkpoint_every = 0;  // 0: 1000, or the resumed run's
     int64_t log_every = 10;
     double time_limit = 0;  // seconds; 0: none
+    // Shadow mode: every `shadow`-th step again in double on the CPU, compared op by op; a run's
+    // own setting, not kept in its checkpoint.
+    int64_t shadow = 0;
+    double shadow_tolerance = 1e-3;
+    bool shadow_stop = false;
 };
 
 inline nlohmann::ordered_json to_json(const models::ModelConfig& c) {
@@ -126,9 +131,10 @@ private:
 
     void check_flags() const {
         check(o_.batch > 0 && o_.steps >= 0 && o_.epochs >= 0 && o_.checkpoint_every >= 0 && o_.log_every > 0 &&
-                  o_.time_limit >= 0,
-              "train", "--batch and --log-every must be positive; --checkpoint-every, --steps, --epochs and "
-              "--time-limit non-negative");
+                  o_.time_limit >= 0 && o_.shadow >= 0,
+              "train", "--batch and --log-every must be positive; --checkpoint-every, --steps, --epochs, "
+              "--time-limit and --shadow non-negative");
+        check(o_.shadow_tolerance > 0, "train", "--shadow-tolerance must be positive, got ", o_.shadow_tolerance);
     }
 
     // --resume: the checkpoint, its configuration, and the run's options over the flags not given.
@@ -397,6 +403,15 @@ private:
             std::snprintf(terms, sizeof terms, "loss %.4g  recon %.4g  kl %.4g%s", row.loss, row.recon, row.kl,
                           run_->is_factor_vae() ? str("  tc ", row.tc, "  D ", row.discriminator).c_str() : "");
             progress.update(step_, terms);
+            if (shadow_) {
+                progress.interrupt();
+                const bool go_on = report_shadow(*shadow_);
+                shadow_.reset();
+                if (!go_on) {
+                    save();
+                    return 1;
+                }
+            }
             const bool out_of_time = o_.time_limit > 0 && seconds() - seconds_before_ >= o_.time_limit;
             if (step_ % o_.checkpoint_every == 0 || step_ == o_.steps || interrupted || out_of_time) save();
             if (interrupted || out_of_time) {
@@ -416,7 +431,30 @@ private:
     train::StepTerms train_step() {
         const data::Batch batch = loader_->next();
         const Tensor<float> other = run_->is_factor_vae() ? loader_->next().images : Tensor<float>();
-        return run_->step(batch.images, other, StepDraws{o_.seed, step_});
+        const StepDraws draws{o_.seed, step_};
+        if (o_.shadow == 0 || (step_ + 1) % o_.shadow != 0) return run_->step(batch.images, other, draws);
+        auto [terms, report] = run_->shadow_step(batch.images, other, draws, o_.shadow_tolerance);
+        report.step = step_ + 1;  // counted as metrics.csv counts
+        shadow_ = std::move(report);
+        return terms;
+    }
+
+    // Prints a shadow step's comparison; at a difference past the tolerance, writes its two tensors
+    // to the run folder. False when the run stops there (--shadow-stop).
+    bool report_shadow(const train::ShadowReport& r) {
+        std::fprintf(stderr, "elbo: %s\n", r.summary().c_str());
+        if (r.ok()) return true;
+        const fs::path file = fs::path(o_.out) / str("shadow-step-", r.step, ".safetensors");
+        const train::ShadowDifference& d = *r.first;
+        if (r.first_value.numel() > 0)
+            save_safetensors<double>(file.string(), {{"run", r.first_value}, {"double", r.first_reference}},
+                                     {{"step", std::to_string(r.step)}, {"pass", d.pass}, {"op", d.op},
+                                      {"what", d.what}, {"index", std::to_string(d.index)},
+                                      {"difference", str(d.difference)}, {"tolerance", str(r.tolerance)}});
+        std::fprintf(stderr, "elbo: shadow: %s%s\n",
+                     r.first_value.numel() > 0 ? str("both tensors are in ", file.string(), "; ").c_str() : "",
+                     o_.shadow_stop ? "stopping (--shadow-stop)" : "going on");
+        return !o_.shadow_stop;
     }
 
     // The checkpoint, the loss plot and the pictures.
@@ -472,6 +510,7 @@ private:
     Tensor<float> picture_batch_;
     std::vector<train::MetricsRow> rows_;
     train::HealthMonitor health_;
+    std::optional<train::ShadowReport> shadow_;  // the last step's, when it was shadowed
     int64_t step_ = 0;
     double seconds_before_ = 0;
     std::chrono::steady_clock::time_point start_;

@@ -39,6 +39,7 @@
 
 #include "elbo/train/health.hpp"
 #include "elbo/train/log.hpp"
+#include "elbo/train/shadow.hpp"
 #include "elbo/train/step.hpp"
 
 #include "elbo/data/dataset.hpp"

@@ -14,6 +14,37 @@
 
 namespace elbo {
 
+// What backward() saw, for shadow mode (train/shadow.hpp): one pass per backward() call, and in
+// each the interior nodes as backward ran them (children before parents), each with its op, its
+// value and the whole gradient it passed on, then the leaves that received a gradient (the
+// parameters: `leaf` is their value's buffer, by which a model names them).
+template <class T>
+struct TracedNode {
+    const char* op;
+    Tensor<T> value, grad;  // copies, on the node's device
+    const T* leaf = nullptr;
+};
+
+// While a TraceBackward<T> lives, every backward() over Var<T> on this thread records into it.
+template <class T>
+class TraceBackward {
+public:
+    TraceBackward() : previous_(current()) { current() = this; }
+    ~TraceBackward() { current() = previous_; }
+    TraceBackward(const TraceBackward&) = delete;
+    TraceBackward& operator=(const TraceBackward&) = delete;
+
+    std::vector<std::vector<TracedNode<T>>> passes;
+
+    static TraceBackward*& current() {
+        thread_local TraceBackward* trace = nullptr;
+        return trace;
+    }
+
+private:
+    TraceBackward* previous_;
+};
+
 // The nodes reachable from `root`, parents before children.
 template <class T>
 std::vector<Node<T>*> topological_order(Node<T>* root) {
@@ -57,14 +88,21 @@ void backward(const Var<T>& output, const Tensor<T>& seed) {
     }
 
     std::vector<Node<T>*> order = topological_order(&root);
+    TraceBackward<T>* trace = TraceBackward<T>::current();
+    if (trace) trace->passes.emplace_back();
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
         Node<T>& node = **it;
         if (!node.backward || !node.has_grad) continue;
+        if (trace) trace->passes.back().push_back({node.op, node.value.clone(), node.grad.clone()});
         profile::timed_backward(node.op, [&] { node.backward(node); });
         // Its gradient is spent (every child ran before it): back to the pool now, so that the next
         // buffer of its size is this one, still in cache, and the step's peak memory stays low.
         node.grad = Tensor<T>();
     }
+    if (trace)
+        for (Node<T>* node : order)
+            if (!node->backward && node->requires_grad && node->has_grad)
+                trace->passes.back().push_back({node->op, node->value.clone(), node->grad.clone(), node->value.data()});
     for (Node<T>* node : order) {
         if (!node->backward) continue;
         node->backward = nullptr;

@@ -417,17 +417,18 @@ TEST_CASE("linear matches its definition") {
         }
 }
 
-TEST_CASE("float sums in double drop nothing: parallel_sum and a bias's gradient against the sum term by term") {
+TEST_CASE("float sums in double drop nothing: parallel_sum, sum_of_squares and a bias's gradient against the sum term by term") {
     // GCC 12's SVE code for an `omp simd` double reduction over floats lost values from n = 17 on.
     for (int64_t n : {1, 7, 16, 17, 49, 100, 1000, 4096, 4097, 10000}) {
         INFO("n = ", n);
         const Tensor<float> x = randn<float>(Shape{n}, static_cast<uint64_t>(n));
-        double exact = 0;
-        for (int64_t i = 0; i < n; ++i) exact += static_cast<double>(x[i]);
+        double exact = 0, squares = 0;
+        for (int64_t i = 0; i < n; ++i) exact += static_cast<double>(x[i]), squares += double(x[i]) * double(x[i]);
         const double s = kernels::parallel_sum<float>(n, [&](int64_t b, int64_t m, float* out) {
             std::copy(x.data() + b, x.data() + b + m, out);
         });
         CHECK(s == doctest::Approx(exact).epsilon(1e-12));
+        CHECK(kernels::sum_of_squares(x.data(), n) == doctest::Approx(squares).epsilon(1e-14));
         float db = 0;
         kernels::channel_sum_grad(&db, x.data(), 1, 1, n);
         CHECK(db == doctest::Approx(exact).epsilon(1e-6));
@@ -447,6 +448,15 @@ TEST_CASE("sums are bit-identical for every thread count") {
     };
     CHECK(sum(1) == sum(2));
     CHECK(sum(1) == sum(3));
+    auto squares = [&](int threads) {
+        const int before = omp_get_max_threads();
+        omp_set_num_threads(threads);
+        const double s = kernels::sum_of_squares(x.data(), x.numel());
+        omp_set_num_threads(before);
+        return s;
+    };
+    CHECK(squares(1) == squares(2));
+    CHECK(squares(1) == squares(3));
 }
 
 TEST_CASE("the optimizers' steps on Eigen arrays are their update applied element by element in double") {

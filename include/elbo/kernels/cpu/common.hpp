@@ -54,21 +54,30 @@ double sum_in_double(const Value* p, int64_t n) {
     return Eigen::Map<const Eigen::Array<Value, Eigen::Dynamic, 1>>(p, n).template cast<double>().sum();
 }
 
+// The sum of block_sum(begin, size) (a double) over the blocks of [0, n): the blocks shared between
+// threads, their sums added in order, so the total is bit-identical for every thread count.
+template <class BlockSum>
+double sum_over_blocks(int64_t n, BlockSum block_sum) {
+    const int64_t blocks = (n + block - 1) / block;
+    std::vector<double> partial(static_cast<size_t>(blocks), 0.0);
+    for_each_block(n, [&](int64_t begin, int64_t size) {
+        partial[static_cast<size_t>(begin / block)] = block_sum(begin, size);
+    });
+    double total = 0.0;
+    for (double s : partial) total += s;
+    return total;
+}
+
 // The sum of n values, accumulated in double: fill(begin, size, out) writes the values of the block
 // [begin, begin + size) to out. The blocks are added in order, so the sum is bit-identical for every
 // thread count (an OpenMP reduction is not).
 template <class Value, class Fill>
 double parallel_sum(int64_t n, Fill fill) {
-    const int64_t blocks = (n + block - 1) / block;
-    std::vector<double> partial(static_cast<size_t>(blocks), 0.0);
-    for_each_block(n, [&](int64_t begin, int64_t size) {
+    return sum_over_blocks(n, [&](int64_t begin, int64_t size) {
         alignas(64) Value values[block];
         fill(begin, size, values);
-        partial[static_cast<size_t>(begin / block)] = sum_in_double(values, size);
+        return sum_in_double(values, size);
     });
-    double total = 0.0;
-    for (double s : partial) total += s;
-    return total;
 }
 
 }  // namespace elbo::kernels

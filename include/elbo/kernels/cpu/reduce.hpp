@@ -15,11 +15,14 @@ void sum_forward(T* y, const T* x, int64_t n, double scale) {
     y[0] = static_cast<T>(scale * s);
 }
 
-// The sum of x [n]'s squares (each squared in T), accumulated in double, the same for every thread
-// count: a gradient's squared norm, read once.
+// The sum of x [n]'s squares, each value widened to double first, the same for every thread count:
+// a gradient's squared norm, read once. (Squaring in T into a block and summing that in double, as
+// parallel_sum would, took 4.8 ms for 5M floats on 2 threads here; this 3.1.)
 template <class T>
 double sum_of_squares(const T* x, int64_t n) {
-    return parallel_sum<T>(n, [x](int64_t b, int64_t m, T* out) { array(out, m) = array(x + b, m).square(); });
+    return sum_over_blocks(n, [x](int64_t b, int64_t m) {
+        return Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(x + b, m).template cast<double>().square().sum();
+    });
 }
 
 // dx [n] += scale * dy [1]

@@ -23,6 +23,12 @@
 #include "cli/train.hpp"
 #include "elbo/metrics/disentanglement.hpp"
 #include "elbo/metrics/likelihood.hpp"
+#ifndef ELBO_WITH_MPI
+#define ELBO_WITH_MPI 0  // elbo::mpi defines it 1 where it is linked
+#endif
+#if ELBO_WITH_MPI
+#include "elbo/mpi/world.hpp"
+#endif
 
 using namespace elbo;
 
@@ -386,7 +392,7 @@ int main(int argc, char** argv) {
     // The vector ISA the kernels were compiled for, as Eigen's packets use it.
     app.set_version_flag("--version", str("elbo ", ELBO_VERSION, " (kernels: ", kernels::simd::instruction_set(),
                                           ", float packets of ", kernels::simd::float_width, "; built by ",
-                                          cli::compiler(), ")"));
+                                          cli::compiler(), ELBO_WITH_MPI ? "; with MPI" : "", ")"));
     app.require_subcommand(1);
 
     // train
@@ -427,6 +433,10 @@ int main(int argc, char** argv) {
     train->add_option("--shadow-tolerance", t.shadow_tolerance, "The largest difference a shadow step lets pass")
         ->capture_default_str();
     train->add_flag("--shadow-stop", t.shadow_stop, "Stop at the first shadow step past the tolerance");
+    double mpi_timeout = 300;
+    train->add_option("--mpi-timeout", mpi_timeout,
+                      "Under mpirun: the longest a process waits for the others before ending the job, in seconds")
+        ->capture_default_str();
     // With --resume, these come from the checkpoint.
     const std::vector<std::string> fixed_by_checkpoint{
         "--model",    "--data",    "--arch",       "--beta",  "--gamma", "--capacity-max", "--capacity-steps",
@@ -571,7 +581,15 @@ int main(int argc, char** argv) {
             if (!t.resume.empty())
                 for (const std::string& flag : fixed_by_checkpoint)
                     check(train->count(flag) == 0, "train", flag, " comes from the checkpoint when resuming; leave it out");
-            return cli::Trainer(t).run();
+            train::Group* group = nullptr;
+#if ELBO_WITH_MPI
+            if (mpi::launched()) {  // started by mpirun or srun: one of the job's processes
+                mpi::World& world = mpi::World::get();
+                world.set_timeout(mpi_timeout);
+                group = &world;
+            }
+#endif
+            return cli::Trainer(t, group).run();
         }
         if (*eval) {
             for (const char* flag : {"--train-votes", "--eval-votes", "--votes-per-sample", "--global-images",

@@ -36,16 +36,20 @@ inline std::string read_text(const std::filesystem::path& p) {
     return s.str();
 }
 
-// Runs `elbo ARGS` in the shell, its output captured in files under `dir`.
-inline Result run_elbo(const std::string& args, const std::filesystem::path& dir) {
-    const std::string command = std::string(ELBO_CLI) + " " + args + " > " + (dir / "stdout").string() + " 2> " +
-                                (dir / "stderr").string();
+// Runs `command` in the shell, its output captured in files under `dir`.
+inline Result run_command(const std::string& command_line, const std::filesystem::path& dir) {
+    const std::string command = command_line + " > " + (dir / "stdout").string() + " 2> " + (dir / "stderr").string();
     const int s = std::system(command.c_str());
     Result r;
     r.status = WIFEXITED(s) ? WEXITSTATUS(s) : -1;
     r.out = read_text(dir / "stdout");
     r.err = read_text(dir / "stderr");
     return r;
+}
+
+// Runs `elbo ARGS` in the shell, its output captured in files under `dir`.
+inline Result run_elbo(const std::string& args, const std::filesystem::path& dir) {
+    return run_command(std::string(ELBO_CLI) + " " + args, dir);
 }
 
 #endif

@@ -35,6 +35,29 @@ TEST_CASE("an element-wise gradient stores the first contribution and adds the l
     for (int64_t i = 0; i < 4; ++i) CHECK(x.grad()[i] == (x.value()[i] > 0 ? 3.0 : 0.0));
 }
 
+TEST_CASE("backward tells a GradientReady of each leaf once, when its gradient is final") {
+    // a is read by two ops, the second late in backward; b by the last op only; c by none that
+    // needs a gradient (a constant) and so is never told of.
+    struct Recorder final : GradientReady<double> {
+        std::vector<std::pair<const Node<double>*, std::vector<double>>> told;
+        void ready(Node<double>& leaf) override { told.emplace_back(&leaf, leaf.grad.to_vector()); }
+    };
+    Var<double> a(Tensor<double>::from_vector(Shape{2}, {1.5, -2}), true);
+    Var<double> b(Tensor<double>::from_vector(Shape{2}, {3, 4}), true);
+    Var<double> c(Tensor<double>::from_vector(Shape{2}, {0.5, 0.25}));
+    Recorder r;
+    backward(sum((a * c + b) * a));
+    REQUIRE(r.told.size() == 2);
+    for (const auto& [leaf, grad] : r.told) {
+        const Var<double>& v = leaf == a.node_ptr().get() ? a : b;
+        CHECK(grad == v.grad().to_vector());  // what it had when told is what it ends with
+    }
+    CHECK(r.told[0].first != r.told[1].first);
+    // d/da = 2 a c + b, d/db = a
+    CHECK(a.grad().to_vector() == std::vector<double>{2 * 1.5 * 0.5 + 3, 2 * -2 * 0.25 + 4});
+    CHECK(b.grad().to_vector() == std::vector<double>{1.5, -2});
+}
+
 TEST_CASE("gradients accumulate across backward calls until zero_grad") {
     Var<double> x(Tensor<double>::scalar(2.0), true);
     backward(x * x);

@@ -626,6 +626,79 @@ TEST_CASE("--shadow takes every N-th step again in double and compares it op by 
     fs::remove_all(dir);
 }
 
+#if ELBO_CLI_WITH_MPI
+namespace {
+
+// `elbo ARGS` as an MPI job of `processes` on this machine (as root, if the tests run as root).
+Result run_mpi(int processes, const std::string& args, const fs::path& dir) {
+    return elbo::testing::run_command(std::string(ELBO_MPIEXEC) + " --oversubscribe --allow-run-as-root -np " +
+                                          std::to_string(processes) + " " + ELBO_CLI + " " + args,
+                                      dir);
+}
+
+// Each parameter of checkpoint a against b: max |a - b| / max |b| over the tensor, the worst.
+double parameters_difference(const fs::path& a, const fs::path& b) {
+    const auto ca = models::read_checkpoint<float>(a.string()), cb = models::read_checkpoint<float>(b.string());
+    REQUIRE(ca.model.size() == cb.model.size());
+    double worst = 0;
+    for (const auto& [name, t] : cb.model) {
+        const elbo::Tensor<float>& u = ca.model.at(name);
+        REQUIRE(u.shape() == t.shape());
+        double diff = 0, scale = 0;
+        for (int64_t i = 0; i < t.numel(); ++i)
+            diff = std::max(diff, double(std::abs(u[i] - t[i]))), scale = std::max(scale, double(std::abs(t[i])));
+        worst = std::max(worst, scale > 0 ? diff / scale : diff);
+    }
+    return worst;
+}
+
+}  // namespace
+
+TEST_CASE("mpirun -np 2 with --batch 8 trains what one process does with --batch 16: the VAE and FactorVAE") {
+    const fs::path dir = scratch_dir("cli-mpi");
+    for (const std::string model : {"vae", "factor-vae"}) {
+        INFO(model);
+        const std::string flags = " --model " + model + " --data dsprites --image-size 32 --latent 4 --steps 20 "
+                                  "--log-every 1 --threads 1 --checkpoint-every 10";
+        const Result one = run_elbo("train --batch 16 --out " + (dir / "one").string() + flags, dir);
+        REQUIRE(one.status == 0);
+        const Result two = run_mpi(2, "train --batch 8 --out " + (dir / "two").string() + flags, dir);
+        INFO(two.err);
+        REQUIRE(two.status == 0);
+        CHECK(two.err.find("2 processes of 8 images a step") != std::string::npos);
+        CHECK(parameters_difference(dir / "two" / "checkpoint.safetensors", dir / "one" / "checkpoint.safetensors") <
+              1e-5);
+        // metrics.csv: the whole batch's terms, to the same tolerance.
+        std::ifstream a(dir / "one" / "metrics.csv"), b(dir / "two" / "metrics.csv");
+        std::string header, line_a, line_b;
+        std::getline(a, header);
+        std::getline(b, line_b);
+        CHECK(line_b == header);
+        int rows = 0;
+        while (std::getline(a, line_a) && std::getline(b, line_b)) {
+            const train::MetricsRow ra = train::MetricsRow::parse(header, line_a), rb = train::MetricsRow::parse(header, line_b);
+            INFO("step ", ra.step);
+            CHECK(rb.step == ra.step);
+            for (auto [x, y] : {std::pair{ra.loss, rb.loss}, {ra.recon, rb.recon}, {ra.kl, rb.kl}, {ra.tc, rb.tc},
+                                {ra.discriminator, rb.discriminator}})
+                CHECK(std::abs(x - y) <= 1e-5 * std::max(std::abs(x), 1.0));
+            ++rows;
+        }
+        CHECK(rows == 20);
+        // Resumed with one process, the run goes on with the whole batch in it.
+        const Result resumed = run_elbo("train --steps 22 --resume " + (dir / "two" / "checkpoint.safetensors").string(),
+                                        dir);
+        INFO(resumed.err);
+        CHECK(resumed.status == 0);
+        CHECK(nlohmann::json::parse(models::read_checkpoint<float>((dir / "two" / "checkpoint.safetensors").string())
+                                        .metadata.at("train"))["batch"] == 16);
+        fs::remove_all(dir / "one");
+        fs::remove_all(dir / "two");
+    }
+    fs::remove_all(dir);
+}
+#endif
+
 TEST_CASE("a resumed run's metrics equal an uninterrupted run's") {
     const fs::path dir = scratch_dir("cli-resume");
     const std::string flags = " --model factor-vae --log-every 1 --checkpoint-every 3" + tiny;

@@ -262,6 +262,28 @@ TEST_CASE("a loader that seeks to batch k gives what an uninterrupted one gives 
     for (int k = 13; k < 20; ++k) CHECK(resumed.next().indices == batches[static_cast<size_t>(k)]);
 }
 
+TEST_CASE("shards of a loader, side by side, are the one loader of their whole batch, epoch after epoch") {
+    data::Loader whole(50, 12, 7, index_images);
+    std::vector<std::unique_ptr<data::Loader>> shards;
+    for (int r = 0; r < 3; ++r) shards.push_back(std::make_unique<data::Loader>(50, 4, 7, index_images, r, 3));
+    CHECK(shards[0]->batches_per_epoch() == whole.batches_per_epoch());
+    for (int k = 0; k < 10; ++k) {  // 4 batches an epoch: across two epochs and into a third
+        const data::Batch b = whole.next();
+        std::vector<int64_t> joined;
+        for (auto& shard : shards) {
+            const data::Batch part = shard->next();
+            CHECK(part.step == b.step);
+            CHECK(part.epoch == b.epoch);
+            joined.insert(joined.end(), part.indices.begin(), part.indices.end());
+        }
+        CHECK(joined == b.indices);
+    }
+    CHECK(testing::error_of([] { data::Loader(10, 2, 1, index_images, 2, 2); }) ==
+          "Loader: expected shard r of n, 0 <= r < n, got shard 2 of 2");
+    CHECK(testing::error_of([] { data::Loader(10, 4, 1, index_images, 0, 3); }) ==
+          "Loader: the data set has 10 items, fewer than one batch of 12");
+}
+
 TEST_CASE("the loader rejects impossible sizes and a source of the wrong shape") {
     CHECK(testing::error_of([] { data::Loader(10, 0, 1, index_images); }) == "Loader: batch size must be positive, got 0");
     CHECK(testing::error_of([] { data::Loader(3, 4, 1, index_images); }) ==

@@ -1,5 +1,7 @@
 // The models against PyTorch, their checkpoints, and a few steps of training.
+#include <barrier>
 #include <cstdlib>
+#include <thread>
 #include <filesystem>
 
 #include "elbo/train/shadow.hpp"
@@ -582,6 +584,161 @@ TEST_CASE("a difference at one op is found at that op: the first output past the
     CHECK(std::abs(r.first->value - r.first->reference) == doctest::Approx(0.05).epsilon(1e-3));
     CHECK(r.first_value.shape() == Shape{8, 32, 8, 8});
     CHECK(r.summary().find("shadow step 0: the output of conv_transpose2d [8,32,8,8] (vae pass, #") == 0);
+}
+
+namespace {
+
+// A train::Group whose processes are threads of this one: each collective is a meeting at a
+// barrier, where every thread posts its values and then reads everyone's, adding them in rank
+// order (as MPI adds two processes' values). Gradients are summed at finish(), not in buckets:
+// what it checks is the step's arithmetic over a group; elbo::mpi's own test runs under mpirun.
+struct Meeting {
+    explicit Meeting(int size) : size(size), barrier(size), posted(static_cast<size_t>(size)) {}
+    int size;
+    std::barrier<> barrier;
+    std::vector<std::vector<double>> posted;
+};
+
+class ThreadGroup final : public train::Group {
+public:
+    ThreadGroup(Meeting& meeting, int rank) : m_(meeting), rank_(rank) {}
+    int rank() const override { return rank_; }
+    int size() const override { return m_.size; }
+    void sum(double* values, int64_t n) override {
+        post(std::vector<double>(values, values + n));
+        for (int64_t i = 0; i < n; ++i) {
+            values[i] = 0;
+            for (const auto& p : m_.posted) values[i] += p[static_cast<size_t>(i)];
+        }
+        m_.barrier.arrive_and_wait();
+    }
+    void gather(const float* mine, int64_t n, float* all) override {
+        post(std::vector<double>(mine, mine + n));
+        for (int r = 0; r < m_.size; ++r)
+            for (int64_t i = 0; i < n; ++i) all[r * n + i] = static_cast<float>(m_.posted[static_cast<size_t>(r)][i]);
+        m_.barrier.arrive_and_wait();
+    }
+    void broadcast(float* values, int64_t n, int root) override {
+        post(std::vector<double>(values, values + n));
+        for (int64_t i = 0; i < n; ++i) values[i] = static_cast<float>(m_.posted[static_cast<size_t>(root)][i]);
+        m_.barrier.arrive_and_wait();
+    }
+    std::unique_ptr<train::GradientSync> gradients(const std::vector<Var<float>>& parameters, float scale) override {
+        struct Sync final : train::GradientSync {
+            ThreadGroup* group;
+            std::vector<Var<float>> parameters;
+            float scale;
+            void ready(Node<float>&) override {}
+            void finish() override {
+                for (Var<float>& p : parameters) {
+                    Tensor<float>& g = p.node().grad_buffer();
+                    std::vector<float> sum(static_cast<size_t>(g.numel()));
+                    group->gather_sum(g.data(), g.numel(), sum.data());
+                    for (int64_t i = 0; i < g.numel(); ++i) g[i] = sum[static_cast<size_t>(i)] * scale;
+                }
+            }
+        };
+        auto sync = std::make_unique<Sync>();
+        sync->group = this, sync->parameters = parameters, sync->scale = scale;
+        return sync;
+    }
+
+private:
+    // The float values of every thread added in rank order, in float (as MPI_SUM adds floats).
+    void gather_sum(const float* mine, int64_t n, float* out) {
+        post(std::vector<double>(mine, mine + n));
+        for (int64_t i = 0; i < n; ++i) {
+            float s = 0;
+            for (const auto& p : m_.posted) s += static_cast<float>(p[static_cast<size_t>(i)]);
+            out[i] = s;
+        }
+        m_.barrier.arrive_and_wait();
+    }
+    void post(std::vector<double> values) {
+        m_.posted[static_cast<size_t>(rank_)] = std::move(values);
+        m_.barrier.arrive_and_wait();
+    }
+    Meeting& m_;
+    int rank_;
+};
+
+}  // namespace
+
+TEST_CASE("a step shared by two processes, each with half the batch, is the one process's step of the whole") {
+    Generator data(31);
+    const Tensor<float> images = rectangles(data);  // 32 images: the batch, then the second batch
+    const Tensor<float> x = images.slice(0, 16), other = images.slice(16, 32);
+    for (const char* kind : {"vae", "factor-vae"}) {
+        for (Reduction reduction : {Reduction::sum, Reduction::mean}) {
+            INFO(kind, ", reduction ", std::string(to_string(reduction)));
+            ModelConfig c = small(kind);
+            c.reduction = reduction;
+            struct Run {
+                std::unique_ptr<VAE<float>> model;
+                std::unique_ptr<optim::Adam<float>> opt, d_opt;
+                std::vector<train::StepTerms> terms;
+                explicit Run(const ModelConfig& c) {
+                    Generator init(32);
+                    model = make_model<float>(c, init);
+                    // The paper's rate: Adam's first steps move every weight by about lr, whatever its
+                    // gradient's rounding, so the two runs' difference scales with it.
+                    opt = std::make_unique<optim::Adam<float>>(model->vae_parameters(), factor_vae_adam());
+                    if (auto* f = dynamic_cast<FactorVAE<float>*>(model.get()))
+                        d_opt = std::make_unique<optim::Adam<float>>(f->discriminator_parameters(),
+                                                                     factor_vae_discriminator_adam());
+                }
+                void step(const Tensor<float>& a, const Tensor<float>& b, int64_t s, train::Group* group) {
+                    const StepDraws draws{.seed = 33, .step = s};
+                    if (auto* f = dynamic_cast<FactorVAE<float>*>(model.get()))
+                        terms.push_back(train::step(*f, *opt, *d_opt, a, b, draws, group));
+                    else
+                        terms.push_back(train::step(*model, *opt, a, draws, group));
+                }
+            };
+            Run one(c);
+            for (int64_t s = 0; s < 3; ++s) one.step(x, other, s, nullptr);
+            Meeting meeting(2);
+            std::vector<std::unique_ptr<Run>> ranks;
+            for (int r = 0; r < 2; ++r) ranks.push_back(std::make_unique<Run>(c));
+            std::vector<std::thread> threads;
+            for (int r = 0; r < 2; ++r)
+                threads.emplace_back([&, r] {
+                    ThreadGroup group(meeting, r);
+                    for (int64_t s = 0; s < 3; ++s)
+                        ranks[static_cast<size_t>(r)]->step(x.slice(8 * r, 8 * r + 8), other.slice(8 * r, 8 * r + 8), s,
+                                                            &group);
+                });
+            for (std::thread& t : threads) t.join();
+            for (int64_t s = 0; s < 3; ++s) {
+                const train::StepTerms &a = one.terms[static_cast<size_t>(s)], &b = ranks[0]->terms[static_cast<size_t>(s)];
+                INFO("step ", s, ": loss ", a.loss, " and ", b.loss, ", discriminator ", a.discriminator, " and ",
+                     b.discriminator);
+                CHECK(b.loss == doctest::Approx(a.loss).epsilon(1e-5));
+                CHECK(b.kl == doctest::Approx(a.kl).epsilon(1e-5));
+                CHECK(b.discriminator == doctest::Approx(a.discriminator).epsilon(1e-5));
+                CHECK(b.accuracy_permuted == doctest::Approx(a.accuracy_permuted));
+                CHECK(b.kl_per_latent.size() == a.kl_per_latent.size());
+                CHECK(ranks[1]->terms[static_cast<size_t>(s)].loss == b.loss);  // every process has the whole's terms
+            }
+            const auto p1 = one.model->named_parameters(), p2 = ranks[0]->model->named_parameters(),
+                       p3 = ranks[1]->model->named_parameters();
+            for (size_t i = 0; i < p1.size(); ++i) {
+                INFO(p1[i].first);
+                CHECK(testing::relative_difference(p2[i].second.value(), p1[i].second.value()) < 1e-5);
+                CHECK(p2[i].second.value().to_vector() == p3[i].second.value().to_vector());  // the processes agree
+            }
+        }
+    }
+    // What a group cannot share.
+    ModelConfig c = small("beta-vae");
+    c.capacity_max = 5, c.capacity_steps = 10, c.capacity_weight = 100;
+    Generator gen(34);
+    VAE<float> capacity(c, gen);
+    optim::Adam<float> opt(capacity.vae_parameters(), {});
+    Meeting alone(1);
+    ThreadGroup group(alone, 0);
+    CHECK(error_of([&] { train::step(capacity, opt, x, StepDraws{}, &group); }).find(
+              "train::step: the capacity objective w |KL - C| is not a sum over images") == 0);
 }
 
 TEST_CASE("once the pool is warm, a training step asks the system for no memory") {

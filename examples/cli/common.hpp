@@ -50,9 +50,10 @@ public:
     bool is_factor_vae() const { return factor_ != nullptr; }
 
     // One step on x (and, for a FactorVAE, the discriminator's on x_other; others ignore it).
-    train::StepTerms step(const Tensor<float>& x, const Tensor<float>& x_other, const StepDraws& draws) {
-        return factor_ ? train::step(*factor_, *opt_, *d_opt_, x, x_other, draws)
-                       : train::step(*model_, *opt_, x, draws);
+    train::StepTerms step(const Tensor<float>& x, const Tensor<float>& x_other, const StepDraws& draws,
+                          train::Group* group = nullptr) {
+        return factor_ ? train::step(*factor_, *opt_, *d_opt_, x, x_other, draws, group)
+                       : train::step(*model_, *opt_, x, draws, group);
     }
 
     // The same step, taken again in double on the CPU and compared op by op (train/shadow.hpp).

@@ -60,6 +60,7 @@ struct TrainOptions {
     int64_t shadow = 0;
     double shadow_tolerance = 1e-3;
     bool shadow_stop = false;
+    int ranks = 1;  // processes sharing each step (an MPI job's), each with `batch` images
 };
 
 inline nlohmann::ordered_json to_json(const models::ModelConfig& c) {
@@ -79,7 +80,7 @@ inline nlohmann::json to_json(const TrainOptions& o) {
                      {"lr", o.lr.value_or(0.0)}, {"betas", o.betas.value_or(Betas{})},
                      {"seed", o.seed},         {"checkpoint_every", o.checkpoint_every},
                      {"log_every", o.log_every}, {"threads", o.threads},
-                     {"device", o.device}};
+                     {"device", o.device},     {"ranks", o.ranks}};
     if (o.d_lr) j["d_lr"] = *o.d_lr;
     if (o.d_betas) j["d_betas"] = *o.d_betas;
     return j;
@@ -92,9 +93,14 @@ inline void on_interrupt(int) {
     std::signal(SIGINT, SIG_DFL);
 }
 
+// With a group (an MPI job: mpirun -np N elbo train ...), every process trains its share of each
+// step's images (--batch of them; the step's batch is N times that) and holds the same model;
+// process 0 alone writes the run folder.
 class Trainer {
 public:
-    explicit Trainer(TrainOptions o) : o_(std::move(o)) {}
+    explicit Trainer(TrainOptions o, train::Group* group = nullptr) : o_(std::move(o)), group_(group) {
+        if (group_) o_.ranks = group_->size();
+    }
 
     // Runs to the end (or Ctrl-C, or the time limit); returns the process's exit status.
     int run() {
@@ -125,8 +131,41 @@ private:
                 : optim::AdamOptions{});
         count_steps();
         if (!fresh) restore_state();
-        start_folder(config, fresh);
+        same_start();
+        if (writer()) start_folder(config, fresh);
         start_loader();
+    }
+
+    // Process 0 writes the run folder and prints; the others train beside it.
+    bool writer() const { return !group_ || group_->rank() == 0; }
+
+    // Over a group, every process starts from process 0's parameters (as PyTorch's DDP does; they
+    // are the same already, from one seed or one checkpoint).
+    void same_start() {
+        if (!group_) return;
+        for (auto& [name, p] : run_->model().named_parameters()) {
+            Tensor<float> host = p.value().to(Device::cpu).clone();
+            group_->broadcast(host.data(), host.numel(), 0);
+            p.value().copy_(host);
+        }
+    }
+
+    // Over a group, that every process holds the same parameters: each one's fingerprint of them
+    // (FNV-1a of their bytes, in 16-bit pieces, which floats hold exactly) gathered and compared.
+    void check_same_parameters() {
+        if (!group_) return;
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (auto& [name, p] : run_->model().named_parameters()) {
+            const Tensor<float> v = p.value().to(Device::cpu);
+            const auto* bytes = reinterpret_cast<const unsigned char*>(v.data());
+            for (size_t i = 0; i < static_cast<size_t>(v.numel()) * sizeof(float); ++i) h = (h ^ bytes[i]) * 0x100000001b3ULL;
+        }
+        const float mine[4] = {float(h & 0xFFFF), float(h >> 16 & 0xFFFF), float(h >> 32 & 0xFFFF), float(h >> 48)};
+        std::vector<float> all(static_cast<size_t>(4 * group_->size()));
+        group_->gather(mine, 4, all.data());
+        for (int r = 0; r < group_->size(); ++r)
+            check(std::equal(mine, mine + 4, all.begin() + 4 * r), "train", "process ", r, "'s parameters differ from "
+                  "process ", group_->rank(), "'s at step ", step_, ": the processes no longer train one model");
     }
 
     void check_flags() const {
@@ -135,6 +174,7 @@ private:
               "train", "--batch and --log-every must be positive; --checkpoint-every, --steps, --epochs, "
               "--time-limit and --shadow non-negative");
         check(o_.shadow_tolerance > 0, "train", "--shadow-tolerance must be positive, got ", o_.shadow_tolerance);
+        check(!group_ || o_.shadow == 0, "train", "--shadow compares a step in one process; run it without mpirun");
     }
 
     // --resume: the checkpoint, its configuration, and the run's options over the flags not given.
@@ -201,7 +241,7 @@ private:
     // Batches a step takes (FactorVAE: a second one for the discriminator), and --epochs as steps.
     int64_t batches_per_step() const { return run_->is_factor_vae() ? 2 : 1; }
     void count_steps() {
-        const int64_t batches = data_->size() / o_.batch;
+        const int64_t batches = data_->size() / (o_.batch * o_.ranks);
         check(batches >= batches_per_step(), "train", "'", o_.data, "' has ", data_->size(), " images, fewer than ",
               batches_per_step(), " batch(es) of ", o_.batch);
         if (o_.steps == 0) o_.steps = std::max<int64_t>(1, (o_.epochs ? o_.epochs : 1) * batches / batches_per_step());
@@ -232,8 +272,9 @@ private:
 
     // The loader at this step's batch, and the items the pictures show at every checkpoint.
     void start_loader() {
-        loader_ = std::make_unique<data::Loader>(data_->size(), o_.batch, o_.seed,
-                                                 [this](const std::vector<int64_t>& i) { return data_->images(i); });
+        loader_ = std::make_unique<data::Loader>(
+            data_->size(), o_.batch, o_.seed, [this](const std::vector<int64_t>& i) { return data_->images(i); },
+            group_ ? group_->rank() : 0, o_.ranks);
         loader_->seek(step_ * batches_per_step());
         Generator pick(o_.seed + 1);
         std::vector<int64_t> items = random_permutation(data_->size(), pick);
@@ -312,7 +353,11 @@ private:
     void restore_options(const nlohmann::json& j) {
         o_.model = j.at("model");
         o_.data = j.at("data");
-        o_.batch = j.at("batch");
+        // The step's batch stays the run's: shared among this job's processes as evenly as it was.
+        const int64_t ranks = j.value("ranks", 1), batch = j.at("batch").get<int64_t>() * ranks;
+        check(batch % o_.ranks == 0, "train", "the run's steps take ", batch, " images, which ", o_.ranks,
+              " processes cannot share evenly; resume it with a number of processes that divides ", batch);
+        o_.batch = batch / o_.ranks;
         o_.seed = j.at("seed");
         o_.lr = j.at("lr").get<double>();
         // Runs from before these settings trained with the paper's betas and one learning rate.
@@ -370,21 +415,27 @@ private:
     }
 
     int loop() {
-        std::ofstream metrics(metrics_path(), std::ios::app);
+        const bool w = writer();
+        std::ofstream metrics;
+        if (w) metrics.open(metrics_path(), std::ios::app);
         start_ = std::chrono::steady_clock::now();
-        Progress progress(step_, o_.steps, o_.batch, o_.time_limit);
-        std::fprintf(stderr, "elbo: training %s on %s (%lld images of %lldx%lldx%lld) for %lld steps into %s\n",
-                     run_->model().config.kind.c_str(), o_.data.c_str(), static_cast<long long>(data_->size()),
-                     static_cast<long long>(data_->channels()), static_cast<long long>(data_->image_size()),
-                     static_cast<long long>(data_->image_size()), static_cast<long long>(o_.steps), o_.out.c_str());
+        Progress progress(step_, o_.steps, o_.batch * o_.ranks, o_.time_limit);
+        if (w)
+            std::fprintf(stderr, "elbo: training %s on %s (%lld images of %lldx%lldx%lld) for %lld steps into %s%s\n",
+                         run_->model().config.kind.c_str(), o_.data.c_str(), static_cast<long long>(data_->size()),
+                         static_cast<long long>(data_->channels()), static_cast<long long>(data_->image_size()),
+                         static_cast<long long>(data_->image_size()), static_cast<long long>(o_.steps), o_.out.c_str(),
+                         group_ ? str(", ", o_.ranks, " processes of ", o_.batch, " images a step").c_str() : "");
         while (step_ < o_.steps) {
             const train::StepTerms l = train_step();
             for (const std::string& warning : health_.update(step_ + 1, l)) {
+                if (!w) continue;
                 progress.interrupt();
                 std::fprintf(stderr, "elbo: warning: %s\n", warning.c_str());
             }
             train::MetricsRow row = train::MetricsRow::of(l, step_ + 1, *o_.lr, seconds(), health_.active_units());
-            if (!std::isfinite(row.loss) || !std::isfinite(row.discriminator)) {
+            if (!std::isfinite(row.loss) || !std::isfinite(row.discriminator)) {  // every process sees it
+                if (!w) return 1;
                 progress.interrupt();
                 std::fprintf(stderr,
                              "elbo: train: the loss is %g at step %lld (recon %g, kl %g, discriminator %g); stopping. "
@@ -394,7 +445,7 @@ private:
                 return 1;
             }
             ++step_;
-            if (step_ % o_.log_every == 0 || step_ == o_.steps) {
+            if (w && (step_ % o_.log_every == 0 || step_ == o_.steps)) {
                 rows_.push_back(row);
                 metrics << row.csv();
                 metrics.flush();
@@ -402,7 +453,7 @@ private:
             char terms[160];
             std::snprintf(terms, sizeof terms, "loss %.4g  recon %.4g  kl %.4g%s", row.loss, row.recon, row.kl,
                           run_->is_factor_vae() ? str("  tc ", row.tc, "  D ", row.discriminator).c_str() : "");
-            progress.update(step_, terms);
+            if (w) progress.update(step_, terms);
             if (shadow_) {
                 progress.interrupt();
                 const bool go_on = report_shadow(*shadow_);
@@ -412,18 +463,26 @@ private:
                     return 1;
                 }
             }
-            const bool out_of_time = o_.time_limit > 0 && seconds() - seconds_before_ >= o_.time_limit;
-            if (step_ % o_.checkpoint_every == 0 || step_ == o_.steps || interrupted || out_of_time) save();
-            if (interrupted || out_of_time) {
-                progress.interrupt();
-                std::fprintf(stderr, "elbo: %s at step %lld; checkpoint written. Continue with: elbo train --resume %s\n",
-                             interrupted ? "interrupted" : "time limit reached", static_cast<long long>(step_),
-                             checkpoint_path().c_str());
-                return interrupted ? 130 : 0;
+            // Over a group, the processes stop together: when any of them is interrupted or out of time.
+            double stop[2] = {static_cast<double>(interrupted),
+                              o_.time_limit > 0 && seconds() - seconds_before_ >= o_.time_limit ? 1.0 : 0.0};
+            if (group_) group_->sum(stop, 2);
+            const bool stop_now = stop[0] > 0 || stop[1] > 0;
+            if (step_ % o_.checkpoint_every == 0 || step_ == o_.steps || stop_now) save();
+            if (stop_now) {
+                if (w) {
+                    progress.interrupt();
+                    std::fprintf(stderr,
+                                 "elbo: %s at step %lld; checkpoint written. Continue with: elbo train --resume %s\n",
+                                 stop[0] > 0 ? "interrupted" : "time limit reached", static_cast<long long>(step_),
+                                 checkpoint_path().c_str());
+                }
+                return stop[0] > 0 ? 130 : 0;
             }
         }
-        std::fprintf(stderr, "elbo: done. %s holds checkpoint.safetensors, metrics.csv, loss.svg, reconstructions.png, "
-                     "samples.png and traversals.png\n", o_.out.c_str());
+        if (w)
+            std::fprintf(stderr, "elbo: done. %s holds checkpoint.safetensors, metrics.csv, loss.svg, "
+                         "reconstructions.png, samples.png and traversals.png\n", o_.out.c_str());
         return 0;
     }
 
@@ -432,7 +491,7 @@ private:
         const data::Batch batch = loader_->next();
         const Tensor<float> other = run_->is_factor_vae() ? loader_->next().images : Tensor<float>();
         const StepDraws draws{o_.seed, step_};
-        if (o_.shadow == 0 || (step_ + 1) % o_.shadow != 0) return run_->step(batch.images, other, draws);
+        if (o_.shadow == 0 || (step_ + 1) % o_.shadow != 0) return run_->step(batch.images, other, draws, group_);
         auto [terms, report] = run_->shadow_step(batch.images, other, draws, o_.shadow_tolerance);
         report.step = step_ + 1;  // counted as metrics.csv counts
         shadow_ = std::move(report);
@@ -463,6 +522,8 @@ private:
             for (float v : p.value().to(Device::cpu))
                 check(std::isfinite(v), "train", "parameter '", name, "' is not finite at step ", step_,
                       "; stopping without overwriting the last checkpoint");
+        check_same_parameters();
+        if (!writer()) return;
         std::vector<std::pair<std::string, const optim::Optimizer<float>*>> optimizers;
         for (auto& [name, opt] : run_->optimizers()) optimizers.emplace_back(name, opt);
         char elapsed[32];
@@ -500,6 +561,7 @@ private:
     }
 
     TrainOptions o_;
+    train::Group* group_ = nullptr;
     Device device_ = Device::cpu;
     std::string ck_device_;  // the device the resumed run trained on
     models::Checkpoint<float> ck_;

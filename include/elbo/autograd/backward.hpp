@@ -6,6 +6,7 @@
 // all its uses) before it passes it on. The graph is then freed: interior nodes drop their parents,
 // closures and gradients, and only the leaves keep what they accumulated.
 
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -43,6 +44,30 @@ public:
 
 private:
     TraceBackward* previous_;
+};
+
+// Told, during backward(), of each leaf that needs a gradient as soon as that gradient is final:
+// when every node that reads the leaf has run its backward. Data parallelism (train/group.hpp)
+// starts sending a gradient while backward works on the layers before it. While an object of a
+// class derived from it lives, backward() over Var<T> on this thread tells it.
+template <class T>
+class GradientReady {
+public:
+    GradientReady() : previous_(current()) { current() = this; }
+    virtual ~GradientReady() { current() = previous_; }
+    GradientReady(const GradientReady&) = delete;
+    GradientReady& operator=(const GradientReady&) = delete;
+
+    // `leaf`'s gradient will not change in this backward pass (it may have none, if none reached it).
+    virtual void ready(Node<T>& leaf) = 0;
+
+    static GradientReady*& current() {
+        thread_local GradientReady* ready = nullptr;
+        return ready;
+    }
+
+private:
+    GradientReady* previous_;
 };
 
 // The nodes reachable from `root`, parents before children.
@@ -90,14 +115,24 @@ void backward(const Var<T>& output, const Tensor<T>& seed) {
     std::vector<Node<T>*> order = topological_order(&root);
     TraceBackward<T>* trace = TraceBackward<T>::current();
     if (trace) trace->passes.emplace_back();
+    GradientReady<T>* ready = GradientReady<T>::current();
+    std::unordered_map<Node<T>*, int> readers;  // for `ready`: how many nodes read each leaf needing a gradient
+    if (ready)
+        for (Node<T>* node : order)
+            for (const auto& p : node->parents)
+                if (!p->backward && p->requires_grad) ++readers[p.get()];
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
         Node<T>& node = **it;
-        if (!node.backward || !node.has_grad) continue;
-        if (trace) trace->passes.back().push_back({node.op, node.value.clone(), node.grad.clone()});
-        profile::timed_backward(node.op, [&] { node.backward(node); });
-        // Its gradient is spent (every child ran before it): back to the pool now, so that the next
-        // buffer of its size is this one, still in cache, and the step's peak memory stays low.
-        node.grad = Tensor<T>();
+        if (node.backward && node.has_grad) {
+            if (trace) trace->passes.back().push_back({node.op, node.value.clone(), node.grad.clone()});
+            profile::timed_backward(node.op, [&] { node.backward(node); });
+            // Its gradient is spent (every child ran before it): back to the pool now, so that the
+            // next buffer of its size is this one, still in cache, and the step's peak memory stays low.
+            node.grad = Tensor<T>();
+        }
+        if (ready)
+            for (const auto& p : node.parents)
+                if (auto r = readers.find(p.get()); r != readers.end() && --r->second == 0) ready->ready(*p);
     }
     if (trace)
         for (Node<T>* node : order)

@@ -6,6 +6,11 @@
 // data_order, e) alone, so batch k of a run is the same whether the run went straight there or
 // resumed at k (`seek`). Each epoch yields size / batch_size whole batches; the last partial batch is
 // dropped, so every batch has the same shape.
+//
+// Shared by processes (data parallelism, train/group.hpp), each of `shards` loaders holds one
+// shard of every batch: batch k of the whole is items [k B, (k + 1) B) of the epoch's order, B =
+// shards x batch_size, and shard r's part is the r-th run of batch_size of them. Every shard sees
+// the same epochs and orders; together they are the one-process loader of batch B.
 
 #include <future>
 #include <functional>
@@ -26,10 +31,14 @@ public:
     // Makes the images of the given items, [indices.size(), C, H, W]. Called on the loader's thread.
     using Source = std::function<Tensor<float>(const std::vector<int64_t>& indices)>;
 
-    Loader(int64_t size, int64_t batch_size, uint64_t seed, Source source)
-        : size_(size), batch_size_(batch_size), seed_(seed), source_(std::move(source)) {
+    Loader(int64_t size, int64_t batch_size, uint64_t seed, Source source, int shard = 0, int shards = 1)
+        : size_(size), batch_size_(batch_size), seed_(seed), source_(std::move(source)), shard_(shard),
+          shards_(shards) {
         check(batch_size > 0, "Loader", "batch size must be positive, got ", batch_size);
-        check(size >= batch_size, "Loader", "the data set has ", size, " items, fewer than one batch of ", batch_size);
+        check(shards > 0 && shard >= 0 && shard < shards, "Loader", "expected shard r of n, 0 <= r < n, got shard ",
+              shard, " of ", shards);
+        check(size >= batch_size * shards, "Loader", "the data set has ", size, " items, fewer than one batch of ",
+              batch_size * shards);
         prepare(0);
     }
     ~Loader() {
@@ -38,7 +47,7 @@ public:
     Loader(const Loader&) = delete;
     Loader& operator=(const Loader&) = delete;
 
-    int64_t batches_per_epoch() const { return size_ / batch_size_; }
+    int64_t batches_per_epoch() const { return size_ / (batch_size_ * shards_); }
 
     // The next batch; the one after it starts loading in the background.
     Batch next() {
@@ -67,7 +76,7 @@ private:
             Batch b;
             b.step = step;
             b.epoch = step / batches_per_epoch();
-            const int64_t first = (step % batches_per_epoch()) * batch_size_;
+            const int64_t first = ((step % batches_per_epoch()) * shards_ + shard_) * batch_size_;
             if (b.epoch != cached_epoch_) {  // one permutation per epoch, not per batch
                 cached_order_ = order(b.epoch);
                 cached_epoch_ = b.epoch;
@@ -83,6 +92,7 @@ private:
     int64_t size_, batch_size_;
     uint64_t seed_;
     Source source_;
+    int shard_, shards_;
     // Touched only by the one batch in preparation; next() and seek() wait for it first.
     int64_t cached_epoch_ = -1;
     std::vector<int64_t> cached_order_;

@@ -89,16 +89,27 @@ public:
     // gradient is one GEMM over N + M rows; each sample's cross-entropy is weighted 1/(2N) or
     // 1/(2M), which is 1/2 [CE(D(z), 0) + CE(D(permute_dims(z')), 1)] with each CE a batch mean.
     DiscriminatorLoss<T> discriminator_loss(const Var<T>& z, const Var<T>& z_other, const StepDraws& draws) {
-        const int64_t n = z.shape()[0], m = z_other.shape()[0];
-        check(n > 0 && m > 0, "discriminator_loss", "expected codes of at least one sample in each batch, got ",
-              z.shape(), " and ", z_other.shape());
+        check(z.shape()[0] > 0 && z_other.shape()[0] > 0, "discriminator_loss",
+              "expected codes of at least one sample in each batch, got ", z.shape(), " and ", z_other.shape());
+        return discriminator_loss_of(z, permute_dims(z_other.detach(), draws), z.shape()[0], z_other.shape()[0]);
+    }
+
+    // The same on codes already permuted, each cross-entropy a mean over `real` and `permuted`
+    // codes: these rows' counts, or more when processes share the batch (train::Group), each then
+    // holding its rows of both and the sum of their losses being the whole batch's.
+    DiscriminatorLoss<T> discriminator_loss_of(const Var<T>& z, const Var<T>& z_permuted, int64_t real,
+                                               int64_t permuted) {
+        const int64_t n = z.shape()[0], m = z_permuted.shape()[0];
+        check(n > 0 && m > 0 && real >= n && permuted >= m, "discriminator_loss",
+              "expected at least one code of each kind, out of at least as many, got ", z.shape(), " and ",
+              z_permuted.shape(), " out of ", real, " and ", permuted);
         std::vector<int64_t> labels(static_cast<size_t>(n + m), 1);
         std::fill_n(labels.begin(), n, 0);
-        std::vector<T> weights(static_cast<size_t>(n + m), T(0.5) / static_cast<T>(m));
-        std::fill_n(weights.begin(), n, T(0.5) / static_cast<T>(n));
+        std::vector<T> weights(static_cast<size_t>(n + m), T(0.5) / static_cast<T>(permuted));
+        std::fill_n(weights.begin(), n, T(0.5) / static_cast<T>(real));
         DiscriminatorLoss<T> d;
         d.real = n;
-        d.logits = discriminator(concat<T>({z.detach(), permute_dims(z_other.detach(), draws)}));
+        d.logits = discriminator(concat<T>({z.detach(), z_permuted.detach()}));
         const Var<T> w(Tensor<T>::from_vector(Shape{n + m}, weights).to(d.logits.value().device()));
         d.loss = sum(cross_entropy(d.logits, labels, Reduction::none) * w);
         return d;

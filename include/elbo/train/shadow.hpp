@@ -136,8 +136,8 @@ std::map<std::string, Tensor<double>> in_double(const std::map<std::string, Tens
 inline void compare_traces(const std::vector<std::vector<TracedNode<float>>>& run,
                            const std::vector<std::vector<TracedNode<double>>>& reference,
                            const std::unordered_map<const float*, std::string>& names, ShadowReport& r) {
-    check(run.size() == reference.size(), "shadow", "the reference has ", reference.size(), " backward passes, the run ",
-          run.size());
+    check(run.size() == reference.size(), "shadow", "the reference has ", reference.size(),
+          " backward passes, the run ", run.size());
     auto name_of = [&](const float* leaf) {
         auto it = names.find(leaf);
         return it == names.end() ? std::string("a leaf") : it->second;

@@ -18,6 +18,7 @@
 
 #include "elbo/kernels/cpu/reduce.hpp"
 #include "elbo/models/factor_vae.hpp"
+#include "elbo/train/group.hpp"
 
 namespace elbo::train {
 
@@ -135,11 +136,60 @@ private:
 
 namespace detail {
 
+// The parameters of a named list.
+template <class T>
+std::vector<Var<T>> parameters_of(const std::vector<std::pair<std::string, Var<T>>>& named) {
+    std::vector<Var<T>> p;
+    for (const auto& [name, v] : named) p.push_back(v);
+    return p;
+}
+
+// Over a group, a step's terms become the whole batch's: the per-image means, over equal batches
+// on every process, averaged.
+inline void combine_terms(StepTerms& s, Group& group) {
+    std::vector<double> v{s.loss, s.recon, s.kl, s.tc, s.saturated, s.saturated_wrong};
+    for (const auto* terms : {&s.kl_per_latent, &s.mu_mean, &s.mu_square})
+        v.insert(v.end(), terms->begin(), terms->end());
+    group.sum(v.data(), static_cast<int64_t>(v.size()));
+    const double p = group.size();
+    for (double& x : v) x /= p;
+    size_t i = 0;
+    for (double* term : {&s.loss, &s.recon, &s.kl, &s.tc, &s.saturated, &s.saturated_wrong}) *term = v[i++];
+    for (auto* terms : {&s.kl_per_latent, &s.mu_mean, &s.mu_square})
+        for (double& x : *terms) x = v[i++];
+}
+
+// The draws of a step shared by a group: this process's images are its part of the whole batch.
+template <class T>
+StepDraws group_draws(StepDraws draws, Group* group, const models::ModelConfig& c, int64_t batch) {
+    if (!group) return draws;
+    check(std::is_same_v<T, float>, "train::step", "a step shared by processes trains float models");
+    check(c.capacity_max == 0, "train::step", "the capacity objective w |KL - C| is not a sum over images, so "
+          "processes cannot share its batch; train it in one process");
+    draws.first_image = group->rank() * batch;
+    draws.global_batch = group->size() * batch;
+    return draws;
+}
+
+// backward(loss) with the parameters' gradients summed over the group, times `scale`.
+template <class T>
+void backward_over(const Var<T>& loss, const std::vector<std::pair<std::string, Var<T>>>& named, Group* group,
+                   float scale) {
+    if constexpr (std::is_same_v<T, float>)
+        if (group) {
+            const std::unique_ptr<GradientSync> sync = group->gradients(parameters_of(named), scale);
+            backward(loss);
+            sync->finish();
+            return;
+        }
+    backward(loss);
+}
+
 // The VAE's half of a step, on x already on the model's device: forward, objective, and (when
 // finite) backward and opt.step(). Returns the terms and the forward pass (FactorVAE reads its z).
 template <class T>
 std::pair<StepTerms, models::VAEOutput<T>> vae_update(models::VAE<T>& model, optim::Optimizer<T>& opt,
-                                                       const Var<T>& input, const StepDraws& draws) {
+                                                       const Var<T>& input, const StepDraws& draws, Group* group) {
     const models::VAEOutput<T> out = model.forward(input, draws);
     const models::VAELoss<T> loss = model.loss(input, out, draws.step);
     const double per_image =
@@ -152,9 +202,13 @@ std::pair<StepTerms, models::VAEOutput<T>> vae_update(models::VAE<T>& model, opt
     s.kl_per_latent = kl_per_latent(out.mu, out.logvar);
     std::tie(s.mu_mean, s.mu_square) = code_moments(out.mu);
     std::tie(s.saturated, s.saturated_wrong) = saturation(out.logits, input);
+    if (group) combine_terms(s, *group);  // so every process sees a non-finite loss, and stops
     if (!s.finite()) return {s, out};
     opt.zero_grad();
-    backward(loss.total);
+    // Over a group, a mean objective's gradient is the mean of the processes'; a sum's, their sum.
+    const bool mean = model.config.reduction == Reduction::mean;
+    const float scale = group && mean ? 1.0f / static_cast<float>(group->size()) : 1.0f;
+    backward_over(loss.total, model.vae_parameters(), group, scale);
     s.gradient_norms = gradient_norms(model.vae_parameters());
     opt.step();
     return {s, out};
@@ -164,31 +218,38 @@ std::pair<StepTerms, models::VAEOutput<T>> vae_update(models::VAE<T>& model, opt
 
 // The VAE's step on x [N, C, S, S] (copied to the model's device), ε from draws. For the
 // VAE, β-VAE and the capacity objective; a FactorVAE takes the step below, with its discriminator.
+// With a group, x is this process's part of the batch, and the step is the whole batch's.
 template <class T>
-StepTerms step(models::VAE<T>& model, optim::Optimizer<T>& opt, const Tensor<T>& x, const StepDraws& draws) {
+StepTerms step(models::VAE<T>& model, optim::Optimizer<T>& opt, const Tensor<T>& x, const StepDraws& draws,
+               Group* group = nullptr) {
     check(!model.config.is_factor_vae(), "train::step", "a FactorVAE trains with its discriminator: call "
           "train::step(model, opt, d_opt, x, x_other, draws) on the FactorVAE");
-    return detail::vae_update(model, opt, Var<T>(x.to(model.device())), draws).first;
+    const StepDraws mine = detail::group_draws<T>(draws, group, model.config, x.size(0));
+    return detail::vae_update(model, opt, Var<T>(x.to(model.device())), mine, group).first;
 }
 
 // A FactorVAE with one optimizer would train its γ TC term against a discriminator that never learns.
 template <class T>
 StepTerms step(models::FactorVAE<T>& model, optim::Optimizer<T>& opt, const Tensor<T>& x,
-               const StepDraws& draws) = delete;
+               const StepDraws& draws, Group* group = nullptr) = delete;
 
 // FactorVAE's step: the VAE's objective recon + β KL + γ TC on x with opt (over vae_parameters()),
 // then the discriminator's cross-entropy on this batch's codes against permute_dims of x_other's
 // codes with d_opt (over discriminator_parameters()). ε and the permutations come from draws: the
-// second batch's images take the places after the first's.
+// second batch's images take the places after the first's. With a group, x and x_other are this
+// process's parts of the two batches; the second batch's codes are gathered from every process,
+// so that permute_dims shuffles the whole batch, as one process would, and each process takes its
+// rows of the result.
 template <class T>
 StepTerms step(models::FactorVAE<T>& model, optim::Optimizer<T>& opt, optim::Optimizer<T>& d_opt, const Tensor<T>& x,
-               const Tensor<T>& x_other, const StepDraws& draws) {
+               const Tensor<T>& x_other, const StepDraws& draws, Group* group = nullptr) {
     const Device device = model.device();
+    const StepDraws mine = detail::group_draws<T>(draws, group, model.config, x.size(0));
     StepTerms s;
     models::VAEOutput<T> out;
     {
         const FrozenParameters<T> frozen(model.discriminator_parameters());
-        std::tie(s, out) = detail::vae_update<T>(model, opt, Var<T>(x.to(device)), draws);
+        std::tie(s, out) = detail::vae_update<T>(model, opt, Var<T>(x.to(device)), mine, group);
     }
     if (!s.finite()) return s;
 
@@ -196,15 +257,31 @@ StepTerms step(models::FactorVAE<T>& model, optim::Optimizer<T>& opt, optim::Opt
     {
         NoGrad no_grad;
         auto [mu, logvar] = model.encoder.encode(Var<T>(x_other.to(device)));
-        z_other = reparameterize(mu, logvar, draws.second_batch(x.shape()[0]));
+        z_other = reparameterize(mu, logvar, mine.second_batch(x.size(0)));
     }
-    const models::DiscriminatorLoss<T> d = model.discriminator_loss(out.z, z_other, draws);
+    models::DiscriminatorLoss<T> d;
+    if (!group) {
+        d = model.discriminator_loss(out.z, z_other, mine);
+    } else {
+        const int64_t m = z_other.shape()[0], D = z_other.shape()[1], p = group->size();
+        const Tensor<T> codes = z_other.value().to(Device::cpu);
+        Tensor<T> all = Tensor<T>::uninitialized(Shape{p * m, D});
+        if constexpr (std::is_same_v<T, float>) group->gather(codes.data(), m * D, all.data());
+        const Tensor<T> permuted = permute_dims(Var<T>(all), mine).value();
+        const Var<T> rows(permuted.slice(group->rank() * m, (group->rank() + 1) * m).to(device));
+        d = model.discriminator_loss_of(out.z, rows, p * x.size(0), p * m);
+    }
     s.discriminator = d.loss.item();
     s.accuracy_real = d.accuracy_real();
     s.accuracy_permuted = d.accuracy_permuted();
+    if (group) {  // the loss is already the whole batch's share: summed; the accuracies averaged
+        double v[3] = {s.discriminator, s.accuracy_real, s.accuracy_permuted};
+        group->sum(v, 3);
+        s.discriminator = v[0], s.accuracy_real = v[1] / group->size(), s.accuracy_permuted = v[2] / group->size();
+    }
     if (!s.finite()) return s;
     d_opt.zero_grad();
-    backward(d.loss);
+    detail::backward_over(d.loss, model.discriminator_parameters(), group, 1.0f);
     for (auto& layer : gradient_norms(model.discriminator_parameters())) s.gradient_norms.push_back(layer);
     d_opt.step();
     return s;

@@ -28,6 +28,12 @@ What it does, in order:
    `elbo plot`, traversal-<model>.png through `elbo traverse`) from the numbers in the run
    folders alone, so the page never says more than they do.
 
+Under MPI (`mpirun -np N python3 benchmarks/study.py ...`, or srun), the N processes share the
+runs: run i of the models x seeds (in the config's order) belongs to process i mod N, which trains
+and evaluates it through every step of eval_at with its own `elbo` (started as one process, with
+the config's threads). Each process says when it is done in OUT/.ranks/<job>/; process 0 waits for
+them all and writes the one page and results.json from the run folders, as one process would.
+
 To try it in seconds: --config benchmarks/study_test.json with an --out and --docs under /tmp
 (tests/study_test.py does, in `make test`).
 
@@ -43,6 +49,7 @@ import math
 import os
 import re
 import shlex
+import shutil
 import struct
 import subprocess
 import sys
@@ -402,17 +409,43 @@ class Clock:
         return left is not None and left < MIN_SECONDS
 
 
+# "process r of N: " when an MPI job shares the study; set by main().
+PLACE = ""
+
+
 def say(clock, message):
     """One progress line on stdout, stamped with the time since the start."""
     seconds = int(clock.elapsed())
-    print(f"study [{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}] {message}", flush=True)
+    print(f"study [{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}] {PLACE}{message}", flush=True)
+
+
+def mpi_place():
+    """(rank, size, job) when mpirun, mpiexec or srun started this process (their environment
+    says so; the job's name is the same in all its processes and differs between jobs), else
+    (0, 1, None)."""
+    env = os.environ
+    for rank, size in (("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"), ("PMI_RANK", "PMI_SIZE"),
+                       ("SLURM_PROCID", "SLURM_NTASKS")):
+        if rank in env and size in env and (rank != "SLURM_PROCID" or "SLURM_STEP_ID" in env):
+            job = (env.get("PMIX_NAMESPACE") or env.get("OMPI_MCA_ess_base_jobid") or
+                   (f"{env['SLURM_JOB_ID']}.{env['SLURM_STEP_ID']}" if "SLURM_STEP_ID" in env else str(os.getppid())))
+            return int(env[rank]), int(env[size]), re.sub(r"[^A-Za-z0-9_.-]", "_", job)
+    return 0, 1, None
+
+
+def child_environment():
+    """This environment without what tells a program it is one of an MPI job's processes: each
+    `elbo` the study starts is a job of its own."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(("OMPI_", "PMIX_", "PMI_")) and k not in ("MPI_LOCALNRANKS", "MPI_LOCALRANKID")}
 
 
 def run_child(command, capture=False, timeout=None):
     """Runs command with stderr (and stdout unless captured) on the terminal. Returns (exit status,
     captured stdout), exit status None when it ran past timeout and was killed. On Ctrl-C the child
     has the signal too: wait for it to finish its step and save, then raise Interrupted."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE if capture else None, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE if capture else None, text=True,
+                               env=child_environment())
     try:
         stdout, _ = process.communicate(timeout=timeout)
         return process.returncode, stdout or ""
@@ -550,9 +583,12 @@ def parse_eval(stdout, run):
     return result
 
 
-def run_study(config, elbo, out, clock):
-    """Trains and evaluates, breadth first, whatever is not done yet. Returns True when every
-    evaluation is done, False when the time limit stopped it."""
+def run_study(config, elbo, out, clock, rank=0, size=1):
+    """Trains and evaluates, breadth first, whatever is not done yet of this process's runs (all of
+    them, or run i of models x seeds when i mod size == rank). Returns True when every evaluation
+    is done, False when the time limit stopped it."""
+    mine = {(model["name"], seed) for i, (model, seed) in
+            enumerate((m, s) for m in config["models"] for s in config["seeds"]) if i % size == rank}
     commit, dirty = git_commit()
     environment = {"commit": commit, "dirty": dirty, "cpu": cpu_model()}
     done = sum(os.path.exists(eval_path(run_folder(out, m, s), t))
@@ -563,7 +599,7 @@ def run_study(config, elbo, out, clock):
         for model in config["models"]:
             for seed in config["seeds"]:
                 run = run_folder(out, model, seed)
-                if os.path.exists(eval_path(run, target)):
+                if (model["name"], seed) not in mine or os.path.exists(eval_path(run, target)):
                     continue
                 step = checkpoint_step(run)
                 if step > target:
@@ -581,6 +617,32 @@ def run_study(config, elbo, out, clock):
                 if not evaluate(elbo, run, config, seed, target, clock, environment):
                     return False
     return True
+
+
+def gather_ranks(out, job, rank, size, finished):
+    """Says in OUT/.ranks/JOB/RANK that this process is done (and whether it finished its runs);
+    process 0 waits for every process's word, then clears them. Returns whether every process
+    finished (for process 0; its own word for the others). A process that dies ends the MPI job,
+    so process 0 never waits for one that cannot come."""
+    folder = os.path.join(out, ".ranks", job)
+    os.makedirs(folder, exist_ok=True)
+    write_json(os.path.join(folder, str(rank)), {"finished": finished})
+    if rank != 0:
+        return finished
+    words = {}
+    while len(words) < size:
+        for r in range(size):
+            path = os.path.join(folder, str(r))
+            if r not in words and os.path.exists(path):
+                words[r] = read_json(path)["finished"]
+        if len(words) < size:
+            time.sleep(1)
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        os.rmdir(os.path.dirname(folder))  # .ranks, when no other job shares it
+    except OSError:
+        pass
+    return all(words.values())
 
 
 def standing(config, out):
@@ -1320,10 +1382,20 @@ def main(argv):
         if not (os.path.isfile(elbo) and os.access(elbo, os.X_OK)):
             raise StudyError(f"no elbo binary at {shown_path(elbo)} (build it with `make build`, or give --elbo)")
         check_runs(config, args.out)
+        rank, size, job = mpi_place()
+        global PLACE
+        PLACE = f"process {rank} of {size}: " if size > 1 else ""
         if not args.report_only:
-            finished = run_study(config, elbo, args.out, clock)
+            finished = run_study(config, elbo, args.out, clock, rank, size)
+            if size > 1:
+                finished = gather_ranks(args.out, job, rank, size, finished)
+                if rank != 0:
+                    say(clock, "my runs are done; process 0 writes the page")
+                    return 0
             if not finished:
                 say(clock, f"out of time: {standing(config, args.out)}. Run the same command again to continue.")
+        elif rank != 0:
+            return 0
         count = write_report(config, args, elbo)
         say(clock, f"wrote {shown_path(os.path.join(args.docs, 'results.md'))} and results.json "
                    f"({count} evaluation{'' if count == 1 else 's'}); {standing(config, args.out)}")

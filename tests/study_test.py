@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """benchmarks/study.py against the real elbo, on benchmarks/study_test.json (2 models x 2 seeds,
 evaluated at steps 2 and 4, in seconds): interrupted by its time limit, then continued to the
-end, the page and its pictures written; --report-only rewrites the same page.
+end, the page and its pictures written; --report-only rewrites the same page; under mpirun with
+two processes (where there is one), the same numbers.
 
     /usr/bin/python3 tests/study_test.py build/bin/elbo
 """
@@ -67,9 +68,51 @@ def main(elbo):
         study(elbo, scratch, "--report-only")
         with open(os.path.join(docs, "results.md")) as f:
             assert f.read() == page
+
+        # The same study shared by two MPI processes (two runs each): the same numbers.
+        mpirun = shutil.which("mpirun")
+        shared = "no mpirun: the study on 2 processes was not tried"
+        if mpirun:
+            other = os.path.join(scratch, "mpi")
+            command = [mpirun, "--oversubscribe", "--allow-run-as-root", "-np", "2", sys.executable, STUDY,
+                       "--config", CONFIG, "--elbo", elbo, "--out", os.path.join(other, "runs"),
+                       "--docs", os.path.join(other, "docs")]
+            done = subprocess.run(command, capture_output=True, text=True)
+            assert done.returncode == 0, f"{command} exited {done.returncode}:\n{done.stdout}{done.stderr}"
+            assert "process 1 of 2: my runs are done" in done.stdout, done.stdout
+            with open(os.path.join(other, "docs", "results.json")) as f:
+                theirs = comparable(json.load(f), other)
+            ours = comparable(numbers, scratch)
+            assert theirs == ours, first_difference(theirs, ours)
+            assert not os.path.exists(os.path.join(other, "runs", ".ranks"))
+            shared = "the same results.json from 2 MPI processes"
     finally:
         shutil.rmtree(scratch)
-    print("study_test: interrupted, continued, 8 evaluations, page and pictures written")
+    print(f"study_test: interrupted, continued, 8 evaluations, page and pictures written; {shared}")
+
+
+def first_difference(a, b, path=""):
+    """Where two JSON values first differ, for the message of a failed comparison."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                return first_difference(a.get(k), b.get(k), f"{path}/{k}")
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            if x != y:
+                return first_difference(x, y, f"{path}[{i}]")
+    return f"{path}: {a!r} against {b!r}"
+
+
+def comparable(value, root):
+    """results.json without what differs between two studies of the same numbers: where they ran
+    (their folder, `root`, in every path), when, for how long, the history of their trainings."""
+    volatile = {"date", "commit", "dirty", "cpu", "study_run"}
+    if isinstance(value, dict):
+        return {k: comparable(v, root) for k, v in value.items() if k not in volatile and not k.endswith("seconds")}
+    if isinstance(value, list):
+        return [comparable(v, root) for v in value]
+    return value.replace(root, "<root>") if isinstance(value, str) else value
 
 
 if __name__ == "__main__":

@@ -33,8 +33,9 @@ namespace {
 const std::string tiny = " --data dsprites --image-size 16 --batch 8 --latent 3 --threads 1";
 
 // Starts `elbo ARGS` (split at spaces) in the background, its stderr to `dir`/stderr.
-pid_t start(const std::string& args, const fs::path& dir) {
-    std::vector<std::string> words{ELBO_CLI};
+// Starts `program ARGS` (words split at spaces), its stderr into dir/stderr; returns its pid.
+pid_t start_program(const std::string& program, const std::string& args, const fs::path& dir) {
+    std::vector<std::string> words{program};
     std::istringstream in(args);
     for (std::string w; in >> w;) words.push_back(w);
     std::vector<char*> argv;
@@ -44,10 +45,13 @@ pid_t start(const std::string& args, const fs::path& dir) {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 2, (dir / "stderr").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     pid_t pid = 0;
-    REQUIRE(posix_spawn(&pid, ELBO_CLI, &actions, nullptr, argv.data(), environ) == 0);
+    REQUIRE(posix_spawn(&pid, program.c_str(), &actions, nullptr, argv.data(), environ) == 0);
     posix_spawn_file_actions_destroy(&actions);
     return pid;
 }
+
+// Starts `elbo ARGS`.
+pid_t start(const std::string& args, const fs::path& dir) { return start_program(ELBO_CLI, args, dir); }
 
 int wait_for(pid_t pid) {
     int s = 0;
@@ -694,6 +698,62 @@ TEST_CASE("mpirun -np 2 with --batch 8 trains what one process does with --batch
                                         .metadata.at("train"))["batch"] == 16);
         fs::remove_all(dir / "one");
         fs::remove_all(dir / "two");
+    }
+    fs::remove_all(dir);
+}
+#endif
+
+#if ELBO_CLI_WITH_MPI
+namespace {
+
+// The pid of the MPI job's process `rank` whose command line names `marker`, or 0.
+pid_t process_of_rank(int rank, const std::string& marker) {
+    for (const auto& entry : fs::directory_iterator("/proc")) {
+        const std::string name = entry.path().filename().string();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::string command = read_text(entry.path() / "cmdline"), environment = read_text(entry.path() / "environ");
+        std::replace(command.begin(), command.end(), '\0', ' ');
+        if (command.find(marker) == std::string::npos || command.find("mpiexec") != std::string::npos ||
+            command.find("mpirun") != std::string::npos)
+            continue;
+        if (environment.find("OMPI_COMM_WORLD_RANK=" + std::to_string(rank) + '\0') != std::string::npos)
+            return static_cast<pid_t>(std::stol(name));
+    }
+    return 0;
+}
+
+}  // namespace
+
+TEST_CASE("a process of an MPI job that dies or hangs ends the job within the timeout; the last checkpoint loads") {
+    const fs::path dir = scratch_dir("cli-mpi-faults");
+    for (const int signal : {SIGKILL, SIGSTOP}) {
+        const fs::path run = dir / (signal == SIGKILL ? "killed" : "stopped");
+        INFO(run.string());
+        const pid_t job = start_program(ELBO_MPIEXEC, "--oversubscribe --allow-run-as-root -np 2 " + std::string(ELBO_CLI) +
+                                                          " train --steps 1000000 --checkpoint-every 5 --mpi-timeout 5 "
+                                                          "--out " + run.string() + tiny, dir);
+        for (int i = 0; i < 600 && !fs::exists(run / "checkpoint.safetensors"); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        REQUIRE(fs::exists(run / "checkpoint.safetensors"));
+        const pid_t second = process_of_rank(1, run.string());
+        REQUIRE(second > 0);
+        const auto before = std::chrono::steady_clock::now();
+        kill(second, signal);
+        const int status = wait_for(job);
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - before).count();
+        kill(second, SIGKILL);  // a stopped process the job's end left behind, if any
+        const std::string err = read_text(dir / "stderr");
+        INFO(err);
+        CHECK(status != 0);
+        CHECK(seconds < 60);
+        if (signal == SIGSTOP)  // the other process waited 5 s for it, then ended the job
+            CHECK(err.find("elbo: process 0 of 2: no answer from the other processes within 5 s while ") !=
+                  std::string::npos);
+        else  // mpirun saw it die and ended the other
+            CHECK(err.find("exited on signal 9") != std::string::npos);
+        const Result r = run_elbo("sample --count 1 --checkpoint " + (run / "checkpoint.safetensors").string() +
+                                  " --out " + (dir / "s.png").string(), dir);
+        CHECK(r.status == 0);
     }
     fs::remove_all(dir);
 }

@@ -80,8 +80,9 @@ test-reference: deps
 	cmake --build build-reference -j$(JOBS) --target elbo_tests
 	build-reference/tests/elbo_tests -ts=models,reference,gradients,kernels
 
-# Without elbo::mpi: Open MPI keeps allocations past MPI_Finalize, which LeakSanitizer would report;
-# the step's arithmetic over a group is tested there all the same, with threads as its processes.
+# Without elbo::mpi: Open MPI keeps allocations past MPI_Finalize, which LeakSanitizer reports (it does
+# for a program of MPI_Init, one MPI_Allreduce and MPI_Finalize). The step's arithmetic over a group
+# is tested there all the same, with threads as its processes.
 test-sanitize:
 	$(MAKE) test BUILD=build-sanitize CUDA=off CMAKE_ARGS="-DELBO_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DELBO_MPI=OFF"
 

@@ -20,9 +20,10 @@ What it does, in order:
    --time-limit it passes the seconds left to `elbo train --time-limit` (elbo then stops after
    the step that crosses them, with a checkpoint), kills an evaluation that would run past them
    (it is redone next time), and says where the study stands. Ctrl-C lets elbo finish its step
-   and save, then stops. Each run's RUN/study-run.json records the commit and the CPU of its
-   first training and of every continuation; a config whose training settings differ from those
-   recorded there is refused.
+   and save, then stops. Each run's RUN/study-run.json records the commit (of the elbo binary: its
+   --version, or a file ELBO.commit beside an older one) and the CPU of its first training and of
+   every continuation; a config whose training settings differ from those recorded there is
+   refused.
 3. Always (unless Ctrl-C or an error stopped it): writes DOCS/results.md, DOCS/results.json and the pictures in
    DOCS/images/ (study-factorvae-metric.svg, study-mig.svg, study-tradeoff.svg through
    `elbo plot`, traversal-<model>.png through `elbo traverse`) from the numbers in the run
@@ -349,14 +350,20 @@ def run_settings(config, model):
 # The machine
 
 
-def git_commit():
-    """(short commit, whether tracked files differ from it) of the repository; (None, False) outside git."""
+def git_commit(elbo):
+    """(short commit, whether its tracked files had changes) that the elbo binary was built from:
+    what `elbo --version` says ("commit abc1234" or "commit abc1234+changes"), or, for a binary
+    from before it said so, the first word of a file ELBO.commit beside it (a pinned copy's
+    record); (None, False) when neither says."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], cwd=REPO, capture_output=True).returncode != 0
-        return commit or None, dirty
-    except (OSError, subprocess.CalledProcessError):
+        out = subprocess.run([elbo, "--version"], capture_output=True, text=True, env=child_environment()).stdout
+        found = re.search(r"\(commit ([0-9a-f]+|unknown)(\+changes)?;", out)
+        if found and found.group(1) != "unknown":
+            return found.group(1), bool(found.group(2))
+        with open(elbo + ".commit", encoding="utf-8") as f:
+            words = f.read().split()
+            return (words[0], False) if words else (None, False)
+    except OSError:
         return None, False
 
 
@@ -589,7 +596,7 @@ def run_study(config, elbo, out, clock, rank=0, size=1):
     is done, False when the time limit stopped it."""
     mine = {(model["name"], seed) for i, (model, seed) in
             enumerate((m, s) for m in config["models"] for s in config["seeds"]) if i % size == rank}
-    commit, dirty = git_commit()
+    commit, dirty = git_commit(elbo)
     environment = {"commit": commit, "dirty": dirty, "cpu": cpu_model()}
     done = sum(os.path.exists(eval_path(run_folder(out, m, s), t))
                for t in config["eval_at"] for m in config["models"] for s in config["seeds"])

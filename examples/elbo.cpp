@@ -23,6 +23,7 @@
 #include "cli/train.hpp"
 #include "elbo/metrics/disentanglement.hpp"
 #include "elbo/metrics/likelihood.hpp"
+#include "elbo_commit.hpp"  // ELBO_COMMIT, generated at every build
 #ifndef ELBO_WITH_MPI
 #define ELBO_WITH_MPI 0  // elbo::mpi defines it 1 where it is linked
 #endif
@@ -390,7 +391,8 @@ int run_plot(const PlotOptions& o) {
 int main(int argc, char** argv) {
     CLI::App app{"elbo: variational autoencoders on a small, readable autodiff library"};
     // The vector ISA the kernels were compiled for, as Eigen's packets use it.
-    app.set_version_flag("--version", str("elbo ", ELBO_VERSION, " (kernels: ", kernels::simd::instruction_set(),
+    app.set_version_flag("--version", str("elbo ", ELBO_VERSION, " (commit ", ELBO_COMMIT, "; kernels: ",
+                                          kernels::simd::instruction_set(),
                                           ", float packets of ", kernels::simd::float_width, "; built by ",
                                           cli::compiler(), ELBO_WITH_MPI ? "; with MPI" : "", ")"));
     app.require_subcommand(1);
@@ -589,6 +591,7 @@ int main(int argc, char** argv) {
                 group = &world;
             }
 #endif
+            t.commit = ELBO_COMMIT;
             return cli::Trainer(t, group).run();
         }
         if (*eval) {

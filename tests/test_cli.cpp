@@ -506,6 +506,11 @@ TEST_CASE("a run written before arch existed resumes as seed-v0, with the optimi
     CHECK(r.err.find("comes from an elbo whose draws were xoshiro256** streams; from here on they are Philox's "
                      "(docs/tools.md), so the steps after 2 differ from the old elbo's") != std::string::npos);
     CHECK(models::read_checkpoint<float>(ck).metadata.at("rng") == "philox4x32-10");
+    // and the commit of the elbo that wrote it, as `elbo --version` says it.
+    const std::string commit = models::read_checkpoint<float>(ck).metadata.at("elbo_commit");
+    CHECK(!commit.empty());
+    const Result version = run_elbo("--version", dir);
+    CHECK(version.out.find("(commit " + commit + ";") != std::string::npos);
     const nlohmann::json config = nlohmann::json::parse(read_text(run / "config.json"));
     CHECK(config["model"]["arch"] == "seed-v0");
     CHECK(config["model"]["discriminator_layers"] == 5);

@@ -61,6 +61,7 @@ struct TrainOptions {
     double shadow_tolerance = 1e-3;
     bool shadow_stop = false;
     int ranks = 1;  // processes sharing each step (an MPI job's), each with `batch` images
+    std::string commit = "unknown";  // elbo's, recorded in each checkpoint as elbo_commit
 };
 
 inline nlohmann::ordered_json to_json(const models::ModelConfig& c) {
@@ -530,7 +531,8 @@ private:
         std::snprintf(elapsed, sizeof elapsed, "%.3f", seconds());
         models::write_checkpoint<float>(checkpoint_path(), run_->model(), optimizers,
                                         {{"step", std::to_string(step_)}, {"seconds", elapsed},
-                                         {"train", to_json(o_).dump()}, {"rng", "philox4x32-10"}});
+                                         {"train", to_json(o_).dump()}, {"rng", "philox4x32-10"},
+                                         {"elbo_commit", o_.commit}});
         write_pictures();
     }
 

@@ -17,7 +17,7 @@
 #include <thread>
 
 #include "elbo/elbo.hpp"
-#include "scratch.hpp"
+#include "helpers.hpp"
 
 namespace fs = std::filesystem;
 namespace train = elbo::train;
@@ -650,14 +650,8 @@ double parameters_difference(const fs::path& a, const fs::path& b) {
     const auto ca = models::read_checkpoint<float>(a.string()), cb = models::read_checkpoint<float>(b.string());
     REQUIRE(ca.model.size() == cb.model.size());
     double worst = 0;
-    for (const auto& [name, t] : cb.model) {
-        const elbo::Tensor<float>& u = ca.model.at(name);
-        REQUIRE(u.shape() == t.shape());
-        double diff = 0, scale = 0;
-        for (int64_t i = 0; i < t.numel(); ++i)
-            diff = std::max(diff, double(std::abs(u[i] - t[i]))), scale = std::max(scale, double(std::abs(t[i])));
-        worst = std::max(worst, scale > 0 ? diff / scale : diff);
-    }
+    for (const auto& [name, t] : cb.model)
+        worst = std::max(worst, elbo::testing::relative_difference(ca.model.at(name), t));
     return worst;
 }
 

@@ -552,9 +552,7 @@ TEST_CASE("a difference at one op is found at that op: the first output past the
     // that adds it agrees, its output does not.
     Generator gen(25);
     VAE<float> model(small("vae"), gen);
-    Generator unused;
-    const std::unique_ptr<VAE<double>> copy = make_model<double>(model.config, unused);
-    copy->load_state_dict(train::detail::in_double(model.state_dict()));
+    const std::unique_ptr<VAE<double>> copy = copy_as<double>(model);
     for (auto& [name, p] : copy->named_parameters())
         if (name == "decoder.deconv2.bias") p.value()[1] += 0.05;
     Generator data(26);

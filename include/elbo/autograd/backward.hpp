@@ -26,24 +26,32 @@ struct TracedNode {
     const T* leaf = nullptr;
 };
 
-// While a TraceBackward<T> lives, every backward() over Var<T> on this thread records into it.
-template <class T>
-class TraceBackward {
+// While an object of class D (derived from ThreadHook<D>) lives, D::current() on this thread is
+// that object (the latest, when they nest), and backward() calls on it; it is undone on destruction.
+template <class D>
+class ThreadHook {
 public:
-    TraceBackward() : previous_(current()) { current() = this; }
-    ~TraceBackward() { current() = previous_; }
-    TraceBackward(const TraceBackward&) = delete;
-    TraceBackward& operator=(const TraceBackward&) = delete;
+    ThreadHook(const ThreadHook&) = delete;
+    ThreadHook& operator=(const ThreadHook&) = delete;
 
-    std::vector<std::vector<TracedNode<T>>> passes;
-
-    static TraceBackward*& current() {
-        thread_local TraceBackward* trace = nullptr;
-        return trace;
+    static D*& current() {
+        thread_local D* hook = nullptr;
+        return hook;
     }
 
+protected:
+    ThreadHook() : previous_(current()) { current() = static_cast<D*>(this); }
+    ~ThreadHook() { current() = previous_; }
+
 private:
-    TraceBackward* previous_;
+    D* previous_;
+};
+
+// While a TraceBackward<T> lives, every backward() over Var<T> on this thread records into it.
+template <class T>
+class TraceBackward : public ThreadHook<TraceBackward<T>> {
+public:
+    std::vector<std::vector<TracedNode<T>>> passes;
 };
 
 // Told, during backward(), of each leaf that needs a gradient as soon as that gradient is final:
@@ -51,23 +59,12 @@ private:
 // starts sending a gradient while backward works on the layers before it. While an object of a
 // class derived from it lives, backward() over Var<T> on this thread tells it.
 template <class T>
-class GradientReady {
+class GradientReady : public ThreadHook<GradientReady<T>> {
 public:
-    GradientReady() : previous_(current()) { current() = this; }
-    virtual ~GradientReady() { current() = previous_; }
-    GradientReady(const GradientReady&) = delete;
-    GradientReady& operator=(const GradientReady&) = delete;
+    virtual ~GradientReady() = default;
 
     // `leaf`'s gradient will not change in this backward pass (it may have none, if none reached it).
     virtual void ready(Node<T>& leaf) = 0;
-
-    static GradientReady*& current() {
-        thread_local GradientReady* ready = nullptr;
-        return ready;
-    }
-
-private:
-    GradientReady* previous_;
 };
 
 // The nodes reachable from `root`, parents before children.

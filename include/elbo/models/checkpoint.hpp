@@ -40,6 +40,24 @@ std::unique_ptr<VAE<T>> make_model(const ModelConfig& config, Generator& gen) {
     return std::make_unique<VAE<T>>(config, gen);
 }
 
+// Named tensors (a state_dict, an optimizer's state) on the CPU in scalar type U.
+template <class U, class T>
+std::map<std::string, Tensor<U>> cast_tensors(const std::map<std::string, Tensor<T>>& tensors) {
+    std::map<std::string, Tensor<U>> out;
+    for (const auto& [name, t] : tensors) out.emplace(name, t.to(Device::cpu).template cast<U>());
+    return out;
+}
+
+// A copy of `model` in scalar type U on the CPU (double, to check float's arithmetic): its
+// configuration, and its weights cast.
+template <class U, class T>
+std::unique_ptr<VAE<U>> copy_as(const VAE<T>& model) {
+    Generator unused;  // the initial weights are replaced
+    std::unique_ptr<VAE<U>> copy = make_model<U>(model.config, unused);
+    copy->load_state_dict(cast_tensors<U>(model.state_dict()));
+    return copy;
+}
+
 // The configuration a state_dict's shapes imply: the kim-mnih network when encoder.conv4 is there,
 // else the seed's; C from encoder.conv1.weight [32, C, 4, 4]; D from encoder.fc_mu.weight [D, *];
 // S from the encoder's first Linear layer, which reads the last feature map [channels, S/2^K, S/2^K];

@@ -182,11 +182,7 @@ ModelGradcheck gradcheck(const models::VAE<T>& model, const Tensor<T>& batch, co
     check(!factor || batch.rank() != 4 || batch.size(0) >= 2, "gradcheck",
           "a FactorVAE's check needs a batch of at least 2 images (one half for the VAE, one for the "
           "discriminator's permuted codes), got ", batch.shape());
-    Generator init(0);
-    const std::unique_ptr<models::VAE<double>> copy = models::make_model<double>(config, init);
-    std::map<std::string, Tensor<double>> weights;
-    for (const auto& [name, w] : model.state_dict()) weights.emplace(name, w.to(Device::cpu).template cast<double>());
-    copy->load_state_dict(weights);
+    const std::unique_ptr<models::VAE<double>> copy = models::copy_as<double>(model);
 
     const Tensor<double> all = batch.to(Device::cpu).template cast<double>();
     const bool split = factor && all.rank() == 4;  // else the model's forward names what it expected

@@ -122,13 +122,6 @@ void compare_pass(const std::string& pass, const std::vector<TracedNode<float>>&
     r.parameters += static_cast<int64_t>(run.size() - ops.size());
 }
 
-template <class T>
-std::map<std::string, Tensor<double>> in_double(const std::map<std::string, Tensor<T>>& tensors) {
-    std::map<std::string, Tensor<double>> out;
-    for (const auto& [name, t] : tensors) out.emplace(name, t.to(Device::cpu).template cast<double>());
-    return out;
-}
-
 }  // namespace detail
 
 // Compares the passes of a traced run with those of its reference, outputs and then gradients
@@ -158,16 +151,14 @@ inline std::pair<StepTerms, ShadowReport> shadow_step(models::VAE<float>& model,
     check(!factor || d_opt, "shadow", "a FactorVAE's step needs its discriminator's optimizer");
     check(tolerance > 0, "shadow", "the tolerance must be positive, got ", tolerance);
     // The double step's model and optimizers, from the state before the step.
-    Generator unused;
-    const std::unique_ptr<models::VAE<double>> copy = models::make_model<double>(model.config, unused);
-    copy->load_state_dict(detail::in_double(model.state_dict()));
+    const std::unique_ptr<models::VAE<double>> copy = models::copy_as<double>(model);
     optim::Adam<double> opt64(copy->vae_parameters(), opt.options);
-    opt64.load_state_dict(detail::in_double(opt.state_dict("")), "");
+    opt64.load_state_dict(models::cast_tensors<double>(opt.state_dict("")), "");
     std::unique_ptr<optim::Adam<double>> d_opt64;
     if (factor) {
         d_opt64 = std::make_unique<optim::Adam<double>>(
             static_cast<models::FactorVAE<double>&>(*copy).discriminator_parameters(), d_opt->options);
-        d_opt64->load_state_dict(detail::in_double(d_opt->state_dict("")), "");
+        d_opt64->load_state_dict(models::cast_tensors<double>(d_opt->state_dict("")), "");
     }
 
     ShadowReport r;

@@ -16,6 +16,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <numeric>
 #include <optional>
 
 #include "cli/bench.hpp"
@@ -29,11 +30,23 @@
 #endif
 #if ELBO_WITH_MPI
 #include "elbo/mpi/world.hpp"
+#if ELBO_WITH_CUDA
+#include "elbo/cuda/nccl.hpp"
+#endif
 #endif
 
 using namespace elbo;
 
 namespace {
+
+// What --version says of NCCL: only a build with the CUDA module and MPI uses it.
+const char* nccl_words() {
+#if ELBO_WITH_MPI && ELBO_WITH_CUDA
+    return cuda::has_nccl() ? "; GPUs' gradients summed by NCCL" : "; GPUs' gradients summed by MPI (no NCCL)";
+#else
+    return "";
+#endif
+}
 
 // ---- grads
 
@@ -338,15 +351,45 @@ int run_traverse(const PictureOptions& o) {
 }
 
 struct DataOptions {
-    std::string data, out;
+    std::string data, out, idx;
     std::vector<int64_t> items;
     int64_t count = 64, image_size = 0, channels = 0;
     uint64_t seed = 0;
+    bool all = false;
 };
 
+// The items as an IDX file of bytes [N, H, W] (one channel) or [N, C, H, W], for programs that
+// train on the same images (benchmarks/pytorch_train.py reads it with numpy), made in pieces.
+void write_idx(const data::Dataset& d, const std::vector<int64_t>& items, const std::string& path) {
+    const Shape one = d.images({items.front()}).shape();
+    const int64_t n = static_cast<int64_t>(items.size()), C = one[1], H = one[2], W = one[3];
+    const std::vector<int64_t> dims = C == 1 ? std::vector<int64_t>{n, H, W} : std::vector<int64_t>{n, C, H, W};
+    std::string bytes = data::idx_u8_header(dims);
+    bytes.reserve(bytes.size() + static_cast<size_t>(n * C * H * W));
+    constexpr size_t piece = 4096;
+    for (size_t at = 0; at < items.size(); at += piece) {
+        const std::vector<int64_t> some(items.begin() + static_cast<std::ptrdiff_t>(at),
+                                        items.begin() + static_cast<std::ptrdiff_t>(std::min(items.size(), at + piece)));
+        data::append_idx_u8(d.images(some), bytes, str(d.name(), " (items ", some.front(), " to ", some.back(), ")"));
+    }
+    write_file_atomically(path, bytes);
+    std::printf("%s\n", nlohmann::json{{"idx", path}, {"items", n}, {"shape", dims}}.dump().c_str());
+}
+
 int run_data(const DataOptions& o) {
+    check(!o.out.empty() || !o.idx.empty(), "data", "nothing to write: give --out (a PNG grid) or --idx (an IDX file)");
+    check(!o.all || (o.items.empty() && o.out.empty()), "data", "--all writes every item to --idx; it takes no "
+          "--index, and no --out (a grid of every item)");
     const auto d = data::open_dataset(o.data, {.image_size = o.image_size, .channels = o.channels});
-    const std::vector<int64_t> items = pick_items(*d, o.items, o.count, o.seed);
+    std::vector<int64_t> items;  // the data set checks each index
+    if (o.all) {
+        items.resize(static_cast<size_t>(d->size()));
+        std::iota(items.begin(), items.end(), int64_t{0});
+    } else {
+        items = pick_items(*d, o.items, o.count, o.seed);
+    }
+    if (!o.idx.empty()) write_idx(*d, items, o.idx);
+    if (o.out.empty()) return 0;
     const Tensor<float> images = d->images(items);
     write_png(o.out, image_grid(images, static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(items.size()))))));
     for (int64_t i : items) std::printf("%s\n", d->describe(i).dump().c_str());
@@ -394,7 +437,7 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", str("elbo ", ELBO_VERSION, " (commit ", ELBO_COMMIT, "; kernels: ",
                                           kernels::simd::instruction_set(),
                                           ", float packets of ", kernels::simd::float_width, "; built by ",
-                                          cli::compiler(), ELBO_WITH_MPI ? "; with MPI" : "", ")"));
+                                          cli::compiler(), ELBO_WITH_MPI ? "; with MPI" : "", nccl_words(), ")"));
     app.require_subcommand(1);
 
     // train
@@ -414,7 +457,8 @@ int main(int argc, char** argv) {
     train->add_option("--channels", t.channels, "images:DIR only: 3 (RGB) or 1 (grey); default 3");
     train->add_option("--reduction", t.reduction, "sum (over the batch, the seed's) or mean")->capture_default_str();
     train->add_option("--batch", t.batch, "Batch size")->capture_default_str();
-    auto* steps = train->add_option("--steps", t.steps, "Training steps (default: one epoch)");
+    auto* steps = train->add_option("--steps", t.steps, "Training steps (default: one epoch; 0: write the initial "
+                                    "weights' checkpoint and stop)")->check(CLI::NonNegativeNumber);
     train->add_option("--epochs", t.epochs, "Epochs, instead of --steps")->excludes(steps);
     train->add_option("--lr", t.lr, "Adam's learning rate (default 1e-4, the paper's; seed network: 1e-3 but factor-vae 1e-4)");
     std::vector<double> betas, d_betas;
@@ -500,7 +544,9 @@ int main(int argc, char** argv) {
     data->add_option("--seed", d.seed, "Seed of the random items")->capture_default_str();
     data->add_option("--image-size", d.image_size, "Resize to S x S");
     data->add_option("--channels", d.channels, "images:DIR only: 3 (RGB) or 1 (grey)");
-    data->add_option("--out", d.out, "PNG file")->required();
+    data->add_option("--out", d.out, "PNG file of the items as a grid");
+    data->add_option("--idx", d.idx, "IDX file of the items as bytes [N, H, W] or [N, C, H, W], for other programs");
+    data->add_flag("--all", d.all, "Every item, in the data set's order (with --idx)");
 
     // grads
     GradsOptions g;
@@ -584,15 +630,26 @@ int main(int argc, char** argv) {
                 for (const std::string& flag : fixed_by_checkpoint)
                     check(train->count(flag) == 0, "train", flag, " comes from the checkpoint when resuming; leave it out");
             train::Group* group = nullptr;
+            std::function<train::Group*()> on_gpu;
 #if ELBO_WITH_MPI
+            std::unique_ptr<train::Group> gpus;
             if (mpi::launched()) {  // started by mpirun or srun: one of the job's processes
                 mpi::World& world = mpi::World::get();
                 world.set_timeout(mpi_timeout);
                 group = &world;
+#if ELBO_WITH_CUDA
+                // On the GPU: one GPU per process of a machine; gradients summed there by NCCL.
+                on_gpu = [&world, &gpus]() -> train::Group* {
+                    cuda::use_device(world.local_rank() % std::max(1, cuda::device_count()));
+                    if (!cuda::has_nccl()) return &world;
+                    gpus = cuda::nccl_group(world, world.timeout());
+                    return gpus.get();
+                };
+#endif
             }
 #endif
             t.commit = ELBO_COMMIT;
-            return cli::Trainer(t, group).run();
+            return cli::Trainer(t, group, on_gpu).run();
         }
         if (*eval) {
             for (const char* flag : {"--train-votes", "--eval-votes", "--votes-per-sample", "--global-images",

@@ -870,6 +870,46 @@ TEST_CASE("elbo data writes a grid of the items and prints their factors, labels
     CHECK(r.err.find("warning: skipping '" + (pictures / "three.png").string() + "'") != std::string::npos);
     CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 2);
     CHECK(png_size(dir / "i.png") == std::pair{2 * 18 + 2, 18 + 2});
+
+    // --idx: the items as bytes, for another program; elbo trains on them (idx:FILE) as on the original.
+    r = run_elbo("data --data dsprites --index 5 737279 --idx " + (dir / "two.idx").string(), dir);
+    REQUIRE(r.status == 0);
+    CHECK(nlohmann::json::parse(r.out)["shape"] == nlohmann::json{2, 64, 64});
+    CHECK(elbo::data::idx_images((dir / "two.idx").string()).to_vector() ==
+          elbo::data::DSprites().images<float>({5, 737279}).to_vector());
+    r = run_elbo("data --data fashion-mnist --all --idx " + (dir / "all.idx").string(), dir);
+    REQUIRE(r.status == 0);
+    CHECK(nlohmann::json::parse(r.out)["shape"] == nlohmann::json{60000, 32, 32});
+    CHECK(fs::file_size(dir / "all.idx") == 16 + 60000 * 32 * 32);
+    CHECK(run_elbo("data --data dsprites --image-size 32 --index 3 --idx " + (dir / "r.idx").string(), dir)
+              .err.find("which is not k / 255") != std::string::npos);
+    CHECK(!fs::exists(dir / "r.idx"));
+    CHECK(run_elbo("data --data dsprites --all --out " + (dir / "x.png").string(), dir).err ==
+          "elbo: data: --all writes every item to --idx; it takes no --index, and no --out (a grid of every item)\n");
+    CHECK(run_elbo("data --data dsprites", dir).err ==
+          "elbo: data: nothing to write: give --out (a PNG grid) or --idx (an IDX file)\n");
+    fs::remove_all(dir);
+}
+
+TEST_CASE("elbo train --steps 0 writes the initial weights' checkpoint: step 0, the weights of the seed") {
+    const fs::path dir = scratch_dir("cli-steps-0");
+    const std::string flags = " --model factor-vae --data dsprites --image-size 32 --latent 4 --batch 8 --threads 1 --seed 9";
+    REQUIRE(run_elbo("train --steps 0 --out " + (dir / "zero").string() + flags, dir).status == 0);
+    REQUIRE(run_elbo("train --steps 1 --out " + (dir / "one").string() + flags, dir).status == 0);
+    const auto zero = models::read_checkpoint<float>((dir / "zero" / "checkpoint.safetensors").string());
+    CHECK(zero.metadata.at("step") == "0");
+    // The initial weights are those the one-step run started from: its first Adam step moves each by
+    // at most lr (1e-4) and a little.
+    const auto one = models::read_checkpoint<float>((dir / "one" / "checkpoint.safetensors").string());
+    for (const auto& [name, t] : zero.model) {
+        INFO(name);
+        double moved = 0;
+        for (int64_t i = 0; i < t.numel(); ++i)
+            moved = std::max(moved, std::abs(static_cast<double>(one.model.at(name)[i]) - t[i]));
+        CHECK(moved > 0);
+        CHECK(moved < 1.01e-4);
+    }
+    CHECK(run_elbo("train --steps -1 --out " + (dir / "x").string() + flags, dir).status == 1);
     fs::remove_all(dir);
 }
 

@@ -176,6 +176,31 @@ TEST_CASE("IDX files read plain or gzip'd, images scaled to [0, 1] and padded wi
     std::filesystem::remove(plain);
 }
 
+TEST_CASE("images written as IDX bytes read back as the same images; other values are refused") {
+    // dSprites (0 and 1) and grey levels k / 255, [N, 1, H, W] and [N, 3, H, W].
+    const Tensor<float> sprites = data::DSprites().images<float>({0, 1000, 737279});
+    Generator gen(3);
+    Tensor<float> grey(Shape{2, 3, 4, 5});
+    for (float& v : grey) v = static_cast<float>(static_cast<double>(gen.below(256)) / 255.0);
+    for (const Tensor<float>* images : {&sprites, static_cast<const Tensor<float>*>(&grey)}) {
+        const Shape s = images->shape();
+        const std::vector<int64_t> dims =
+            s[1] == 1 ? std::vector<int64_t>{s[0], s[2], s[3]} : std::vector<int64_t>{s[0], s[1], s[2], s[3]};
+        std::string bytes = data::idx_u8_header(dims);
+        data::append_idx_u8(*images, bytes, "test images");
+        const data::IdxArray a = data::parse_idx(std::vector<uint8_t>(bytes.begin(), bytes.end()), "written");
+        CHECK(a.dims == dims);
+        CHECK(data::idx_images(a, "written").to_vector() == images->to_vector());
+    }
+    Tensor<float> half(Shape{1, 1, 1, 2});
+    half[1] = 0.5f;
+    std::string bytes;
+    CHECK(testing::error_of([&] { data::append_idx_u8(half, bytes, "half"); }) ==
+          "idx: half has the pixel value 0.5, which is not k / 255: an IDX file of bytes holds only those");
+    CHECK(testing::error_of([&] { data::idx_u8_header({int64_t{1} << 33}); }).find("below 2^32, got 8589934592") !=
+          std::string::npos);
+}
+
 TEST_CASE("malformed IDX files are rejected with what is wrong") {
     const std::pair<std::vector<uint8_t>, std::string> cases[] = {
         {{0, 0}, "file is 2 bytes, shorter than the 4-byte magic number"},

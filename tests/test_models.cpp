@@ -1,6 +1,8 @@
 // The models against PyTorch, their checkpoints, and a few steps of training.
 #include <barrier>
 #include <cstdlib>
+#include <map>
+#include <numeric>
 #include <thread>
 #include <filesystem>
 
@@ -358,32 +360,34 @@ TEST_CASE("the discriminator's loss sends no gradient to the VAE") {
 TEST_CASE("the discriminator's loss, one pass over both batches, is the paper's two cross-entropies") {
     // The definition, written out: D on each batch separately, each cross-entropy a batch mean.
     // Equal batches (the trainer's) and unequal ones (the weights 1/(2N), 1/(2M) matter there).
+    // In double: the two ways add the same terms in different orders, and in float the last layer's
+    // bias gradient (a sum whose terms nearly cancel) differs by 1e-5 relative between kernel builds.
     for (const auto& [n, m] : {std::pair<int64_t, int64_t>{8, 8}, {5, 11}}) {
         INFO(n, " real and ", m, " permuted codes");
         Generator gen(12);
-        FactorVAE<float> model(small("factor-vae"), gen);
-        const Var<float> z(Tensor<float>::uninitialized(Shape{n, model.config.latent}).normal_(gen));
-        const Var<float> z_other(Tensor<float>::uninitialized(Shape{m, model.config.latent}).normal_(gen));
+        FactorVAE<double> model(small("factor-vae"), gen);
+        const Var<double> z(Tensor<double>::uninitialized(Shape{n, model.config.latent}).normal_(gen));
+        const Var<double> z_other(Tensor<double>::uninitialized(Shape{m, model.config.latent}).normal_(gen));
         const StepDraws draws{.seed = 40};
-        const DiscriminatorLoss<float> d = model.discriminator_loss(z, z_other, draws);
+        const DiscriminatorLoss<double> d = model.discriminator_loss(z, z_other, draws);
         backward(d.loss);
-        std::vector<Tensor<float>> one_pass;
+        std::vector<Tensor<double>> one_pass;
         for (auto& [name, p] : model.discriminator_parameters()) one_pass.push_back(p.grad().clone());
         model.discriminator.zero_grad();
 
-        const Var<float> real = model.discriminator(z), permuted = model.discriminator(permute_dims(z_other, draws));
-        const Var<float> two_pass = (cross_entropy(real, std::vector<int64_t>(static_cast<size_t>(n), 0)) +
+        const Var<double> real = model.discriminator(z), permuted = model.discriminator(permute_dims(z_other, draws));
+        const Var<double> two_pass = (cross_entropy(real, std::vector<int64_t>(static_cast<size_t>(n), 0)) +
                                      cross_entropy(permuted, std::vector<int64_t>(static_cast<size_t>(m), 1))) *
-                                    constant(0.5f);
+                                    constant(0.5);
         backward(two_pass);
-        CHECK(d.loss.item() == doctest::Approx(two_pass.item()).epsilon(1e-6));
+        CHECK(d.loss.item() == doctest::Approx(two_pass.item()).epsilon(1e-12));
         size_t i = 0;
         for (auto& [name, p] : model.discriminator_parameters()) {
             INFO(name);
-            CHECK(testing::relative_difference(one_pass[i++], p.grad()) < 1e-5);
+            CHECK(testing::relative_difference(one_pass[i++], p.grad()) < 1e-12);
         }
         // The accuracies count the rows of each batch: the logits, split where the batches meet.
-        const Tensor<float> rl = real.value(), pl = permuted.value();
+        const Tensor<double> rl = real.value(), pl = permuted.value();
         int64_t right_real = 0, right_permuted = 0;
         for (int64_t r = 0; r < n; ++r) right_real += rl[2 * r] > rl[2 * r + 1];
         for (int64_t r = 0; r < m; ++r) right_permuted += pl[2 * r + 1] > pl[2 * r];
@@ -661,6 +665,55 @@ private:
 };
 
 }  // namespace
+
+TEST_CASE("BucketedSync starts each bucket once, in order, during backward, when all its gradients are final") {
+    // What elbo::mpi's and the CUDA module's NCCL sums share: which parameters go in which bucket,
+    // and when a bucket may be sent.
+    struct Recorder final : train::BucketedSync {
+        Recorder(const std::vector<Var<float>>& p, int64_t bytes) : BucketedSync(p, bytes) {}
+        using BucketedSync::buckets;
+        std::vector<size_t> order;
+        std::map<size_t, std::vector<float>> seen;  // each parameter's gradient when its bucket started
+        bool backward_done = false;
+        int started_in_backward = 0;
+        void start(Bucket& b) override {
+            order.push_back(static_cast<size_t>(&b - buckets().data()));
+            started_in_backward += !backward_done;
+            for (size_t i : b.parameters) seen[i] = parameters()[i].grad().to_vector();
+        }
+        void finish() override { start_all(); }
+    };
+    Generator gen(35);
+    VAE<float> model(small("vae"), gen);
+    std::vector<Var<float>> parameters;
+    for (auto& [name, p] : model.vae_parameters()) parameters.push_back(p);
+    const int64_t bucket_bytes = 4096;
+    Recorder sync(parameters, bucket_bytes);
+    const Var<float> x(rectangles(gen).slice(0, 4));
+    backward(model.loss(x, model.forward(x, StepDraws{.seed = 36})).total);
+    sync.backward_done = true;
+    sync.finish();
+    const size_t n = sync.buckets().size();
+    INFO(n, " buckets of ", parameters.size(), " parameters");
+    CHECK(n >= 3);
+    std::vector<size_t> in_order(n);
+    std::iota(in_order.begin(), in_order.end(), size_t{0});
+    CHECK(sync.order == in_order);
+    CHECK(sync.started_in_backward == static_cast<int>(n));  // none waited for finish()
+    // Every parameter in one bucket, from the last back; a bucket over the size only with one parameter.
+    size_t next = parameters.size();
+    for (const auto& b : sync.buckets()) {
+        int64_t bytes = 0;
+        for (size_t i : b.parameters) {
+            CHECK(i + 1 == next);
+            next = i;
+            bytes += parameters[i].numel() * 4;
+            CHECK(sync.seen.at(i) == parameters[i].grad().to_vector());  // final when sent
+        }
+        CHECK((bytes <= bucket_bytes || b.parameters.size() == 1));
+    }
+    CHECK(next == 0);
+}
 
 TEST_CASE("a step shared by two processes, each with half the batch, is the one process's step of the whole") {
     Generator data(31);

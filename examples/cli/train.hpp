@@ -17,6 +17,7 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <sstream>
 
@@ -44,7 +45,7 @@ struct TrainOptions {
     int64_t image_size = 0, channels = 0;  // 0: the data set's own
     std::string reduction = "sum";
     int64_t batch = 64;
-    int64_t steps = 0, epochs = 0;  // neither: one epoch
+    int64_t steps = -1, epochs = 0;  // neither: one epoch; --steps 0: the initial weights' checkpoint alone
     std::optional<double> lr, d_lr;       // Adam's learning rates: the VAE's, FactorVAE's discriminator's
     std::optional<Betas> betas, d_betas;  // and their betas
     uint64_t seed = 0;
@@ -97,9 +98,12 @@ inline void on_interrupt(int) {
 // With a group (an MPI job: mpirun -np N elbo train ...), every process trains its share of each
 // step's images (--batch of them; the step's batch is N times that) and holds the same model;
 // process 0 alone writes the run folder.
+// A run on the GPU asks `on_gpu` for the group to train with instead (it picks this process's GPU,
+// and sums gradients there over NCCL where the CUDA module has it).
 class Trainer {
 public:
-    explicit Trainer(TrainOptions o, train::Group* group = nullptr) : o_(std::move(o)), group_(group) {
+    explicit Trainer(TrainOptions o, train::Group* group = nullptr, std::function<train::Group*()> on_gpu = {})
+        : o_(std::move(o)), group_(group), on_gpu_(std::move(on_gpu)) {
         if (group_) o_.ranks = group_->size();
     }
 
@@ -124,6 +128,7 @@ private:
         choose_folder(fresh);
         open_data(config, fresh);
         choose_device(fresh);
+        if (group_ && device_ == Device::cuda && on_gpu_) group_ = on_gpu_();
         Generator init(o_.seed, random::Stream{Purpose::init});  // on the host: one seed, one model
         run_ = std::make_unique<TrainedModel>(
             config, init, device_, optim::AdamOptions{.lr = *o_.lr, .beta1 = o_.betas->first, .beta2 = o_.betas->second},
@@ -170,7 +175,7 @@ private:
     }
 
     void check_flags() const {
-        check(o_.batch > 0 && o_.steps >= 0 && o_.epochs >= 0 && o_.checkpoint_every >= 0 && o_.log_every > 0 &&
+        check(o_.batch > 0 && o_.steps >= -1 && o_.epochs >= 0 && o_.checkpoint_every >= 0 && o_.log_every > 0 &&
                   o_.time_limit >= 0 && o_.shadow >= 0,
               "train", "--batch and --log-every must be positive; --checkpoint-every, --steps, --epochs, "
               "--time-limit and --shadow non-negative");
@@ -245,7 +250,7 @@ private:
         const int64_t batches = data_->size() / (o_.batch * o_.ranks);
         check(batches >= batches_per_step(), "train", "'", o_.data, "' has ", data_->size(), " images, fewer than ",
               batches_per_step(), " batch(es) of ", o_.batch);
-        if (o_.steps == 0) o_.steps = std::max<int64_t>(1, (o_.epochs ? o_.epochs : 1) * batches / batches_per_step());
+        if (o_.steps < 0) o_.steps = std::max<int64_t>(1, (o_.epochs ? o_.epochs : 1) * batches / batches_per_step());
     }
 
     // The resumed run's weights, optimizers' state, step and seconds.
@@ -369,7 +374,7 @@ private:
             o_.d_betas = j.value("d_betas", Betas{d.beta1, d.beta2});
         }
         o_.log_every = j.at("log_every");
-        if (o_.steps == 0 && o_.epochs == 0) o_.steps = j.at("steps");
+        if (o_.steps < 0 && o_.epochs == 0) o_.steps = j.at("steps");
         if (o_.threads == 0) o_.threads = j.value("threads", 0);  // the same threads, the same sums
         ck_device_ = j.value("device", "");  // and the same device, unless --device says otherwise
         if (o_.checkpoint_every == 0) o_.checkpoint_every = j.value("checkpoint_every", 0);
@@ -481,6 +486,7 @@ private:
                 return stop[0] > 0 ? 130 : 0;
             }
         }
+        if (step_ == 0) save();  // --steps 0: the initial weights, for another program to start from
         if (w)
             std::fprintf(stderr, "elbo: done. %s holds checkpoint.safetensors, metrics.csv, loss.svg, "
                          "reconstructions.png, samples.png and traversals.png\n", o_.out.c_str());
@@ -564,6 +570,7 @@ private:
 
     TrainOptions o_;
     train::Group* group_ = nullptr;
+    std::function<train::Group*()> on_gpu_;
     Device device_ = Device::cpu;
     std::string ck_device_;  // the device the resumed run trained on
     models::Checkpoint<float> ck_;

@@ -11,7 +11,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
-#include <unordered_map>
 
 namespace elbo::mpi {
 
@@ -40,53 +39,30 @@ void wait(const World& world, MPI_Request* requests, int count, const std::strin
     }
 }
 
-// Sums gradients over the processes in buckets of about bucket_bytes, each started as soon as
-// backward has finished all its parameters' gradients. Buckets are filled from the last parameter
-// back (backward finishes the last layers first) and started in order, so that every process
-// starts the same collectives in the same order, as MPI requires.
-class Buckets final : public train::GradientSync {
+// Sums gradients over the processes with one MPI_Iallreduce per bucket (train::BucketedSync), in
+// host memory: a gradient on the GPU is copied here first.
+class Buckets final : public train::BucketedSync {
 public:
     Buckets(const World& world, const std::vector<Var<float>>& parameters, float scale, int64_t bucket_bytes)
-        : world_(world), parameters_(parameters), scale_(scale), bucket_of_(parameters.size()),
-          ready_(parameters.size(), false) {
-        int64_t bytes = 0;
-        for (size_t i = parameters.size(); i-- > 0;) {
-            const int64_t size = parameters[i].numel() * static_cast<int64_t>(sizeof(float));
-            if (buckets_.empty() || (bytes > 0 && bytes + size > bucket_bytes)) {
-                buckets_.emplace_back();
-                bytes = 0;
-            }
-            buckets_.back().parameters.push_back(i);
-            buckets_.back().values += parameters[i].numel();
-            bytes += size;
-            bucket_of_[i] = buckets_.size() - 1;
-            index_.emplace(parameters[i].node_ptr().get(), i);
-        }
-    }
+        : BucketedSync(parameters, bucket_bytes), world_(world), scale_(scale), flat_(buckets().size()),
+          requests_(buckets().size(), MPI_REQUEST_NULL) {}
 
     ~Buckets() override {
         // A step that threw between the first bucket and finish(): the collectives must still end.
-        for (Bucket& b : buckets_)
-            if (b.started && b.request != MPI_REQUEST_NULL) MPI_Wait(&b.request, MPI_STATUS_IGNORE);
-    }
-
-    void ready(Node<float>& leaf) override {
-        if (auto it = index_.find(&leaf); it != index_.end()) mark(it->second);
+        for (MPI_Request& r : requests_)
+            if (r != MPI_REQUEST_NULL) MPI_Wait(&r, MPI_STATUS_IGNORE);
     }
 
     void finish() override {
-        for (size_t i = 0; i < parameters_.size(); ++i) mark(i);  // those no gradient reached: zeros
-        std::vector<MPI_Request> requests;
-        for (Bucket& b : buckets_) requests.push_back(b.request);
-        wait(world_, requests.data(), static_cast<int>(requests.size()), "summing gradients");
-        for (Bucket& b : buckets_) {
-            b.request = MPI_REQUEST_NULL;
+        start_all();
+        wait(world_, requests_.data(), static_cast<int>(requests_.size()), "summing gradients");
+        for (size_t k = 0; k < buckets().size(); ++k) {
             int64_t at = 0;
-            for (size_t i : b.parameters) {
-                Node<float>& node = parameters_[i].node();
+            for (size_t i : buckets()[k].parameters) {
+                Node<float>& node = parameters()[i].node();
                 const int64_t n = node.value.numel();
                 Tensor<float> sum = Tensor<float>::uninitialized(node.value.shape());
-                for (int64_t k = 0; k < n; ++k) sum[k] = b.flat[static_cast<size_t>(at + k)] * scale_;
+                for (int64_t j = 0; j < n; ++j) sum[j] = flat_[k][static_cast<size_t>(at + j)] * scale_;
                 node.grad_buffer().copy_(sum);
                 at += n;
             }
@@ -94,47 +70,27 @@ public:
     }
 
 private:
-    struct Bucket {
-        std::vector<size_t> parameters;
-        int64_t values = 0;
-        size_t ready = 0;
-        std::vector<float> flat;
-        MPI_Request request = MPI_REQUEST_NULL;
-        bool started = false;
-    };
-
-    void mark(size_t i) {
-        if (ready_[i]) return;
-        ready_[i] = true;
-        ++buckets_[bucket_of_[i]].ready;
-        while (next_ < buckets_.size() && buckets_[next_].ready == buckets_[next_].parameters.size())
-            start(buckets_[next_++]);
-    }
-
-    void start(Bucket& b) {
-        b.flat.assign(static_cast<size_t>(b.values), 0.0f);
+    void start(Bucket& b) override {
+        const size_t k = static_cast<size_t>(&b - buckets().data());
+        std::vector<float>& flat = flat_[k];
+        flat.assign(static_cast<size_t>(b.values), 0.0f);
         int64_t at = 0;
         for (size_t i : b.parameters) {
-            const Var<float>& p = parameters_[i];
+            const Var<float>& p = parameters()[i];
             if (p.has_grad()) {
                 const Tensor<float> g = p.grad().to(Device::cpu);
-                std::copy(g.data(), g.data() + g.numel(), b.flat.begin() + at);
+                std::copy(g.data(), g.data() + g.numel(), flat.begin() + at);
             }
             at += p.numel();
         }
-        MPI_Iallreduce(MPI_IN_PLACE, b.flat.data(), count_of(b.values, "a gradient bucket"), MPI_FLOAT, MPI_SUM,
-                       MPI_COMM_WORLD, &b.request);
-        b.started = true;
+        MPI_Iallreduce(MPI_IN_PLACE, flat.data(), count_of(b.values, "a gradient bucket"), MPI_FLOAT, MPI_SUM,
+                       MPI_COMM_WORLD, &requests_[k]);
     }
 
     const World& world_;
-    std::vector<Var<float>> parameters_;
     float scale_;
-    std::vector<Bucket> buckets_;
-    std::vector<size_t> bucket_of_;
-    std::vector<bool> ready_;
-    std::unordered_map<const Node<float>*, size_t> index_;
-    size_t next_ = 0;  // the next bucket to start
+    std::vector<std::vector<float>> flat_;  // each bucket's gradients, one after another
+    std::vector<MPI_Request> requests_;
 };
 
 }  // namespace
@@ -159,6 +115,10 @@ World::World() {
     }
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    MPI_Comm node;  // the processes that share this one's memory: its machine
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node);
+    MPI_Comm_rank(node, &local_rank_);
+    MPI_Comm_free(&node);
 }
 
 World::~World() {

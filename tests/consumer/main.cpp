@@ -1,12 +1,18 @@
 // Uses elbo as a separate project would: one convolution, its gradient, a safetensors round trip, a
 // FactorVAE trained a few steps on dSprites with the library's own step (and, where elbo was built
-// with its CUDA module, a call into it); and checks that its kernels were compiled for the ISA it
+// with its CUDA module or elbo::mpi, a call into each); and checks that its kernels were compiled for the ISA it
 // asked for. Exits non-zero when anything disagrees.
 #include <cstdio>
 #include <cstring>
 #include <elbo/elbo.hpp>
 #include <fstream>
 #include <string>
+#if ELBO_WITH_CUDA
+#include <elbo/cuda/nccl.hpp>
+#endif
+#if ELBO_WITH_MPI
+#include <elbo/mpi/world.hpp>
+#endif
 
 // The float packet width the build asked for: CONSUMER_EXPECT_WIDTH, or with ELBO_NATIVE (0) the
 // widest this CPU has, by the flags in /proc/cpuinfo: 16 floats with AVX-512, 8 with AVX2, else 4
@@ -60,7 +66,12 @@ int main() {
 
 #if ELBO_WITH_CUDA
     // Linked with elbo::cuda: the module answers (no GPU needed).
-    std::printf("CUDA module linked: %d GPU(s) %s\n", cuda::device_count(), cuda::why_no_device());
+    std::printf("CUDA module linked: %d GPU(s) %s; NCCL: %s\n", cuda::device_count(), cuda::why_no_device(),
+                cuda::has_nccl() ? "yes" : "no");
+#endif
+#if ELBO_WITH_MPI
+    // Linked with elbo::mpi: it answers without starting MPI.
+    std::printf("elbo::mpi linked: started by mpirun or srun: %s\n", mpi::launched() ? "yes" : "no");
 #endif
     const int width = kernels::simd::float_width, expected = expected_width();
     std::printf("kernels: %s, float packets of %d (asked for %d)\n", kernels::simd::instruction_set(), width, expected);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../helpers.hpp"
+#include "elbo/cuda/nccl.hpp"
 #include "elbo/elbo.hpp"
 
 using namespace elbo;
@@ -17,7 +18,66 @@ using testing::relative_difference;
 using testing::run_elbo;
 using testing::scratch_dir;
 
+namespace {
+
+// A train::Group of one process: the host group under cuda::nccl_group in these tests. Its sums
+// leave the values as they are; it counts the gradient syncs asked of it.
+class OneProcess final : public train::Group {
+public:
+    int host_syncs = 0;
+    int rank() const override { return 0; }
+    int size() const override { return 1; }
+    void sum(double*, int64_t) override {}
+    void gather(const float* mine, int64_t n, float* all) override { std::copy(mine, mine + n, all); }
+    void broadcast(float*, int64_t, int) override {}
+    std::unique_ptr<train::GradientSync> gradients(const std::vector<Var<float>>& parameters, float scale) override {
+        struct Scaled final : train::GradientSync {
+            std::vector<Var<float>> parameters;
+            float scale = 1;
+            void ready(Node<float>&) override {}
+            void finish() override {
+                for (Var<float>& p : parameters) {  // on the CPU
+                    Tensor<float>& g = p.node().grad_buffer();
+                    for (int64_t i = 0; i < g.numel(); ++i) g[i] *= scale;
+                }
+            }
+        };
+        ++host_syncs;
+        auto sync = std::make_unique<Scaled>();
+        sync->parameters = parameters, sync->scale = scale;
+        return sync;
+    }
+};
+
+}  // namespace
+
 TEST_SUITE("no_gpu") {
+    TEST_CASE("NCCL: the module says whether it has it; gradients on the CPU go through the host group") {
+        CHECK(cuda::has_nccl() == bool(ELBO_EXPECT_NCCL));
+        OneProcess host;
+        if (!cuda::has_nccl()) {
+            CHECK(testing::error_of([&] { cuda::nccl_group(host, 10); }).find("built without NCCL") !=
+                  std::string::npos);
+            return;
+        }
+        CHECK(testing::error_of([&] { cuda::nccl_group(host, 0); }) ==
+              "cuda::nccl_group: the timeout must be positive, got 0");
+        CHECK(testing::error_of([&] { cuda::nccl_group(host, 10, 0); }) ==
+              "cuda::nccl_group: the bucket size must be positive, got 0");
+        const std::unique_ptr<train::Group> group = cuda::nccl_group(host, 10);
+        CHECK(group->rank() == 0);
+        CHECK(group->size() == 1);
+        // A model on the CPU: its step's gradients are the host group's to sum (no NCCL, no GPU asked).
+        models::ModelConfig c;
+        c.kind = "vae", c.arch = "kim-mnih", c.image_size = 32, c.latent = 4;
+        Generator init(71), data(72);
+        models::VAE<float> model(c, init);
+        optim::Adam<float> opt(model.vae_parameters(), {});
+        const Tensor<float> x = Tensor<float>(Shape{4, 1, 32, 32}).uniform_(data);
+        CHECK(train::step(model, opt, x, StepDraws{73, 0}, group.get()).finite());
+        CHECK(host.host_syncs == 1);
+    }
+
     TEST_CASE("device_count never throws, and says why it is 0") {
         const int n = cuda::device_count();
         CHECK(n >= 0);
@@ -404,6 +464,93 @@ TEST_SUITE("gpu") {
             }
         }
     }
+
+    TEST_CASE("NCCL over one process: the steps' weights are those without a group, the gradients in many buckets") {
+        if (!cuda::has_nccl()) {
+            MESSAGE("skipped: this CUDA module was built without NCCL");
+            return;
+        }
+        for (const char* kind : {"vae", "factor-vae"}) {
+            INFO(kind);
+            models::ModelConfig c;
+            c.kind = kind, c.arch = "kim-mnih", c.channels = 1, c.image_size = 64, c.latent = 10;
+            if (c.is_factor_vae()) c.gamma = 35;
+            struct Run {
+                std::unique_ptr<models::VAE<float>> model;
+                std::unique_ptr<optim::Adam<float>> opt, d_opt;
+                explicit Run(const models::ModelConfig& c) {
+                    Generator init(81);
+                    model = models::make_model<float>(c, init);
+                    model->to(Device::cuda);
+                    opt = std::make_unique<optim::Adam<float>>(model->vae_parameters(), models::factor_vae_adam());
+                    if (auto* f = dynamic_cast<models::FactorVAE<float>*>(model.get()))
+                        d_opt = std::make_unique<optim::Adam<float>>(f->discriminator_parameters(),
+                                                                     models::factor_vae_discriminator_adam());
+                }
+                train::StepTerms step(const Tensor<float>& x, const Tensor<float>& y, int64_t s, train::Group* g) {
+                    if (auto* f = dynamic_cast<models::FactorVAE<float>*>(model.get()))
+                        return train::step(*f, *opt, *d_opt, x, y, StepDraws{82, s}, g);
+                    return train::step(*model, *opt, x, StepDraws{82, s}, g);
+                }
+            };
+            Generator data(83);
+            const Tensor<float> x = Tensor<float>(Shape{16, 1, 64, 64}).uniform_(data);
+            const Tensor<float> y = Tensor<float>(Shape{16, 1, 64, 64}).uniform_(data);
+            OneProcess host;
+            // 256 KiB buckets: the kim-mnih FactorVAE's 22 MB of gradients in about 80.
+            const std::unique_ptr<train::Group> gpus = cuda::nccl_group(host, 60, int64_t(256) << 10);
+            Run alone(c), grouped(c);
+            for (int64_t s = 0; s < 3; ++s) {
+                const train::StepTerms a = alone.step(x, y, s, nullptr), b = grouped.step(x, y, s, gpus.get());
+                CHECK(b.loss == doctest::Approx(a.loss).epsilon(1e-6));
+                CHECK(b.discriminator == doctest::Approx(a.discriminator).epsilon(1e-6));
+            }
+            CHECK(host.host_syncs == 0);  // every gradient was summed on the GPU
+            const auto pa = alone.model->named_parameters(), pb = grouped.model->named_parameters();
+            for (size_t i = 0; i < pa.size(); ++i) {
+                INFO(pa[i].first);
+                CHECK(relative_difference(pb[i].second.value().to(Device::cpu), pa[i].second.value().to(Device::cpu)) <
+                      1e-6);
+                CHECK(relative_difference(pb[i].second.grad().to(Device::cpu), pa[i].second.grad().to(Device::cpu)) <
+                      1e-5);
+            }
+        }
+    }
+
+#ifdef ELBO_MPIEXEC
+    TEST_CASE("mpirun -np 2 --device cuda, one GPU each, trains what one process does with the whole batch") {
+        if (cuda::device_count() < 2) {
+            MESSAGE("skipped: two processes need two GPUs (NCCL takes one per process); this machine has ",
+                    cuda::device_count());
+            return;
+        }
+        const auto dir = scratch_dir("cuda-mpi");
+        for (const std::string model : {"vae", "factor-vae"}) {
+            INFO(model);
+            const std::string flags = " --device cuda --model " + model + " --arch kim-mnih --data dsprites "
+                                      "--latent 10 --steps 20 --log-every 1 --threads 1 --checkpoint-every 10";
+            const testing::Result one = run_elbo("train --batch 32 --out " + (dir / "one").string() + flags, dir);
+            INFO(one.err);
+            REQUIRE(one.status == 0);
+            const testing::Result two = testing::run_command(
+                std::string(ELBO_MPIEXEC) + " --oversubscribe --allow-run-as-root -np 2 " + ELBO_CLI +
+                    " train --batch 16 --out " + (dir / "two").string() + flags,
+                dir);
+            INFO(two.err);
+            REQUIRE(two.status == 0);
+            CHECK(two.err.find("2 processes of 16 images a step") != std::string::npos);
+            const auto a = models::read_checkpoint<float>((dir / "one" / "checkpoint.safetensors").string());
+            const auto b = models::read_checkpoint<float>((dir / "two" / "checkpoint.safetensors").string());
+            for (const auto& [name, t] : a.model) {
+                INFO(name);
+                CHECK(relative_difference(b.model.at(name), t) < 1e-5);
+            }
+            std::filesystem::remove_all(dir / "one");
+            std::filesystem::remove_all(dir / "two");
+        }
+        std::filesystem::remove_all(dir);
+    }
+#endif
 
     TEST_CASE("shadow mode: a step on the GPU agrees op by op with the same step in double on the CPU") {
         for (const char* kind : {"vae", "factor-vae"}) {

@@ -19,6 +19,10 @@ int device_count();
 // Why device_count() is 0, in words ("" when it is not).
 const char* why_no_device();
 
+// Makes GPU `index` (0 to device_count() - 1) this process's, before its first tensor there: the
+// processes of an MPI job on one machine take one GPU each (NCCL refuses two on one GPU).
+void use_device(int index);
+
 // Device memory from the module's caching allocator: a freed block waits for the next request of
 // its size, so a training step after the first asks the driver for nothing.
 void* allocate(size_t bytes);

@@ -8,6 +8,7 @@
 
 #include <zlib.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -108,6 +109,30 @@ Tensor<T> idx_images(const IdxArray& a, const std::string& path, int64_t pad = 0
 template <class T = float>
 Tensor<T> idx_images(const std::string& path, int64_t pad = 0) {
     return idx_images<T>(load_idx(path), path, pad);
+}
+
+// The header of an IDX file of unsigned bytes (type 0x08) with these dimensions; the values follow.
+inline std::string idx_u8_header(const std::vector<int64_t>& dims) {
+    check(!dims.empty() && dims.size() < 256, "idx", "an IDX file has 1 to 255 dimensions, asked for ", dims.size());
+    std::string h{'\0', '\0', '\x08', static_cast<char>(dims.size())};
+    for (int64_t d : dims) {
+        check(d >= 0 && d <= int64_t{UINT32_MAX}, "idx", "a dimension of an IDX file is below 2^32, got ", d);
+        for (int shift : {24, 16, 8, 0}) h.push_back(static_cast<char>(d >> shift & 0xFF));
+    }
+    return h;
+}
+
+// Appends images whose values are k / 255 (as idx_images makes them: the data sets' own pixels) as
+// IDX unsigned bytes k; any other value (a resized image's, say) is an Error naming it and `what`.
+inline void append_idx_u8(const Tensor<float>& images, std::string& out, const std::string& what) {
+    const Tensor<float> host = images.to(Device::cpu);
+    for (int64_t i = 0; i < host.numel(); ++i) {
+        const float v = host[i];
+        const double k = std::nearbyint(static_cast<double>(v) * 255.0);
+        check(k >= 0 && k <= 255 && static_cast<float>(k / 255.0) == v, "idx", what, " has the pixel value ", v,
+              ", which is not k / 255: an IDX file of bytes holds only those");
+        out.push_back(static_cast<char>(static_cast<uint8_t>(k)));
+    }
 }
 
 // Fashion-MNIST (Xiao et al. 2017): 60,000 training or 10,000 test images of clothing, 28x28 grey,

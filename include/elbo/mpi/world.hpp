@@ -25,6 +25,8 @@ public:
 
     int rank() const override { return rank_; }
     int size() const override { return size_; }
+    // This process's place among the job's processes on its machine (0, 1, ...): which GPU it takes.
+    int local_rank() const { return local_rank_; }
     void sum(double* values, int64_t n) override;
     void gather(const float* mine, int64_t n, float* all) override;
     void broadcast(float* values, int64_t n, int root) override;
@@ -43,7 +45,7 @@ public:
 
 private:
     World();
-    int rank_ = 0, size_ = 1;
+    int rank_ = 0, size_ = 1, local_rank_ = 0;
     double timeout_ = 300;
 };
 

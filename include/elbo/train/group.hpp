@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "elbo/autograd/backward.hpp"
@@ -20,6 +21,75 @@ namespace elbo::train {
 class GradientSync : public GradientReady<float> {
 public:
     virtual void finish() = 0;
+};
+
+// The bookkeeping of a GradientSync that sums in buckets of about `bucket_bytes`, each started as
+// soon as backward has finished all its parameters' gradients: elbo::mpi's (host memory, MPI) and
+// the CUDA module's (device memory, NCCL) differ only in how a bucket is started, waited on and
+// unpacked. Buckets are filled from the last parameter back (backward finishes the last layers
+// first) and started in order, so that every process starts the same collectives in the same
+// order, as MPI and NCCL require.
+class BucketedSync : public GradientSync {
+public:
+    struct Bucket {
+        std::vector<size_t> parameters;  // indices into parameters(), in the bucket's order
+        int64_t values = 0;              // their numels summed
+        size_t ready = 0;                // how many of them backward has finished
+        bool started = false;
+    };
+
+    BucketedSync(const std::vector<Var<float>>& parameters, int64_t bucket_bytes)
+        : parameters_(parameters), bucket_of_(parameters.size()), ready_(parameters.size(), false) {
+        int64_t bytes = 0;
+        for (size_t i = parameters.size(); i-- > 0;) {
+            const int64_t size = parameters[i].numel() * static_cast<int64_t>(sizeof(float));
+            if (buckets_.empty() || (bytes > 0 && bytes + size > bucket_bytes)) {
+                buckets_.emplace_back();
+                bytes = 0;
+            }
+            buckets_.back().parameters.push_back(i);
+            buckets_.back().values += parameters[i].numel();
+            bytes += size;
+            bucket_of_[i] = buckets_.size() - 1;
+            index_.emplace(parameters[i].node_ptr().get(), i);
+        }
+    }
+
+    void ready(Node<float>& leaf) final {
+        if (auto it = index_.find(&leaf); it != index_.end()) mark(it->second);
+    }
+
+protected:
+    // Starts summing bucket b: every gradient in it is final (a parameter without one counts as
+    // zeros). Called once per bucket, in order.
+    virtual void start(Bucket& b) = 0;
+
+    // Starts every bucket not started yet: finish() calls it first.
+    void start_all() {
+        for (size_t i = 0; i < parameters_.size(); ++i) mark(i);
+    }
+
+    const std::vector<Var<float>>& parameters() const { return parameters_; }
+    std::vector<Bucket>& buckets() { return buckets_; }
+
+private:
+    void mark(size_t i) {
+        if (ready_[i]) return;
+        ready_[i] = true;
+        ++buckets_[bucket_of_[i]].ready;
+        while (next_ < buckets_.size() && buckets_[next_].ready == buckets_[next_].parameters.size()) {
+            Bucket& b = buckets_[next_++];
+            start(b);
+            b.started = true;
+        }
+    }
+
+    std::vector<Var<float>> parameters_;
+    std::vector<Bucket> buckets_;
+    std::vector<size_t> bucket_of_;
+    std::vector<bool> ready_;
+    std::unordered_map<const Node<float>*, size_t> index_;
+    size_t next_ = 0;  // the next bucket to start
 };
 
 class Group {

@@ -12,7 +12,7 @@ weights (elbo's, read by PyTorch), the same images in the same order, the same Î
   Adam's first steps move a weight by about lr in the direction of its gradient's sign, and where
   a gradient is near zero the two sums' rounding picks different signs; the discriminator (Adam's
   Î²2 = 0.9) parts first. With --referee, PyTorch also trains in float64 and the test prints how
-  far each float32 run is from it: elbo's stays the closer (docs/results.md has the table).
+  far each float32 run is from it (docs/pytorch.md has the table).
 
 Then `elbo sample` reads PyTorch's checkpoint (elbo's layout and names).
 

@@ -28,6 +28,7 @@ import csv
 import json
 import math
 import os
+import signal
 import struct
 import sys
 import time
@@ -212,7 +213,7 @@ def write_safetensors(path, tensors, metadata):
 def parse():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", choices=["vae", "beta-vae", "factor-vae"], default="vae")
-    p.add_argument("--arch", choices=["seed", "kim-mnih"], default="kim-mnih")
+    p.add_argument("--arch", choices=["seed", "kim-mnih"], help="default kim-mnih on dsprites, else seed (as elbo)")
     p.add_argument("--data", required=True, help="IDX file of the images (elbo data --all --idx FILE)")
     p.add_argument("--data-name", default="dsprites", help="the data set, as elbo names it (elbo eval reads it)")
     p.add_argument("--latent", type=int, default=10)
@@ -233,6 +234,8 @@ def parse():
     p.add_argument("--out", required=True)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its state.pt")
     a = p.parse_args()
+    if a.arch is None:
+        a.arch = "kim-mnih" if a.data_name == "dsprites" else "seed"
     if a.beta is None:
         a.beta = 4.0 if a.model == "beta-vae" else 1.0
     if a.lr is None:
@@ -330,7 +333,7 @@ def main():
         config_json = dict(vars(a), torch=torch.__version__, config=config)
         with open(os.path.join(a.out, "config.json"), "w") as f:
             json.dump(config_json, f, indent=1)
-    start = time.time()
+    start, first_step = time.time(), step
     per_step = 2 if d_opt else 1
     n, D = a.batch, a.latent
 
@@ -356,6 +359,9 @@ def main():
         torch.save(state, state_path + ".tmp")
         os.replace(state_path + ".tmp", state_path)
 
+    # Ctrl-C (or the study's SIGINT) ends the step under way, then the run stops with a checkpoint.
+    interrupted = []
+    signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
     rows = []
     while step < a.steps:
         x = batches(per_step * step)
@@ -373,6 +379,11 @@ def main():
             d_z = model.discriminator(z)
             tc = (d_z[:, 0] - d_z[:, 1]).sum()  # the density-ratio estimate of TC, summed over the batch
             total = total + a.gamma * tc
+        if not math.isfinite(total.item()):  # as elbo does: no update, the last good checkpoint kept
+            with open(metrics, "a", newline="") as f:
+                csv.writer(f).writerows(rows)
+            print(f"the loss is {total.item()} at step {step}; stopping", file=sys.stderr)
+            return 1
         opt.zero_grad()
         total.backward()
         opt.step()
@@ -400,20 +411,21 @@ def main():
             kl_latent = (kl_each.sum(0) / n).tolist()
             row.update(step=step, lr=a.lr, seconds=round(seconds_before + time.time() - start, 3))
             rows.append([row[c] for c in columns[:10]] + kl_latent)
-            if not math.isfinite(row["loss"]):
-                break
-        out_of_time = a.time_limit > 0 and time.time() - start > a.time_limit
+        out_of_time = (a.time_limit > 0 and time.time() - start > a.time_limit) or bool(interrupted)
         if step % a.checkpoint_every == 0 or step == a.steps or out_of_time:
             with open(metrics, "a", newline="") as f:
                 csv.writer(f).writerows(rows)
             rows = []
             save()
-            print(f"step {step}/{a.steps}: loss {row['loss']:.2f}, {(time.time() - start) / max(step, 1):.3f} s a step",
-                  file=sys.stderr, flush=True)
+            print(f"step {step}/{a.steps}: loss {row['loss']:.2f}, "
+                  f"{(time.time() - start) / max(step - first_step, 1):.3f} s a step", file=sys.stderr, flush=True)
         if out_of_time:
             break
     with open(metrics, "a", newline="") as f:
         csv.writer(f).writerows(rows)
+    if interrupted:
+        print(f"interrupted at step {step}; checkpoint written. Continue with --resume", file=sys.stderr)
+        return 130
     return 0
 
 

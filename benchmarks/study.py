@@ -35,6 +35,12 @@ and evaluates it through every step of eval_at with its own `elbo` (started as o
 the config's threads). Each process says when it is done in OUT/.ranks/<job>/; process 0 waits for
 them all and writes the one page and results.json from the run folders, as one process would.
 
+A model with "trainer": "pytorch" is trained by benchmarks/pytorch_train.py instead (the same
+flags, under --python, default build/bench-venv/bin/python), on elbo's images (--torch-images, by
+default OUT/images.idx, written once by `elbo data --all --idx`), in elbo's order, with elbo's
+draws; its checkpoints are evaluated by `elbo eval` like elbo's, and its rows sit beside elbo's on
+the page (docs/pytorch.md).
+
 To try it in seconds: --config benchmarks/study_test.json with an --out and --docs under /tmp
 (tests/study_test.py does, in `make test`).
 
@@ -63,6 +69,9 @@ DEFAULT_ELBO = os.path.join(REPO, "build", "bin", "elbo")
 DEFAULT_OUT = os.path.join(REPO, "runs", "study")
 DEFAULT_DOCS = os.path.join(REPO, "docs")
 
+# Set by main: the Python that runs PyTorch's trainer and the images it reads.
+TOOLS = {"python": None, "torch_images": None}
+
 CITATION = 'Kim, H. and Mnih, A. (2018), "Disentangling by Factorising", ICML 2018'
 
 # Seconds below which no new action is started under --time-limit.
@@ -72,6 +81,10 @@ MIN_SECONDS = 1.0
 CONFIG_KEYS = ["name", "data", "threads", "batch", "checkpoint_every", "log_every", "seeds", "eval_at",
                "eval_flags", "models"]
 MODEL_KEYS = ["name", "label", "setting", "flags", "paper_factorvae_metric"]
+OPTIONAL_MODEL_KEYS = ["trainer"]  # "elbo" (the default) or "pytorch": benchmarks/pytorch_train.py
+TRAINERS = ["elbo", "pytorch"]
+PYTORCH_TRAIN = os.path.join(REPO, "benchmarks", "pytorch_train.py")
+DEFAULT_PYTHON = os.path.join(REPO, "build", "bench-venv", "bin", "python")
 
 # Flags the script sets itself, so a model's flags or eval_flags may not.
 TRAIN_FLAGS_OWNED = ["--data", "--seed", "--steps", "--epochs", "--threads", "--batch", "--out", "--resume",
@@ -221,8 +234,9 @@ def load_config(path):
     names = set()
     for i, model in enumerate(models):
         require(isinstance(model, dict), f"models[{i}] must be an object")
-        unknown = sorted(set(model) - set(MODEL_KEYS))
-        require(not unknown, f"models[{i}] has unknown key(s) {', '.join(unknown)}; known: {', '.join(MODEL_KEYS)}")
+        unknown = sorted(set(model) - set(MODEL_KEYS) - set(OPTIONAL_MODEL_KEYS))
+        require(not unknown, f"models[{i}] has unknown key(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(MODEL_KEYS + OPTIONAL_MODEL_KEYS)}")
         missing = [k for k in MODEL_KEYS if k not in model]
         require(not missing, f"models[{i}] lacks {', '.join(missing)}")
         name = model["name"]
@@ -238,10 +252,18 @@ def load_config(path):
         require(flag_value(flags, "--model"), f"model '{name}': 'flags' must give --model")
         for flag in TRAIN_FLAGS_OWNED:
             require(not uses_flag(flags, flag), f"model '{name}': 'flags' may not hold {flag}: the script sets it")
+        require(model.get("trainer", "elbo") in TRAINERS,
+                f"model '{name}': 'trainer' must be {' or '.join(TRAINERS)}, got {model.get('trainer')!r}")
         paper = model["paper_factorvae_metric"]
         require(paper is None or (isinstance(paper, (int, float)) and not isinstance(paper, bool) and 0 <= paper <= 1),
                 f"model '{name}': 'paper_factorvae_metric' must be a number in [0, 1] or null")
     return config
+
+
+def trainer(model):
+    """Who trains the model: "elbo", or "pytorch" (benchmarks/pytorch_train.py, on elbo's data and
+    draws, its checkpoints evaluated by `elbo eval` as elbo's are)."""
+    return model.get("trainer", "elbo")
 
 
 def model_kind(model):
@@ -342,8 +364,11 @@ def study_run_path(run):
 
 def run_settings(config, model):
     """What a run's training depends on, kept in study-run.json to catch a changed config."""
-    return {"data": config["data"], "batch": config["batch"], "flags": model["flags"],
-            "checkpoint_every": config["checkpoint_every"], "log_every": config["log_every"]}
+    settings = {"data": config["data"], "batch": config["batch"], "flags": model["flags"],
+                "checkpoint_every": config["checkpoint_every"], "log_every": config["log_every"]}
+    if trainer(model) != "elbo":
+        settings["trainer"] = trainer(model)
+    return settings
 
 
 # ---------------------------------------------------------------------------------------------
@@ -515,7 +540,13 @@ def train(elbo, run, config, model, seed, target, clock, environment):
     Returns the checkpoint's step afterwards."""
     step = checkpoint_step(run)
     fresh = step == 0
-    if fresh:
+    if trainer(model) == "pytorch":
+        command = ([TOOLS["python"], PYTORCH_TRAIN] + model["flags"] +
+                   ["--data", torch_images(elbo, config), "--data-name", config["data"], "--seed", str(seed),
+                    "--steps", str(target), "--threads", str(config["threads"]), "--batch", str(config["batch"]),
+                    "--out", run, "--checkpoint-every", str(config["checkpoint_every"]),
+                    "--log-every", str(config["log_every"])] + ([] if fresh else ["--resume"]))
+    elif fresh:
         command = ([elbo, "train"] + model["flags"] +
                    ["--data", config["data"], "--seed", str(seed), "--steps", str(target),
                     "--threads", str(config["threads"]), "--batch", str(config["batch"]), "--out", run,
@@ -544,6 +575,18 @@ def train(elbo, run, config, model, seed, target, clock, environment):
     if reached < target and left is None:
         raise StudyError(f"elbo train stopped {shown_path(run)} at step {reached}, short of {target}, without a time limit")
     return reached
+
+
+def torch_images(elbo, config):
+    """The IDX file of the data set's images that PyTorch runs read: --torch-images, or made once by
+    `elbo data --all --idx` (dSprites: 3 GB)."""
+    path = TOOLS["torch_images"]
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        status, _ = run_child([elbo, "data", "--data", config["data"], "--all", "--idx", path], capture=True)
+        if status != 0:
+            raise StudyError(f"elbo data could not write {shown_path(path)} for the PyTorch runs (exit status {status})")
+    return path
 
 
 def evaluate(elbo, run, config, seed, target, clock, environment):
@@ -1374,6 +1417,10 @@ def parse_args(argv):
     parser.add_argument("--time-limit", type=float, default=None,
                         help="stop cleanly after this many seconds (run again to continue)")
     parser.add_argument("--report-only", action="store_true", help="only rewrite the page from the runs as they are")
+    parser.add_argument("--python", default=None,
+                        help="the Python with PyTorch for models trained by PyTorch (build/bench-venv/bin/python)")
+    parser.add_argument("--torch-images", default=None,
+                        help="the IDX file of the images PyTorch runs read (OUT/images.idx, made by elbo data)")
     return parser.parse_args(argv)
 
 
@@ -1385,6 +1432,16 @@ def main(argv):
         if args.time_limit is not None and not (args.time_limit > 0 and math.isfinite(args.time_limit)):
             raise StudyError(f"--time-limit must be a positive number of seconds, got {args.time_limit}")
         config = load_config(args.config)
+        TOOLS["python"] = args.python or DEFAULT_PYTHON
+        TOOLS["torch_images"] = os.path.abspath(args.torch_images or os.path.join(args.out, "images.idx"))
+        if any(trainer(m) == "pytorch" for m in config["models"]) and not args.report_only:
+            try:
+                ok = subprocess.run([TOOLS["python"], "-c", "import torch, numpy"], capture_output=True).returncode == 0
+            except OSError:
+                ok = False
+            if not ok:
+                raise StudyError(f"models trained by PyTorch need a Python with torch and numpy; "
+                                 f"{shown_path(TOOLS['python'])} has none (make bench-deps, or give --python)")
         elbo = os.path.abspath(args.elbo)
         if not (os.path.isfile(elbo) and os.access(elbo, os.X_OK)):
             raise StudyError(f"no elbo binary at {shown_path(elbo)} (build it with `make build`, or give --elbo)")

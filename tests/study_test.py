@@ -2,9 +2,13 @@
 """benchmarks/study.py against the real elbo, on benchmarks/study_test.json (2 models x 2 seeds,
 evaluated at steps 2 and 4, in seconds): interrupted by its time limit, then continued to the
 end, the page and its pictures written; --report-only rewrites the same page; under mpirun with
-two processes (where there is one), the same numbers.
+two processes (where there is one), the same numbers; a model trained by PyTorch (where a Python
+has it) evaluated and shown beside elbo's.
 
-    /usr/bin/python3 tests/study_test.py build/bin/elbo
+    /usr/bin/python3 tests/study_test.py build/bin/elbo [PYTHON ...]
+
+PYTHON: interpreters to try for PyTorch; with the first that has it, a model trained by
+benchmarks/pytorch_train.py joins a small study beside elbo's.
 """
 import json
 import os
@@ -32,7 +36,7 @@ def evaluations(scratch):
                   for name in os.listdir(os.path.join(runs, run)) if name.startswith("eval-"))
 
 
-def main(elbo):
+def main(elbo, pythons):
     scratch = tempfile.mkdtemp(prefix="elbo-study-test-")
     try:
         # Three seconds of a study of about ten stop it early, some runs unfinished; the second
@@ -86,9 +90,43 @@ def main(elbo):
             assert theirs == ours, first_difference(theirs, ours)
             assert not os.path.exists(os.path.join(other, "runs", ".ranks"))
             shared = "the same results.json from 2 MPI processes"
+
+        # A model trained by PyTorch beside elbo's, where a Python has torch: on 64 of elbo's images.
+        python = next((p for p in pythons if os.path.exists(p) and subprocess.run(
+            [p, "-c", "import torch, numpy"], capture_output=True).returncode == 0), None)
+        beside = "no Python with PyTorch: a model trained by PyTorch was not tried"
+        if python:
+            with open(CONFIG) as f:
+                config = json.load(f)
+            factor = config["models"][1]
+            config.update(seeds=[0], eval_at=[2],
+                          models=[factor, dict(factor, name="factor-vae-pytorch", label="FactorVAE (PyTorch)",
+                                               trainer="pytorch")])
+            other = os.path.join(scratch, "torch")
+            os.makedirs(other)
+            with open(os.path.join(other, "study.json"), "w") as f:
+                json.dump(config, f)
+            images = os.path.join(other, "images.idx")
+            subprocess.run([elbo, "data", "--data", "dsprites", "--count", "64", "--idx", images], check=True,
+                           capture_output=True)
+            command = [sys.executable, STUDY, "--config", os.path.join(other, "study.json"), "--elbo", elbo,
+                       "--out", os.path.join(other, "runs"), "--docs", os.path.join(other, "docs"),
+                       "--python", python, "--torch-images", images]
+            done = subprocess.run(command, capture_output=True, text=True)
+            assert done.returncode == 0, f"{command} exited {done.returncode}:\n{done.stdout}{done.stderr}"
+            run = os.path.join(other, "runs", "factor-vae-pytorch-s0")
+            with open(os.path.join(run, "eval-2.json")) as f:
+                assert 0 <= json.load(f)["factorvae_metric"] <= 1
+            with open(os.path.join(run, "checkpoint.safetensors"), "rb") as f:
+                header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+            assert header["__metadata__"]["trained_by"].startswith("pytorch"), header["__metadata__"]
+            with open(os.path.join(other, "docs", "results.md")) as f:
+                page = f.read()
+            assert "| FactorVAE (PyTorch) |" in page, page
+            beside = f"a model trained by PyTorch ({python}) evaluated and on the page"
     finally:
         shutil.rmtree(scratch)
-    print(f"study_test: interrupted, continued, 8 evaluations, page and pictures written; {shared}")
+    print(f"study_test: interrupted, continued, 8 evaluations, page and pictures written; {shared}; {beside}")
 
 
 def first_difference(a, b, path=""):
@@ -116,4 +154,4 @@ def comparable(value, root):
 
 
 if __name__ == "__main__":
-    main(os.path.abspath(sys.argv[1]))
+    main(os.path.abspath(sys.argv[1]), sys.argv[2:])

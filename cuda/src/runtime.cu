@@ -33,13 +33,7 @@ const Devices& devices() {
 struct DeviceMemory {
     static inline thread_local cudaError_t last_error = cudaSuccess;
 
-    static void use_device(int index) {
-    check(index >= 0 && index < devices().count, "cuda::use_device", "GPU ", index, " asked for, this machine has ",
-          devices().count, devices().count == 0 ? str(" (", why_no_device(), ")") : "");
-    ELBO_CUDA_CHECK(cudaSetDevice(index));
-}
-
-void* allocate(size_t bytes) {
+    static void* allocate(size_t bytes) {
         void* p = nullptr;
         last_error = cudaMalloc(&p, bytes);
         if (last_error == cudaSuccess) return p;
@@ -67,7 +61,7 @@ const char* why_no_device() {
 
 void use_device(int index) {
     check(index >= 0 && index < devices().count, "cuda::use_device", "GPU ", index, " asked for, this machine has ",
-          devices().count, devices().count == 0 ? str(" (", why_no_device(), ")") : "");
+          devices().count, devices().count == 0 ? str(" (", why_no_device(), ")") : std::string());
     ELBO_CUDA_CHECK(cudaSetDevice(index));
 }
 

@@ -359,27 +359,29 @@ struct DataOptions {
 };
 
 // The items as an IDX file of bytes [N, H, W] (one channel) or [N, C, H, W], for programs that
-// train on the same images (benchmarks/pytorch_train.py reads it with numpy), made in pieces.
+// train on the same images (benchmarks/pytorch_train.py reads it with numpy), made and written in
+// pieces (all of dSprites is 3 GB), atomically.
 void write_idx(const data::Dataset& d, const std::vector<int64_t>& items, const std::string& path) {
     const Shape one = d.images({items.front()}).shape();
     const int64_t n = static_cast<int64_t>(items.size()), C = one[1], H = one[2], W = one[3];
     const std::vector<int64_t> dims = C == 1 ? std::vector<int64_t>{n, H, W} : std::vector<int64_t>{n, C, H, W};
-    std::string bytes = data::idx_u8_header(dims);
-    bytes.reserve(bytes.size() + static_cast<size_t>(n * C * H * W));
+    AtomicFile file(path);
+    file.write(data::idx_u8_header(dims));
     constexpr size_t piece = 4096;
+    std::string bytes;
     for (size_t at = 0; at < items.size(); at += piece) {
         const std::vector<int64_t> some(items.begin() + static_cast<std::ptrdiff_t>(at),
                                         items.begin() + static_cast<std::ptrdiff_t>(std::min(items.size(), at + piece)));
+        bytes.clear();
         data::append_idx_u8(d.images(some), bytes, str(d.name(), " (items ", some.front(), " to ", some.back(), ")"));
+        file.write(bytes);
     }
-    write_file_atomically(path, bytes);
+    file.commit();
     std::printf("%s\n", nlohmann::json{{"idx", path}, {"items", n}, {"shape", dims}}.dump().c_str());
 }
 
 int run_data(const DataOptions& o) {
     check(!o.out.empty() || !o.idx.empty(), "data", "nothing to write: give --out (a PNG grid) or --idx (an IDX file)");
-    check(!o.all || (o.items.empty() && o.out.empty()), "data", "--all writes every item to --idx; it takes no "
-          "--index, and no --out (a grid of every item)");
     const auto d = data::open_dataset(o.data, {.image_size = o.image_size, .channels = o.channels});
     std::vector<int64_t> items;  // the data set checks each index
     if (o.all) {
@@ -546,7 +548,11 @@ int main(int argc, char** argv) {
     data->add_option("--channels", d.channels, "images:DIR only: 3 (RGB) or 1 (grey)");
     data->add_option("--out", d.out, "PNG file of the items as a grid");
     data->add_option("--idx", d.idx, "IDX file of the items as bytes [N, H, W] or [N, C, H, W], for other programs");
-    data->add_flag("--all", d.all, "Every item, in the data set's order (with --idx)");
+    data->add_flag("--all", d.all, "Every item, in the data set's order (with --idx)")
+        ->excludes("--index")
+        ->excludes("--count")
+        ->excludes("--seed")
+        ->excludes("--out");
 
     // grads
     GradsOptions g;
@@ -640,8 +646,11 @@ int main(int argc, char** argv) {
 #if ELBO_WITH_CUDA
                 // On the GPU: one GPU per process of a machine; gradients summed there by NCCL.
                 on_gpu = [&world, &gpus]() -> train::Group* {
-                    cuda::use_device(world.local_rank() % std::max(1, cuda::device_count()));
-                    if (!cuda::has_nccl()) return &world;
+                    const int count = cuda::device_count();
+                    cuda::use_device(world.local_rank() % std::max(1, count));
+                    if (!cuda::has_nccl()) return &world;  // through the host: processes may share a GPU
+                    check(world.local_size() <= count, "train", world.local_size(), " processes on this machine, ",
+                          count, " GPU(s): NCCL takes one GPU per process; start at most ", count, " per machine");
                     gpus = cuda::nccl_group(world, world.timeout());
                     return gpus.get();
                 };

@@ -884,8 +884,11 @@ TEST_CASE("elbo data writes a grid of the items and prints their factors, labels
     CHECK(run_elbo("data --data dsprites --image-size 32 --index 3 --idx " + (dir / "r.idx").string(), dir)
               .err.find("which is not k / 255") != std::string::npos);
     CHECK(!fs::exists(dir / "r.idx"));
-    CHECK(run_elbo("data --data dsprites --all --out " + (dir / "x.png").string(), dir).err ==
-          "elbo: data: --all writes every item to --idx; it takes no --index, and no --out (a grid of every item)\n");
+    for (const std::string flag : {"--out", "--count", "--index", "--seed"}) {
+        r = run_elbo("data --data dsprites --all --idx x.idx " + flag + " 3", dir);
+        CHECK(r.status == 1);
+        CHECK(r.err.find(flag + " excludes --all") != std::string::npos);
+    }
     CHECK(run_elbo("data --data dsprites", dir).err ==
           "elbo: data: nothing to write: give --out (a PNG grid) or --idx (an IDX file)\n");
     fs::remove_all(dir);

@@ -22,7 +22,7 @@ int count_of(int64_t n, const char* what) {
 }
 
 // Waits for the requests, polling; past the world's timeout, ends the job naming `what`.
-void wait(const World& world, MPI_Request* requests, int count, const std::string& what) {
+void wait(World& world, MPI_Request* requests, int count, const std::string& what) {
     using clock = std::chrono::steady_clock;
     const auto start = clock::now();
     const auto deadline = start + std::chrono::duration<double>(world.timeout());
@@ -43,7 +43,7 @@ void wait(const World& world, MPI_Request* requests, int count, const std::strin
 // host memory: a gradient on the GPU is copied here first.
 class Buckets final : public train::BucketedSync {
 public:
-    Buckets(const World& world, const std::vector<Var<float>>& parameters, float scale, int64_t bucket_bytes)
+    Buckets(World& world, const std::vector<Var<float>>& parameters, float scale, int64_t bucket_bytes)
         : BucketedSync(parameters, bucket_bytes), world_(world), scale_(scale), flat_(buckets().size()),
           requests_(buckets().size(), MPI_REQUEST_NULL) {}
 
@@ -87,7 +87,7 @@ private:
                        MPI_COMM_WORLD, &requests_[k]);
     }
 
-    const World& world_;
+    World& world_;
     float scale_;
     std::vector<std::vector<float>> flat_;  // each bucket's gradients, one after another
     std::vector<MPI_Request> requests_;
@@ -118,6 +118,7 @@ World::World() {
     MPI_Comm node;  // the processes that share this one's memory: its machine
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node);
     MPI_Comm_rank(node, &local_rank_);
+    MPI_Comm_size(node, &local_size_);
     MPI_Comm_free(&node);
 }
 
@@ -132,7 +133,7 @@ void World::set_timeout(double seconds) {
     timeout_ = seconds;
 }
 
-void World::abort(const std::string& message) const {
+void World::abort(const std::string& message) {
     std::fprintf(stderr, "elbo: process %d of %d: %s; ending the job\n", rank_, size_, message.c_str());
     std::fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, 1);

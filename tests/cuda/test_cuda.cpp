@@ -69,7 +69,7 @@ TEST_SUITE("no_gpu") {
         CHECK(group->size() == 1);
         // A model on the CPU: its step's gradients are the host group's to sum (no NCCL, no GPU asked).
         models::ModelConfig c;
-        c.kind = "vae", c.arch = "kim-mnih", c.image_size = 32, c.latent = 4;
+        c.kind = "vae", c.arch = "kim-mnih", c.channels = 1, c.image_size = 32, c.latent = 4;
         Generator init(71), data(72);
         models::VAE<float> model(c, init);
         optim::Adam<float> opt(model.vae_parameters(), {});
@@ -525,7 +525,8 @@ TEST_SUITE("gpu") {
             return;
         }
         const auto dir = scratch_dir("cuda-mpi");
-        for (const std::string model : {"vae", "factor-vae"}) {
+        // The sum reduction (the seed's and the paper's), and the mean, whose gradients the sums scale by 1/2.
+        for (const std::string model : {"vae --reduction sum", "factor-vae --reduction sum", "vae --reduction mean"}) {
             INFO(model);
             const std::string flags = " --device cuda --model " + model + " --arch kim-mnih --data dsprites "
                                       "--latent 10 --steps 20 --log-every 1 --threads 1 --checkpoint-every 10";

@@ -5,7 +5,7 @@
 // nccl.h and libnccl), and says so otherwise.
 //
 //   mpi::World& world = mpi::World::get();
-//   cuda::use_device(world.local_rank() % cuda::device_count());  // one GPU per process
+//   cuda::use_device(world.local_rank());  // one GPU per process (local_size() <= device_count())
 //   std::unique_ptr<train::Group> gpus = cuda::nccl_group(world, world.timeout());
 //   train::step(model, opt, x, draws, gpus.get());
 //

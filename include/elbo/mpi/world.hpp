@@ -39,13 +39,15 @@ public:
     int64_t bucket_bytes = int64_t(4) << 20;
 
     // Prints `message` (with this process's rank) and ends the whole job.
-    [[noreturn]] void abort(const std::string& message) const;
+    [[noreturn]] void abort(const std::string& message) override;
+    // How many of the job's processes share this one's machine.
+    int local_size() const { return local_size_; }
 
     ~World() override;
 
 private:
     World();
-    int rank_ = 0, size_ = 1, local_rank_ = 0;
+    int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
     double timeout_ = 300;
 };
 

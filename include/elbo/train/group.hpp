@@ -4,10 +4,12 @@
 // process would have computed on all of them: the gradients of the whole batch (summed over the
 // processes as backward produces them) and its terms. The core library only declares what a step
 // needs of them; elbo::mpi (include/elbo/mpi/world.hpp, a library of its own that includes mpi.h)
-// is the Group of an MPI job. One process needs none: train::step's group is then null.
+// is the Group of an MPI job, and the CUDA module's cuda::nccl_group (cuda/nccl.hpp) the same job
+// with its GPUs' gradients summed by NCCL. One process needs none: train::step's group is then null.
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -35,7 +37,6 @@ public:
         std::vector<size_t> parameters;  // indices into parameters(), in the bucket's order
         int64_t values = 0;              // their numels summed
         size_t ready = 0;                // how many of them backward has finished
-        bool started = false;
     };
 
     BucketedSync(const std::vector<Var<float>>& parameters, int64_t bucket_bytes)
@@ -78,9 +79,7 @@ private:
         ready_[i] = true;
         ++buckets_[bucket_of_[i]].ready;
         while (next_ < buckets_.size() && buckets_[next_].ready == buckets_[next_].parameters.size()) {
-            Bucket& b = buckets_[next_++];
-            start(b);
-            b.started = true;
+            start(buckets_[next_++]);
         }
     }
 
@@ -105,6 +104,9 @@ public:
     virtual void broadcast(float* values, int64_t n, int root) = 0;
     // Starts summing the gradients of `parameters`; see GradientSync.
     virtual std::unique_ptr<GradientSync> gradients(const std::vector<Var<float>>& parameters, float scale) = 0;
+    // Ends the whole job with `message`, where waiting for the others cannot end well (one of them
+    // died or hangs): an MPI job's group calls MPI_Abort. By default, an elbo::Error.
+    [[noreturn]] virtual void abort(const std::string& message) { throw Error(message); }
 };
 
 }  // namespace elbo::train

@@ -34,17 +34,20 @@ public:
     ThreadHook(const ThreadHook&) = delete;
     ThreadHook& operator=(const ThreadHook&) = delete;
 
-    static D*& current() {
-        thread_local D* hook = nullptr;
-        return hook;
-    }
+    // Cast to D only here, once the object is whole: during ThreadHook's constructor it is not a D
+    // yet (UBSan's vptr check rejects that downcast).
+    static D* current() { return static_cast<D*>(top()); }
 
 protected:
-    ThreadHook() : previous_(current()) { current() = static_cast<D*>(this); }
-    ~ThreadHook() { current() = previous_; }
+    ThreadHook() : previous_(top()) { top() = this; }
+    ~ThreadHook() { top() = previous_; }
 
 private:
-    D* previous_;
+    static ThreadHook*& top() {
+        thread_local ThreadHook* hook = nullptr;
+        return hook;
+    }
+    ThreadHook* previous_;
 };
 
 // While a TraceBackward<T> lives, every backward() over Var<T> on this thread records into it.

@@ -1306,7 +1306,8 @@ def table_notes(config, data):
 
 def paper_text(config):
     """The paper's numbers, from the config, with the citation."""
-    with_values = [m for m in config["models"] if m["paper_factorvae_metric"] is not None]
+    # The paper's numbers, once per model it trained: not again for PyTorch's run of the same model.
+    with_values = [m for m in config["models"] if m["paper_factorvae_metric"] is not None and trainer(m) == "elbo"]
     values = join_words(f"≈ {m['paper_factorvae_metric']:.2f} for {m['label']} ({m['setting']})" for m in with_values)
     if not with_values:
         return f"{CITATION}. The config gives none of its numbers."

@@ -150,6 +150,11 @@ TEST_CASE("conv_transpose2d is the adjoint of conv2d: <conv2d(x), y> = <x, conv_
 // kernels 1-5, stride 1-3, padding 0-2, dilation 1-3, output_padding below stride or dilation.
 std::vector<ConvCase> fast_against_reference_cases() {
     std::vector<ConvCase> cases(std::begin(conv_cases), std::end(conv_cases));
+    // Batches in image groups (patch_products: the fewest images with 1,024 output pixels): 20 x 20
+    // outputs in groups of 2, 2, 2 and 1; 32 x 32 outputs one image each, and the transposed
+    // convolution's 64 x 64.
+    cases.push_back({7, 3, 40, 40, 2, 4, 2, 1, 1, 0});
+    cases.push_back({5, 2, 64, 64, 3, 4, 2, 1, 1, 0});
     Generator gen(99);
     auto pick = [&](int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(gen.below(static_cast<uint64_t>(hi - lo + 1))); };
     while (cases.size() < std::size(conv_cases) + 40) {
@@ -379,13 +384,15 @@ TEST_CASE("gemm packs a small A once for all column ranges: right, and the same 
     }
 }
 
-TEST_CASE("gemm and the convolutions give bit-identical results for 1 and 2 threads") {
+TEST_CASE("gemm and the convolutions give bit-identical results for 1, 2 and 3 threads") {
     const int threads = omp_get_max_threads();
     auto run = [](int t) {
         omp_set_num_threads(t);
         Var<float> x(randn<float>(Shape{8, 6, 24, 24}, 1), true), w(randn<float>(Shape{16, 6, 4, 4}, 2), true);
         Var<float> y = conv2d(x, w, {}, {.stride = 2, .padding = 1});
         Var<float> z = conv_transpose2d(y, w, {}, {.stride = 2, .padding = 1});
+        // 12 x 12 outputs: the forward pass and the weight gradients in image groups of 7 and 1, which
+        // 2 threads share and 3 take one after another (patch_products).
         // 6 x 6 outputs: the input gradient's GEMM over groups of 7 images, here 7 and 1.
         Var<float> v(randn<float>(Shape{16, 16, 4, 4}, 5), true);
         Var<float> u = conv2d(y, v, {}, {.stride = 2, .padding = 1});
@@ -401,9 +408,10 @@ TEST_CASE("gemm and the convolutions give bit-identical results for 1 and 2 thre
         all.insert(all.end(), c.data(), c.data() + c.numel());
         return all;
     };
-    const std::vector<float> one = run(1), two = run(2);
+    const std::vector<float> one = run(1), two = run(2), three = run(3);
     omp_set_num_threads(threads);
     CHECK(one == two);
+    CHECK(one == three);
 }
 
 TEST_CASE("linear matches its definition") {

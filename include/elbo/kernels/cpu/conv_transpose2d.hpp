@@ -28,8 +28,9 @@ template <class T>
 void conv_transpose2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
                                const Conv2dShape& s) {
     if (db) channel_sum_grad(db, dy, s.N, s.C, s.H * s.W);
-    if (dw) conv2d_weight_grad(dw, x, dy, s);
-    if (dx) conv2d_apply(dx, dy, w, /*accumulate=*/true, s);
+    // dx = conv2d(dy, w) and dw = conv2d's weight gradient with x as its output gradient: both
+    // products of dy's patches, split once.
+    patch_products(dx, w, /*accumulate=*/true, dw, x, dy, s);
 }
 
 }  // namespace elbo::kernels

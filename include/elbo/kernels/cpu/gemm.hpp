@@ -103,10 +103,12 @@ struct Blocking {
     static_assert(MC % MR == 0 && NC % NR == 0, "the packed buffers hold whole tiles");
 };
 
-// tile[MR, NR] = a b over kc, with a packed [kc][MR] and b packed [kc][NR]: the accumulators are an
-// array that the unrolled loops index with constants only, so GCC keeps every one in a register.
-template <class T>
-void micro_kernel(int64_t kc, const T* a, const T* b, T* tile) {
+// tile[MR, NR] = a b over kc, with a packed [kc][MR] and b's row k read by load_b(k, b0, b1) as
+// its two packets of NR/2 values: from a packed panel [kc][NR], or in place (below). The
+// accumulators are an array that the unrolled loops index with constants only, so GCC keeps every
+// one in a register.
+template <class T, class LoadB>
+void micro_kernel(int64_t kc, const T* a, LoadB load_b, T* tile) {
     using S = Simd<T>;
     using V = typename S::V;
     constexpr int W = S::width, MR = Blocking<T>::MR;
@@ -114,8 +116,9 @@ void micro_kernel(int64_t kc, const T* a, const T* b, T* tile) {
     V c[MR][2];
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = S::zero();
-    for (int64_t k = 0; k < kc; ++k, a += MR, b += 2 * W) {
-        const V b0 = S::load(b), b1 = S::load(b + W);
+    for (int64_t k = 0; k < kc; ++k, a += MR) {
+        V b0, b1;
+        load_b(k, b0, b1);
 #pragma GCC unroll 16
         for (int i = 0; i < MR; ++i) {
             const V ai = S::broadcast(a + i);
@@ -125,6 +128,26 @@ void micro_kernel(int64_t kc, const T* a, const T* b, T* tile) {
     }
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) S::store(tile + 2 * i * W, c[i][0]), S::store(tile + (2 * i + 1) * W, c[i][1]);
+}
+
+// b packed [kc][NR].
+template <class T>
+void micro_kernel(int64_t kc, const T* a, const T* b, T* tile) {
+    using S = Simd<T>;
+    micro_kernel(kc, a, [b](int64_t k, typename S::V& b0, typename S::V& b1) {
+        b0 = S::load(b + k * 2 * S::width);
+        b1 = S::load(b + (2 * k + 1) * S::width);
+    }, tile);
+}
+
+// B read in place: row k of the micro-panel is the packets at first + rows[k] and second + rows[k].
+template <class T>
+void micro_kernel(int64_t kc, const T* a, const int64_t* rows, const T* first, const T* second, T* tile) {
+    using S = Simd<T>;
+    micro_kernel(kc, a, [=](int64_t k, typename S::V& b0, typename S::V& b1) {
+        b0 = S::load(first + rows[k]);
+        b1 = S::load(second + rows[k]);
+    }, tile);
 }
 
 // Asks for C's tile (rows i .. i+m-1, columns j .. j+n-1) to be brought into cache while the
@@ -220,17 +243,27 @@ void gemm_block(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b
     using Bk = Blocking<T>;
     constexpr int64_t MR = Bk::MR, NR = Bk::NR, KC = Bk::KC, MC = Bk::MC, NC = Bk::NC;
     thread_local std::vector<T> a_packed, b_packed;
-    thread_local std::vector<int64_t> offsets;
+    thread_local std::vector<int64_t> offsets, b_rows;
     a_packed.resize(static_cast<size_t>(MC * KC));
     b_packed.resize(static_cast<size_t>(KC * NC));
     offsets.resize(static_cast<size_t>(KC));
+    b_rows.resize(static_cast<size_t>(KC));
     alignas(64) T tile[MR * NR];
     for (int64_t jc = j0; jc < j1; jc += NC) {
         const int64_t nc = std::min(NC, j1 - jc);
+        bool in_place = false;
+        if constexpr (requires { reads_in_place(b, jc, nc); }) in_place = reads_in_place(b, jc, nc);
         for (int64_t k0 = k_begin; k0 < k_end; k0 += KC) {
             const int64_t kc = std::min(KC, k_end - k0);
             const bool add = accumulate || k0 > k_begin;
-            pack_panels(b_packed.data(), b, k0, kc, jc, nc);
+            if constexpr (requires { reads_in_place(b, jc, nc); }) {
+                if (in_place)
+                    for (int64_t k = 0; k < kc; ++k) b_rows[static_cast<size_t>(k)] = row_offset(b, k0 + k);
+                else
+                    pack_panels(b_packed.data(), b, k0, kc, jc, nc);
+            } else {
+                pack_panels(b_packed.data(), b, k0, kc, jc, nc);
+            }
             for (int64_t k = 0; k < kc; ++k) offsets[static_cast<size_t>(k)] = a.column_offset(k0 + k);
             for (int64_t ic = i0; ic < i1; ic += MC) {
                 const int64_t mc = std::min(MC, i1 - ic);
@@ -241,9 +274,15 @@ void gemm_block(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b
                     pack_a(a_packed.data(), a, offsets.data(), ic, mc, kc);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     const T* bp = b_packed.data() + jr * kc;
+                    const T *first = nullptr, *second = nullptr;
+                    if constexpr (requires { reads_in_place(b, jc, nc); })
+                        if (in_place) first = column_start(b, jc + jr), second = column_start(b, jc + jr + NR / 2);
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         prefetch_tile(c, ic + ir, jc + jr, std::min(MR, mc - ir), std::min(NR, nc - jr));
-                        micro_kernel(kc, ap + ir * kc, bp, tile);
+                        if (in_place)
+                            micro_kernel(kc, ap + ir * kc, b_rows.data(), first, second, tile);
+                        else
+                            micro_kernel(kc, ap + ir * kc, bp, tile);
                         store_tile(c, ic + ir, jc + jr, std::min(MR, mc - ir), std::min(NR, nc - jr), tile, add);
                     }
                 }
@@ -259,6 +298,15 @@ void gemm_block(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b
 // that writes B's rows k0 .. k0+kc-1, columns j0 .. j0+nc-1 as micro-panels of NR columns: panel q
 // holds dst[q*kc*NR + k*NR + jj] = B(k0 + k, j0 + q*NR + jj), zero past the last column. A matrix in
 // memory is one; a convolution's patches, packed straight from the image, are another (im2col.hpp).
+//
+// An operand may also let the micro-kernel read it in place, without packing, by overloads of
+//     reads_in_place(b, j0, nc)   whether columns j0 .. j0+nc-1 can be read so: whole micro-panels,
+//                                 each half of one (NR/2 columns) contiguous at every row k
+//     row_offset(b, k)            where row k lies from a column's start
+//     column_start(b, j)          the address of B(0, j) from which row_offset counts
+// so that B(k, j .. j+NR/2-1) are the values at column_start(b, j) + row_offset(b, k). The sums are
+// the same either way (the micro-kernel reads the same values in the same order); the convolution's
+// patches use it (im2col.hpp), saving the copy that packing is.
 //
 // B as a matrix in memory.
 template <class T>

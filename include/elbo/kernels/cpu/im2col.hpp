@@ -240,6 +240,25 @@ void pack_panels(T* dst, const Patches<T>& b, int64_t k0, int64_t kc, int64_t j0
     }
 }
 
+// The micro-kernel reads the patches in place (gemm.hpp) where each half of a micro-panel's columns,
+// NR/2 output positions, lies along one output row: at every kernel offset its values are then
+// contiguous in the split input. On AVX-512 that is output rows of 16 or 32 positions (kim-mnih's
+// conv1 and conv2 and the transposed convolutions' input gradients at those sizes); packing them
+// was a quarter of conv2's forward time.
+template <class T>
+bool reads_in_place(const Patches<T>& b, int64_t j0, int64_t nc) {
+    constexpr int64_t NR = gemm_detail::Blocking<T>::NR;
+    return b.in.s.Wo % (NR / 2) == 0 && j0 % (NR / 2) == 0 && nc % NR == 0;
+}
+template <class T>
+int64_t row_offset(const Patches<T>& b, int64_t k) {
+    return b.in.offset(k);
+}
+template <class T>
+const T* column_start(const Patches<T>& b, int64_t j) {
+    return b.in.split + b.in.base(j);
+}
+
 // B = im2col(x)^T: rows p (output positions), columns k (kernel offsets). Row p of a panel reads
 // its window at the panel's kernel offsets; the windows of one output row start at consecutive
 // places of the split input, so along a run each kernel offset's values are contiguous: blocks of

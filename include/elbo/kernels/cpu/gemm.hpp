@@ -249,21 +249,18 @@ void gemm_block(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b
     offsets.resize(static_cast<size_t>(KC));
     b_rows.resize(static_cast<size_t>(KC));
     alignas(64) T tile[MR * NR];
+    constexpr bool readable_in_place = requires { reads_in_place(b, j0, j1); };
     for (int64_t jc = j0; jc < j1; jc += NC) {
         const int64_t nc = std::min(NC, j1 - jc);
         bool in_place = false;
-        if constexpr (requires { reads_in_place(b, jc, nc); }) in_place = reads_in_place(b, jc, nc);
+        if constexpr (readable_in_place) in_place = reads_in_place(b, jc, nc);
         for (int64_t k0 = k_begin; k0 < k_end; k0 += KC) {
             const int64_t kc = std::min(KC, k_end - k0);
             const bool add = accumulate || k0 > k_begin;
-            if constexpr (requires { reads_in_place(b, jc, nc); }) {
-                if (in_place)
-                    for (int64_t k = 0; k < kc; ++k) b_rows[static_cast<size_t>(k)] = row_offset(b, k0 + k);
-                else
-                    pack_panels(b_packed.data(), b, k0, kc, jc, nc);
-            } else {
+            if (!in_place)
                 pack_panels(b_packed.data(), b, k0, kc, jc, nc);
-            }
+            else if constexpr (readable_in_place)
+                for (int64_t k = 0; k < kc; ++k) b_rows[static_cast<size_t>(k)] = row_offset(b, k0 + k);
             for (int64_t k = 0; k < kc; ++k) offsets[static_cast<size_t>(k)] = a.column_offset(k0 + k);
             for (int64_t ic = i0; ic < i1; ic += MC) {
                 const int64_t mc = std::min(MC, i1 - ic);
@@ -275,7 +272,7 @@ void gemm_block(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     const T* bp = b_packed.data() + jr * kc;
                     const T *first = nullptr, *second = nullptr;
-                    if constexpr (requires { reads_in_place(b, jc, nc); })
+                    if constexpr (readable_in_place)
                         if (in_place) first = column_start(b, jc + jr), second = column_start(b, jc + jr + NR / 2);
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         prefetch_tile(c, ic + ir, jc + jr, std::min(MR, mc - ir), std::min(NR, nc - jr));

@@ -823,10 +823,11 @@ def summary(data, model_name, step):
     return next(s for s in data["summaries"] if s["model"] == model_name and s["step"] == step)
 
 
-def last_common_step(config, data):
-    """The last step in eval_at at which every model has at least one evaluation, or None."""
+def last_common_step(config, data, models=None):
+    """The last step in eval_at at which each of `models` (default: all the study's) has at least one
+    evaluation, or None."""
     common = [step for step in config["eval_at"]
-              if all(summary(data, m["name"], step)["seeds"] for m in config["models"])]
+              if all(summary(data, m["name"], step)["seeds"] for m in (models or config["models"]))]
     return common[-1] if common else None
 
 
@@ -845,10 +846,10 @@ def ordering(config, data):
         result["sentence"] = ("The study has fewer than two of VAE, β-VAE and FactorVAE, so the paper's ordering "
                               "on the FactorVAE metric cannot be checked.")
         return result
-    step = last_common_step(config, data)
+    step = last_common_step(config, data, chain)  # a PyTorch run of the same model does not hold it up
     if step is None:
-        result["sentence"] = (f"No step has an evaluation of every model yet, so the paper's ordering {order_text} "
-                              f"on the FactorVAE metric cannot be checked yet.")
+        result["sentence"] = (f"No step has an evaluation of each of {join_words(m['label'] for m in chain)} yet, so "
+                              f"the paper's ordering {order_text} on the FactorVAE metric cannot be checked yet.")
         return result
     result["step"] = step
     parts = []
@@ -871,8 +872,10 @@ def ordering(config, data):
     holding = [p["holds"] for p in result["pairs"]]
     result["holds"] = all(holding)
     verdict = "holds" if all(holding) else ("does not hold" if not any(holding) else "holds only in part")
-    every = "every model has reached" if step == config["eval_at"][-1] else "every model has been evaluated at so far"
-    sentence = (f"At step {step:,}, the last step {every}, the paper's ordering {order_text} on the FactorVAE "
+    labels = join_words(m["label"] for m in chain)
+    every = (f"the last step, which {labels} have all reached" if step == config["eval_at"][-1] else
+             f"the last step at which {labels} have all been evaluated so far")
+    sentence = (f"At step {step:,}, {every}, the paper's ordering {order_text} on the FactorVAE "
                 f"metric {verdict}: {join_words(parts)}.")
     if len(config["seeds"]) == 1:
         sentence += (f" With one seed per model there is no standard error to weigh "

@@ -155,6 +155,15 @@ std::vector<ConvCase> fast_against_reference_cases() {
     // convolution's 64 x 64.
     cases.push_back({7, 3, 40, 40, 2, 4, 2, 1, 1, 0});
     cases.push_back({5, 2, 64, 64, 3, 4, 2, 1, 1, 0});
+    // The input gradient by phases (stride S dividing the kernel, S*S*C >= 4 micro-tiles' rows,
+    // outputs large enough, O <= 32): stride 3, padding 2, rows and columns no window covers, one
+    // and several image groups. The transposed convolutions' forward passes take it with C and O
+    // exchanged (the last case).
+    cases.push_back({2, 12, 13, 10, 3, 3, 3, 1, 1, 2});
+    cases.push_back({3, 13, 33, 35, 5, 4, 2, 2, 1, 1});
+    cases.push_back({3, 8, 50, 47, 4, 6, 3, 0, 1, 0});
+    cases.push_back({9, 16, 32, 32, 8, 4, 2, 1, 1, 0});
+    cases.push_back({2, 8, 20, 20, 16, 4, 2, 1, 1, 0});
     Generator gen(99);
     auto pick = [&](int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(gen.below(static_cast<uint64_t>(hi - lo + 1))); };
     while (cases.size() < std::size(conv_cases) + 40) {

@@ -93,12 +93,69 @@ void conv2d_apply(T* y, const T* x, const T* w, bool accumulate, const Conv2dSha
     patch_products<T>(y, w, accumulate, nullptr, nullptr, x, s);
 }
 
-// dx [N, C, H, W] += the convolution's input gradient for dy [N, O, Ho, Wo]: col2im(Wm^T dY).
-// A few images at a time: their patch gradients (K x g*Ho*Wo, a few hundred KiB that stay in
-// cache), then col2im onto their own input planes. Groups of at least 256 columns: on small images
-// (4x4 pixels) a GEMM per image would fill only half of each micro-tile's columns.
+// The input gradient by phases (below) needs every kernel offset of a phase to be whole steps
+// apart: no dilation, a square kernel whose side the stride divides. Measured on the kim-mnih and
+// seed layers (batch 64, 2 threads, AVX-512), it pays where col2im's GEMM is shallow (O <= 32: its
+// tiles are stored after 32 rank-1 updates, and col2im reads them all back), where the phases'
+// GEMM has rows for several micro-tiles (S*S*C >= 4 MR: each packed panel of dy's patches serves
+// that many rows; with the seed's 3-channel last layer, 12 rows, 1.5 -> 2.6 ms) and where its
+// border adds few positions: (Ho + k - 1)(Wo + k - 1) against Ho*Wo is 13% more at 16 x 16
+// outputs, where it won (kim-mnih's conv2 8.6 -> 7.8 ms, deconv3 3.7 -> 3.2), 27% at 8 x 8,
+// where it lost (conv3: 3.9 -> 4.4 ms).
+inline bool input_grad_by_phases(const Conv2dShape& s, int64_t tile_rows) {
+    if (!(s.stride > 1 && s.dilation == 1 && s.kh == s.kw && s.kh % s.stride == 0)) return false;
+    const int64_t border = s.kh / s.stride - 1;
+    return s.O <= 32 && s.stride * s.stride * s.C >= 4 * tile_rows &&
+           6 * (s.Ho + border) * (s.Wo + border) <= 7 * s.Ho * s.Wo;
+}
+
+// The convolution that gives the input gradient split by phase (im2col.hpp's split_input): phase
+// (a, b) of the padded input, at (u, v), takes kernel offsets (a + S ii, b + S jj) from output
+// position (u - ii, v - jj), for ii, jj < k = kh/S. That is a stride-1 convolution of dy, padded by
+// k - 1, with a k x k kernel and S*S*C output channels (c, a, b); its output is the split layout.
+inline Conv2dShape phase_shape(const Conv2dShape& s) {
+    const int64_t S = s.stride, k = s.kh / S;
+    return {.N = s.N, .C = s.O, .H = s.Ho, .W = s.Wo, .O = S * S * s.C, .Ho = s.Ho + k - 1, .Wo = s.Wo + k - 1,
+            .kh = k, .kw = k, .stride = 1, .padding = k - 1, .dilation = 1};
+}
+
+// dx [N, C, H, W] += the input gradient by phases: the phase convolution's weight [S*S*C, O, k, k]
+// is w's offsets regrouped and flipped, wp[(c, a, b), o, ii, jj] = w[o, c, a + S (k-1-ii), b + S (k-1-jj)];
+// then, image group by image group, its output (split by phase, in cache) is added back onto the
+// input positions (add_split). The same products as Wm^T dY and col2im, with four times the GEMM's
+// depth (O k k against O) and no scatter of kh*kw values onto each input value: on the kim-mnih
+// layers col2im was a third of the input gradient's time.
+template <class T>
+void conv2d_input_grad_by_phases(T* dx, const T* dy, const T* w, const Conv2dShape& s) {
+    const Conv2dShape t = phase_shape(s);
+    const int64_t S = s.stride, k = t.kh, HoWo = s.Ho * s.Wo, split = t.Ho * t.Wo;
+    T* wp = scratch<T, 3>(t.O * t.K());
+    for (int64_t c = 0; c < s.C; ++c)
+        for (int64_t a = 0; a < S; ++a)
+            for (int64_t b = 0; b < S; ++b)
+                for (int64_t o = 0; o < s.O; ++o)
+                    for (int64_t ii = 0; ii < k; ++ii)
+                        for (int64_t jj = 0; jj < k; ++jj)
+                            wp[((((c * S + a) * S + b) * s.O + o) * k + ii) * k + jj] =
+                                w[((o * s.C + c) * s.kh + a + S * (k - 1 - ii)) * s.kw + b + S * (k - 1 - jj)];
+    for_image_groups(t, conv_group_columns, [&](int64_t, int64_t n0, const Conv2dShape& part) {
+        T* g = scratch<T>(part.N * t.O * split);
+        gemm(channels_by_pixels(g, part.N, t.O, split), row_major<const T>(wp, t.O, t.K()),
+             Patches<T>{split_patches(dy + n0 * s.O * HoWo, part)}, false);
+        Conv2dShape images = s;
+        images.N = part.N;
+        im2col_detail::add_split(dx + n0 * s.C * s.H * s.W, g, images);
+    });
+}
+
+// dx [N, C, H, W] += the convolution's input gradient for dy [N, O, Ho, Wo]: by phases where it
+// can, else col2im(Wm^T dY). A few images at a time: their patch gradients (K x g*Ho*Wo, a few
+// hundred KiB that stay in cache), then col2im onto their own input planes. Groups of at least 256
+// columns: on small images (4x4 pixels) a GEMM per image would fill only half of each micro-tile's
+// columns.
 template <class T>
 void conv2d_input_grad(T* dx, const T* dy, const T* w, const Conv2dShape& s) {
+    if (input_grad_by_phases(s, gemm_detail::Blocking<T>::MR)) return conv2d_input_grad_by_phases(dx, dy, w, s);
     const int64_t K = s.K(), HoWo = s.Ho * s.Wo;
     for_image_groups(s, 256, [&](int64_t, int64_t n0, const Conv2dShape& part) {
         T* cols = scratch<T>(K * part.N * HoWo);

@@ -192,6 +192,34 @@ SplitInput<T> split_input(T* out, const T* x, const Conv2dShape& s) {
     return {out, s, PH, PW};
 }
 
+// x [N, C, H, W] += the split values g (split_size(s), laid out as split_input writes them) at the
+// input positions they were copied from, the padding's dropped: split_input's adjoint. Parallel
+// over the input planes, each written by one thread.
+template <class T>
+void add_split(T* x, const T* g, const Conv2dShape& s) {
+    const int64_t PH = split_rows(s), PW = split_cols(s);
+    with_stride(s.stride, [&](auto known) {
+        const int64_t S = known() > 0 ? known() : s.stride;
+#pragma omp parallel for collapse(2) schedule(static) if (split_size(s) >= parallel_grain)
+        for (int64_t n = 0; n < s.N; ++n)
+            for (int64_t c = 0; c < s.C; ++c) {
+                T* plane = x + (n * s.C + c) * s.H * s.W;
+                const T* phases = g + (n * s.C + c) * S * S * PH * PW;
+                for (int64_t a = 0; a < S; ++a) {
+                    // phase rows u in [u_lo, u_hi) hold input row u*S + a - padding
+                    const auto [u_lo, u_hi] = inside<known()>(a - s.padding, S, s.H, PH);
+                    T* dst = plane + (u_lo * S + a - s.padding) * s.W;
+                    const T* rows = phases + a * S * PH * PW + u_lo * PW;
+                    if (S == 2)
+                        add_rows_pair(dst, S * s.W, rows, rows + PH * PW, u_hi - u_lo, s.W, PW, -s.padding);
+                    else
+                        for (int64_t b = 0; b < S; ++b)
+                            add_rows<known()>(dst, S * s.W, rows + b * PH * PW, u_hi - u_lo, s.W, PW, b - s.padding, S);
+                }
+            }
+    });
+}
+
 }  // namespace im2col_detail
 
 // The patch matrix im2col(x) [K, P] as a GEMM operand (B), never stored: the GEMM's packing copies

@@ -91,6 +91,25 @@ def main(elbo, pythons):
             assert not os.path.exists(os.path.join(other, "runs", ".ranks"))
             shared = "the same results.json from 2 MPI processes"
 
+        # The same study in two shares (--share 0/2, then 1/2, as two processes side by side would
+        # run them): the first trains only its runs and writes a page that waits for the others;
+        # the second finishes the study and writes the same numbers as one process.
+        other = os.path.join(scratch, "shares")
+        def share(which):
+            return study(elbo, other, "--share", which)
+        out = share("0/2")
+        assert "process 0 of 2" in out and "evaluate" in out, out
+        assert len(evaluations(other)) == 4, evaluations(other)
+        share("1/2")
+        assert evaluations(other) == expected, evaluations(other)
+        with open(os.path.join(other, "docs", "results.json")) as f:
+            theirs = comparable(json.load(f), other)
+        assert theirs == comparable(numbers, scratch), first_difference(theirs, comparable(numbers, scratch))
+        for bad in ("2/2", "1", "-1/2", "a/b"):
+            done = subprocess.run([sys.executable, STUDY, "--config", CONFIG, "--elbo", elbo, "--out", other,
+                                   f"--share={bad}"], capture_output=True, text=True)
+            assert done.returncode == 1 and "--share must be I/N" in done.stderr, (bad, done.stderr)
+
         # A model trained by PyTorch beside elbo's, where a Python has torch: on 64 of elbo's images.
         python = next((p for p in pythons if os.path.exists(p) and subprocess.run(
             [p, "-c", "import torch, numpy"], capture_output=True).returncode == 0), None)
@@ -126,7 +145,8 @@ def main(elbo, pythons):
             beside = f"a model trained by PyTorch ({python}) evaluated and on the page"
     finally:
         shutil.rmtree(scratch)
-    print(f"study_test: interrupted, continued, 8 evaluations, page and pictures written; {shared}; {beside}")
+    print(f"study_test: interrupted, continued, 8 evaluations, page and pictures written; {shared}; "
+          f"the same results.json from two --share studies; {beside}")
 
 
 def first_difference(a, b, path=""):

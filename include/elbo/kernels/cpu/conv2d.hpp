@@ -122,9 +122,9 @@ inline Conv2dShape phase_shape(const Conv2dShape& s) {
 // dx [N, C, H, W] += the input gradient by phases: the phase convolution's weight [S*S*C, O, k, k]
 // is w's offsets regrouped and flipped, wp[(c, a, b), o, ii, jj] = w[o, c, a + S (k-1-ii), b + S (k-1-jj)];
 // then, image group by image group, its output (split by phase, in cache) is added back onto the
-// input positions (add_split). The same products as Wm^T dY and col2im, with four times the GEMM's
-// depth (O k k against O) and no scatter of kh*kw values onto each input value: on the kim-mnih
-// layers col2im was a third of the input gradient's time.
+// input positions (add_split). The same products as Wm^T dY and col2im (and a border's more), with
+// k*k times the GEMM's depth (O k k against O: four times for a 4 x 4 kernel at stride 2) and one
+// add per input value instead of col2im's scatter of kh*kw / (S*S) of them.
 template <class T>
 void conv2d_input_grad_by_phases(T* dx, const T* dy, const T* w, const Conv2dShape& s) {
     const Conv2dShape t = phase_shape(s);

@@ -92,8 +92,8 @@ def main(elbo, pythons):
             shared = "the same results.json from 2 MPI processes"
 
         # The same study in two shares (--share 0/2, then 1/2, as two processes side by side would
-        # run them): the first trains only its runs and writes a page that waits for the others;
-        # the second finishes the study and writes the same numbers as one process.
+        # run them): the first trains only its runs and writes a page of what it has; the second
+        # finishes the study and writes the same numbers as one process.
         other = os.path.join(scratch, "shares")
         def share(which):
             return study(elbo, other, "--share", which)

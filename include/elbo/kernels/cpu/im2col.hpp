@@ -159,35 +159,42 @@ inline int64_t split_size(const Conv2dShape& s) {
     return s.N * s.C * s.stride * s.stride * split_rows(s) * split_cols(s);
 }
 
+// f(i, known) for every input plane i = n*C + c, the planes shared among the threads, with the
+// stride as with_stride gives it (`known`): the loop of split_input and of its adjoint add_split.
+template <class F>
+void for_each_plane(const Conv2dShape& s, F f) {
+    with_stride(s.stride, [&](auto known) {
+#pragma omp parallel for collapse(2) schedule(static) if (split_size(s) >= parallel_grain)
+        for (int64_t n = 0; n < s.N; ++n)
+            for (int64_t c = 0; c < s.C; ++c) f(n * s.C + c, known);
+    });
+}
+
 // Writes x [N, C, H, W] split by phase into out (split_size(s) values), zero in the padding. The
 // rows and columns of each phase that lie inside the image are found once per phase, not per row.
 template <class T>
 SplitInput<T> split_input(T* out, const T* x, const Conv2dShape& s) {
     const int64_t PH = split_rows(s), PW = split_cols(s);
-    with_stride(s.stride, [&](auto known) {
+    for_each_plane(s, [&](int64_t i, auto known) {
         const int64_t S = known() > 0 ? known() : s.stride;
-#pragma omp parallel for collapse(2) schedule(static) if (split_size(s) >= parallel_grain)
-        for (int64_t n = 0; n < s.N; ++n)
-            for (int64_t c = 0; c < s.C; ++c) {
-                const T* plane = x + (n * s.C + c) * s.H * s.W;
-                T* dst = out + (n * s.C + c) * S * S * PH * PW;
-                for (int64_t a = 0; a < S; ++a) {
-                    // phase rows u in [u_lo, u_hi) read input row u*S + a - padding
-                    const auto [u_lo, u_hi] = inside<known()>(a - s.padding, S, s.H, PH);
-                    for (int64_t b = 0; b < S; ++b, dst += PH * PW) {
-                        const auto [lo, hi] = inside<known()>(b - s.padding, S, s.W, PW);
-                        std::fill(dst, dst + u_lo * PW, T(0));
-                        for (int64_t u = u_lo; u < u_hi; ++u) {
-                            const T* row = plane + (u * S + a - s.padding) * s.W;
-                            T* d = dst + u * PW;
-                            for (int64_t v = 0; v < lo; ++v) d[v] = T(0);
-                            for (int64_t v = lo; v < hi; ++v) d[v] = row[v * S + b - s.padding];
-                            for (int64_t v = hi; v < PW; ++v) d[v] = T(0);
-                        }
-                        std::fill(dst + u_hi * PW, dst + PH * PW, T(0));
-                    }
+        const T* plane = x + i * s.H * s.W;
+        T* dst = out + i * S * S * PH * PW;
+        for (int64_t a = 0; a < S; ++a) {
+            // phase rows u in [u_lo, u_hi) read input row u*S + a - padding
+            const auto [u_lo, u_hi] = inside<known()>(a - s.padding, S, s.H, PH);
+            for (int64_t b = 0; b < S; ++b, dst += PH * PW) {
+                const auto [lo, hi] = inside<known()>(b - s.padding, S, s.W, PW);
+                std::fill(dst, dst + u_lo * PW, T(0));
+                for (int64_t u = u_lo; u < u_hi; ++u) {
+                    const T* row = plane + (u * S + a - s.padding) * s.W;
+                    T* d = dst + u * PW;
+                    for (int64_t v = 0; v < lo; ++v) d[v] = T(0);
+                    for (int64_t v = lo; v < hi; ++v) d[v] = row[v * S + b - s.padding];
+                    for (int64_t v = hi; v < PW; ++v) d[v] = T(0);
                 }
+                std::fill(dst + u_hi * PW, dst + PH * PW, T(0));
             }
+        }
     });
     return {out, s, PH, PW};
 }
@@ -198,25 +205,21 @@ SplitInput<T> split_input(T* out, const T* x, const Conv2dShape& s) {
 template <class T>
 void add_split(T* x, const T* g, const Conv2dShape& s) {
     const int64_t PH = split_rows(s), PW = split_cols(s);
-    with_stride(s.stride, [&](auto known) {
+    for_each_plane(s, [&](int64_t i, auto known) {
         const int64_t S = known() > 0 ? known() : s.stride;
-#pragma omp parallel for collapse(2) schedule(static) if (split_size(s) >= parallel_grain)
-        for (int64_t n = 0; n < s.N; ++n)
-            for (int64_t c = 0; c < s.C; ++c) {
-                T* plane = x + (n * s.C + c) * s.H * s.W;
-                const T* phases = g + (n * s.C + c) * S * S * PH * PW;
-                for (int64_t a = 0; a < S; ++a) {
-                    // phase rows u in [u_lo, u_hi) hold input row u*S + a - padding
-                    const auto [u_lo, u_hi] = inside<known()>(a - s.padding, S, s.H, PH);
-                    T* dst = plane + (u_lo * S + a - s.padding) * s.W;
-                    const T* rows = phases + a * S * PH * PW + u_lo * PW;
-                    if (S == 2)
-                        add_rows_pair(dst, S * s.W, rows, rows + PH * PW, u_hi - u_lo, s.W, PW, -s.padding);
-                    else
-                        for (int64_t b = 0; b < S; ++b)
-                            add_rows<known()>(dst, S * s.W, rows + b * PH * PW, u_hi - u_lo, s.W, PW, b - s.padding, S);
-                }
-            }
+        T* plane = x + i * s.H * s.W;
+        const T* phases = g + i * S * S * PH * PW;
+        for (int64_t a = 0; a < S; ++a) {
+            // phase rows u in [u_lo, u_hi) hold input row u*S + a - padding
+            const auto [u_lo, u_hi] = inside<known()>(a - s.padding, S, s.H, PH);
+            T* dst = plane + (u_lo * S + a - s.padding) * s.W;
+            const T* rows = phases + a * S * PH * PW + u_lo * PW;
+            if (S == 2)
+                add_rows_pair(dst, S * s.W, rows, rows + PH * PW, u_hi - u_lo, s.W, PW, -s.padding);
+            else
+                for (int64_t b = 0; b < S; ++b)
+                    add_rows<known()>(dst, S * s.W, rows + b * PH * PW, u_hi - u_lo, s.W, PW, b - s.padding, S);
+        }
     });
 }
 

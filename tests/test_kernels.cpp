@@ -155,6 +155,10 @@ std::vector<ConvCase> fast_against_reference_cases() {
     // convolution's 64 x 64.
     cases.push_back({7, 3, 40, 40, 2, 4, 2, 1, 1, 0});
     cases.push_back({5, 2, 64, 64, 3, 4, 2, 1, 1, 0});
+    // Output rows of whole packets (16 on every ISA's float and double), so the weight gradient runs
+    // along rows: K = 27 and O = 5, both outside the tiles of 4; stride 1 with dilation 2.
+    cases.push_back({2, 3, 32, 32, 5, 3, 2, 1, 1, 0});
+    cases.push_back({1, 2, 20, 20, 3, 3, 1, 0, 2, 0});
     // The input gradient by phases (stride S dividing the kernel, S*S*C >= 4 micro-tiles' rows,
     // outputs large enough, O <= 32): stride 3, padding 2, rows and columns no window covers, one
     // and several image groups. The transposed convolutions' forward passes take it with C and O
@@ -405,11 +409,20 @@ TEST_CASE("gemm and the convolutions give bit-identical results for 1, 2 and 3 t
         // 6 x 6 outputs: the input gradient's GEMM over groups of 7 images, here 7 and 1.
         Var<float> v(randn<float>(Shape{16, 16, 4, 4}, 5), true);
         Var<float> u = conv2d(y, v, {}, {.stride = 2, .padding = 1});
-        backward(sum(z * z) + sum(u * u));
+        // Output rows of 16 and 32 (whole packets on every ISA): the weight gradients along rows, in
+        // one group whose tiles the threads share (3 images of 16 x 16) and in groups of one image
+        // each (5 of 32 x 32); 5 channels out, so the last tile of channels is partly outside.
+        Var<float> x16(randn<float>(Shape{3, 2, 32, 32}, 6)), w16(randn<float>(Shape{5, 2, 4, 4}, 7), true);
+        Var<float> x32(randn<float>(Shape{5, 3, 64, 64}, 8)), w32(randn<float>(Shape{5, 3, 4, 4}, 9), true);
+        Var<float> y16 = conv2d(x16, w16, {}, {.stride = 2, .padding = 1});
+        Var<float> y32 = conv2d(x32, w32, {}, {.stride = 2, .padding = 1});
+        backward(sum(z * z) + sum(u * u) + sum(y16 * y16) + sum(y32 * y32));
         std::vector<float> all(z.value().data(), z.value().data() + z.numel());
         all.insert(all.end(), x.grad().data(), x.grad().data() + x.numel());
         all.insert(all.end(), w.grad().data(), w.grad().data() + w.numel());
         all.insert(all.end(), v.grad().data(), v.grad().data() + v.numel());
+        all.insert(all.end(), w16.grad().data(), w16.grad().data() + w16.numel());
+        all.insert(all.end(), w32.grad().data(), w32.grad().data() + w32.numel());
         // A small C over a long k: the GEMM's chunked path.
         Tensor<float> a = randn<float>(Shape{20, 20000}, 3), b = randn<float>(Shape{20000, 30}, 4), c(Shape{20, 30});
         kernels::gemm(kernels::row_major(c.data(), 20, 30), kernels::row_major<const float>(a.data(), 20, 20000),

@@ -8,6 +8,7 @@
 //   zero, broadcast    every lane 0, every lane *p
 //   load, store        `width` values at p (any alignment)
 //   add, fma           a + b; a * b + c (fused where the ISA has FMA)
+//   sum                the sum of a packet's lanes, in one fixed order
 //   transpose          a square block of packets, in registers
 //   prefetch           ask for the cache line at p
 
@@ -40,6 +41,7 @@ struct Packet {
     static void store(T* p, V v) { Eigen::internal::pstoreu(p, v); }
     static V add(V a, V b) { return Eigen::internal::padd(a, b); }
     static V fma(V a, V b, V c) { return Eigen::internal::pmadd(a, b, c); }
+    static T sum(V v) { return Eigen::internal::predux(v); }
     // A width x width block transposed in registers: afterwards v[r] holds lane r of every v[c].
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wignored-attributes"  // V's vector attributes, as in Eigen's own PacketBlocks

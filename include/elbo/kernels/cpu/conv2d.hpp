@@ -59,18 +59,26 @@ void for_image_groups(const Conv2dShape& s, int64_t columns, F f) {
 // The GEMM columns of a group in the forward pass and the weight gradient: NC, one block of B.
 inline constexpr int64_t conv_group_columns = 1024;
 
-// The weight gradient's product for one image group, dw [O, K] = dY im2col(x)^T, as dot products
-// along the output rows, where an output row holds whole packets (Wo a multiple of the width). Then
-// dY's row of channel o and the split input's row at kernel offset k are both contiguous (im2col.hpp),
-// so neither operand is packed: a packet of each is loaded and multiplied lane by lane into an
-// accumulator of its own for (o, k), whose lanes are summed once, at the end. A tile of RO channels
-// by RK offsets keeps RO*RK accumulators and loads RO + RK packets for RO*RK multiply-adds.
-// The GEMM it replaces packs im2col(x)^T for a product only O rows tall and, with K = 16 (one input
-// channel), only 16 columns wide: kim-mnih's conv1 weight gradient (batch 64, 2 threads, AVX-512)
-// took 1.45 ms that way and 0.48 along rows; at K = 512 (conv2) the two are even, 3.6-3.7 ms.
+// The weight gradient's product for one image group, dw [O, K] = dY im2col(x)^T, two ways, neither
+// of which packs the patches (the GEMM with im2col(x)^T packed as B did, for a product only O rows
+// tall: 36-150 GFLOP/s on the kim-mnih and seed layers, batch 64, 2 threads, AVX-512):
+//
+// - By broadcasts (weight_grad_by_broadcast), as dw^T = im2col(x) dY^T: the GEMM's micro-kernel
+//   with A's values broadcast straight from the split input, where a kernel offset's values along
+//   an output row are contiguous, and dY^T packed once, NR channels a panel. Any shape; on those
+//   layers 165-241 GFLOP/s from K = 48 up (conv2: 3.6 -> 2.3 ms).
+// - Along rows (weight_grad_along_rows), where an output row holds whole packets (Wo a multiple of
+//   the width): dY's row of channel o and the split input's row at kernel offset k are then both
+//   contiguous, so a packet of each is loaded and multiplied lane by lane into an accumulator of its
+//   own for (o, k), whose lanes are summed once, at the end; a tile of RO channels by RK offsets
+//   keeps RO*RK accumulators and loads RO + RK packets for RO*RK multiply-adds. Nothing is packed,
+//   which wins where the broadcasts' packing of dY^T serves few tiles of A (K < 2 MR: kim-mnih's
+//   one-channel conv1, 0.64 -> 0.46 ms) or their panels of NR channels are mostly empty (O <= NR/2:
+//   O = 5, K = 512, 2.3 -> 1.3 ms); it tops out near 150 GFLOP/s.
 template <class T>
 bool weight_grad_along_rows(const Conv2dShape& s) {
-    return s.Wo % simd::Packet<T>::width == 0;
+    using Bk = gemm_detail::Blocking<T>;
+    return s.Wo % simd::Packet<T>::width == 0 && (s.K() < 2 * Bk::MR || 2 * s.O <= Bk::NR);
 }
 
 namespace conv_detail {
@@ -108,7 +116,78 @@ void row_dots(T* out, int64_t ldo, int64_t ro, int64_t rk, const T* const* dz, c
         for (int64_t r = 0; r < rk; ++r) out[o * ldo + r] = S::sum(acc[o][r]);
 }
 
+// The tile dw[o0 + j, k0 + i] (i < mr, j < nr) of dw^T = im2col(x) dY^T by broadcasts: A = im2col(x)
+// read in place, its row i (kernel offset k0 + i) along output row h of image n at
+// a[i] + n*x_image + h*PW; B = dY^T packed, b[p*NR + j] = dY(o0 + j, p). The GEMM's micro-kernel,
+// with A's values broadcast from the split input instead of from a packed panel.
+template <class T>
+void broadcast_tile(T* dw, int64_t K, int64_t k0, int64_t mr, int64_t o0, int64_t nr, const T* const* a, const T* b,
+                    int64_t images, int64_t x_image, int64_t rows, int64_t Wo, int64_t PW) {
+    using S = simd::Packet<T>;
+    using V = typename S::V;
+    constexpr int W = S::width, MR = gemm_detail::Blocking<T>::MR;
+    V c[MR][2];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = S::zero();
+    for (int64_t n = 0; n < images; ++n)
+        for (int64_t h = 0; h < rows; ++h) {
+            const int64_t at = n * x_image + h * PW;
+            for (int64_t t = 0; t < Wo; ++t, b += 2 * W) {
+                const V b0 = S::load(b), b1 = S::load(b + W);
+#pragma GCC unroll 16
+                for (int i = 0; i < MR; ++i) {
+                    const V ai = S::broadcast(a[i] + at + t);
+                    c[i][0] = S::fma(ai, b0, c[i][0]);
+                    c[i][1] = S::fma(ai, b1, c[i][1]);
+                }
+            }
+        }
+    alignas(64) T tile[MR * 2 * W];
+    for (int i = 0; i < MR; ++i) S::store(tile + 2 * i * W, c[i][0]), S::store(tile + (2 * i + 1) * W, c[i][1]);
+    for (int64_t j = 0; j < nr; ++j)
+        for (int64_t i = 0; i < mr; ++i) dw[(o0 + j) * K + k0 + i] = tile[i * 2 * W + j];
+}
+
 }  // namespace conv_detail
+
+// dw [O, K] = dz [N, O, Ho, Wo] im2col(x)^T over the images of `in`, as dw^T = im2col(x) dY^T with
+// im2col(x) broadcast from the split input (broadcast_tile) and dY^T packed once, NR channels a panel.
+template <class T>
+void weight_grad_by_broadcast(T* dw, const T* dz, const im2col_detail::SplitInput<T>& in, int64_t O) {
+    constexpr int64_t MR = gemm_detail::Blocking<T>::MR, NR = gemm_detail::Blocking<T>::NR;
+    const Conv2dShape& s = in.s;
+    const int64_t K = s.K(), HoWo = s.Ho * s.Wo, P = s.P(), panels = (O + NR - 1) / NR, tiles = (K + MR - 1) / MR;
+    const int64_t x_image = s.C * s.stride * s.stride * in.PH * in.PW;
+    T* b = scratch<T>(panels * P * NR);
+    using S = simd::Packet<T>;
+    constexpr int64_t W = S::width;
+    for (int64_t q = 0; q < panels; ++q)
+        for (int64_t n = 0; n < s.N; ++n) {
+            const T* src = dz + (n * O + q * NR) * HoWo;  // channel q*NR + j at src + j*HoWo
+            T* dst = b + (q * P + n * HoWo) * NR;         // pixel i at dst + i*NR
+            for (int64_t j = 0; j < NR; j += W) {
+                int64_t i = 0;
+                if (q * NR + j + W <= O)  // W whole channels: W x W blocks transposed in registers
+                    for (; i + W <= HoWo; i += W) {
+                        typename S::V v[W];
+                        for (int64_t r = 0; r < W; ++r) v[r] = S::load(src + (j + r) * HoWo + i);
+                        S::transpose(v);
+                        for (int64_t r = 0; r < W; ++r) S::store(dst + (i + r) * NR + j, v[r]);
+                    }
+                for (; i < HoWo; ++i)
+                    for (int64_t r = j; r < j + W; ++r) dst[i * NR + r] = q * NR + r < O ? src[r * HoWo + i] : T(0);
+            }
+        }
+#pragma omp parallel for collapse(2) schedule(static) if (!omp_in_parallel() && O * K * P >= 4 * parallel_grain)
+    for (int64_t q = 0; q < panels; ++q)
+        for (int64_t t = 0; t < tiles; ++t) {
+            const int64_t k0 = t * MR;
+            const T* a[MR];
+            for (int64_t i = 0; i < MR; ++i) a[i] = in.split + in.offset(std::min(k0 + i, K - 1));
+            conv_detail::broadcast_tile(dw, K, k0, std::min(MR, K - k0), q * NR, std::min(NR, O - q * NR), a,
+                                        b + q * P * NR, s.N, x_image, s.Ho, s.Wo, in.PW);
+        }
+}
 
 // dw [O, K] = dz [N, O, Ho, Wo] im2col(x)^T over the images of `in` (split_patches), in tiles of
 // channels by kernel offsets; the tiles go to the threads unless the caller's threads share groups.
@@ -152,8 +231,7 @@ void patch_products(T* y, const T* w, bool accumulate, T* dw, const T* dz, const
         if (dw && weight_grad_along_rows<T>(s))
             weight_grad_along_rows(partial + q * OK, dz + n0 * s.O * HoWo, split, s.O);
         else if (dw)
-            gemm(row_major(partial + q * OK, s.O, s.K()), channels_by_pixels(dz + n0 * s.O * HoWo, part.N, s.O, HoWo),
-                 PatchesTransposed<T>{split}, false);
+            weight_grad_by_broadcast(partial + q * OK, dz + n0 * s.O * HoWo, split, s.O);
     });
     if (!dw) return;
 #pragma omp parallel for schedule(static) if (groups * OK >= parallel_grain)

@@ -362,8 +362,8 @@ void gemm(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b, bool
         return;
     }
     const bool parallel = 2.0 * M * N * K >= 1e6;
-    // A few rows of C over a long k (a convolution's weight gradient, k running over every output
-    // pixel of the batch): cutting C into column ranges would pack A once per range, so k is cut
+    // A few rows of C over a long k (a convolution of many input channels onto a few output
+    // positions): cutting C into column ranges would pack A once per range, so k is cut
     // instead, into chunks fixed by the sizes, each into its own partial product, added in order.
     // Only where those partial products are small (at most 16 of 2^18 values).
     const int64_t chunks =

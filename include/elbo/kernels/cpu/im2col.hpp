@@ -6,10 +6,11 @@
 // values that output position sees (zero where the window hangs over the padding), ordered
 // k = (c, i, j) like the weight's [C, kh, kw]. A convolution is then one GEMM over the whole batch.
 //
-// The forward pass and the weight gradient never store that matrix: Patches and
-// PatchesTransposed hand it to the GEMM, which packs its panels straight from a copy of the image
-// that is padded and split by phase (below), where every kernel offset's values for a run of output
-// positions lie next to each other. The input gradient does store one, `cols` (row-major [K, P]:
+// The forward pass and the weight gradient never store that matrix: they read it from a copy of
+// the image that is padded and split by phase (below), where every kernel offset's values for a run
+// of output positions lie next to each other. Patches hands it to the GEMM as its B, whose packing
+// copies panels from there (or whose micro-kernel reads them in place); the weight gradient reads
+// it in place (conv2d.hpp). The input gradient does store one, `cols` (row-major [K, P]:
 // row k holds one kernel offset's value for every output position), which the GEMM writes and
 // col2im adds back onto the input positions it came from.
 
@@ -233,12 +234,6 @@ struct Patches {
     im2col_detail::SplitInput<T> in;  // split_patches(x, s)
 };
 
-// Its transpose im2col(x)^T [P, K], for the weight gradient dW = dY im2col(x)^T.
-template <class T>
-struct PatchesTransposed {
-    im2col_detail::SplitInput<T> in;  // split_patches(x, s)
-};
-
 // x split by phase into scratch memory of the calling thread (its slot 1), valid until its next call.
 template <class T>
 im2col_detail::SplitInput<T> split_patches(const T* x, const Conv2dShape& s) {
@@ -288,41 +283,6 @@ int64_t row_offset(const Patches<T>& b, int64_t k) {
 template <class T>
 const T* column_start(const Patches<T>& b, int64_t j) {
     return b.in.split + b.in.base(j);
-}
-
-// B = im2col(x)^T: rows p (output positions), columns k (kernel offsets). Row p of a panel reads
-// its window at the panel's kernel offsets; the windows of one output row start at consecutive
-// places of the split input, so along a run each kernel offset's values are contiguous: blocks of
-// width x width (width runs of positions at width offsets) are loaded as packets and transposed in
-// registers, the rest value by value.
-template <class T>
-void pack_panels(T* dst, const PatchesTransposed<T>& b, int64_t p0, int64_t pc, int64_t j0, int64_t nc) {
-    using S = gemm_detail::Simd<T>;
-    constexpr int64_t NR = gemm_detail::Blocking<T>::NR, W = S::width;
-    const auto& in = b.in;
-    for (int64_t q = 0; q * NR < nc; ++q, dst += pc * NR) {
-        const int64_t columns = std::min(NR, nc - q * NR);
-        int64_t at[NR];
-        for (int64_t jj = 0; jj < columns; ++jj) at[jj] = in.offset(j0 + q * NR + jj);
-        T* row = dst;
-        for (int64_t t = 0; t < pc;) {
-            const int64_t length = std::min(pc - t, in.s.Wo - (p0 + t) % in.s.Wo);
-            const T* window = in.split + in.base(p0 + t);
-            int64_t i = 0;
-            for (; i + W <= length; i += W, window += W, row += W * NR)
-                for (int64_t jj = 0; jj < NR; jj += W) {
-                    typename S::V v[W];
-                    for (int64_t r = 0; r < W; ++r) v[r] = jj + r < columns ? S::load(window + at[jj + r]) : S::zero();
-                    S::transpose(v);
-                    for (int64_t r = 0; r < W; ++r) S::store(row + r * NR + jj, v[r]);
-                }
-            for (; i < length; ++i, ++window, row += NR) {
-                for (int64_t jj = 0; jj < columns; ++jj) row[jj] = window[at[jj]];
-                for (int64_t jj = columns; jj < NR; ++jj) row[jj] = T(0);
-            }
-            t += length;
-        }
-    }
 }
 
 }  // namespace elbo::kernels

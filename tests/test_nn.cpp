@@ -125,6 +125,44 @@ TEST_CASE("optimizers replay PyTorch's trajectories to 1e-6") {
     }
 }
 
+TEST_CASE("an optimizer's step sums its gradients' squares, and the layers' gradient norms come from them") {
+    Var<float> w(testing::randn<float>(Shape{3, 5}, 1), true), b(testing::randn<float>(Shape{3}, 2), true);
+    Var<float> unused(testing::randn<float>(Shape{4}, 3), true), other(testing::randn<float>(Shape{6}, 4), true);
+    const Tensor<float> gw = testing::randn<float>(Shape{3, 5}, 5), gb = testing::randn<float>(Shape{3}, 6),
+                        go = testing::randn<float>(Shape{6}, 7);
+    auto squares = [](const Tensor<float>& t) {
+        double s = 0;
+        for (int64_t i = 0; i < t.numel(); ++i) s += double(t[i]) * double(t[i]);
+        return s;
+    };
+    for (int kind = 0; kind < 2; ++kind) {
+        INFO((kind == 0 ? "Adam" : "SGD"));
+        const optim::Optimizer<float>::Parameters held{{"layer.weight", w}, {"layer.bias", b}, {"spare.weight", unused}};
+        std::unique_ptr<optim::Optimizer<float>> opt;
+        if (kind == 0) opt = std::make_unique<optim::Adam<float>>(held, optim::AdamOptions{.lr = 1e-2});
+        if (kind == 1) opt = std::make_unique<optim::SGD<float>>(held, optim::SGDOptions{.lr = 1e-2, .momentum = 0.9});
+        CHECK(opt->gradient_squares().empty());
+        opt->zero_grad();
+        other.zero_grad();
+        backward(sum(w * Var<float>(gw)) + sum(b * Var<float>(gb)) + sum(other * Var<float>(go)));
+        opt->step();
+        REQUIRE(opt->gradient_squares().size() == 3);
+        CHECK(*opt->gradient_squares()[0] == doctest::Approx(squares(gw)).epsilon(1e-12));
+        CHECK(*opt->gradient_squares()[1] == doctest::Approx(squares(gb)).epsilon(1e-12));
+        CHECK(!opt->gradient_squares()[2]);  // no gradient reached it: the step skipped it
+        // Norms by layer, in the order asked; `other` is not the optimizer's, so it is summed afresh.
+        const auto norms = train::gradient_norms<float>({{"layer.weight", w}, {"layer.bias", b}, {"spare.weight", unused},
+                                                         {"extra.weight", other}},
+                                                        *opt);
+        REQUIRE(norms.size() == 3);
+        CHECK(norms[0].first == "layer");
+        CHECK(norms[0].second == doctest::Approx(std::sqrt(squares(gw) + squares(gb))).epsilon(1e-12));
+        CHECK(norms[1] == std::pair<std::string, double>{"spare", 0.0});
+        CHECK(norms[2].first == "extra");
+        CHECK(norms[2].second == doctest::Approx(std::sqrt(squares(go))).epsilon(1e-12));
+    }
+}
+
 TEST_CASE("optimizer state round-trips, so a resumed run continues exactly") {
     Generator gen(4);
     auto run = [](optim::Adam<double>& opt, Var<double>& w, int steps) {

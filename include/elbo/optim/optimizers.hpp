@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,6 +36,15 @@ public:
 
     // How many steps have been taken.
     int64_t steps() const { return steps_; }
+
+    // The parameters, named, in the order they were given.
+    const Parameters& parameters() const { return params_; }
+
+    // Each parameter's gradient as the last step() read it, squared and summed in double (its
+    // squared norm): summed by the update's own pass over the gradient where the parameter is on the
+    // CPU, so that the health monitor's gradient norms (train::gradient_norms) cost no pass of their
+    // own. Empty for a parameter that step skipped (it had no gradient) or updated on the GPU.
+    const std::vector<std::optional<double>>& gradient_squares() const { return squares_; }
 
     // The state as tensors: "<prefix>step" (a scalar) and "<prefix><parameter>.<buffer>".
     std::map<std::string, Tensor<T>> state_dict(const std::string& prefix) const {
@@ -76,6 +86,21 @@ protected:
         }
     }
 
+    // Runs update(i, p) for every parameter p that has a gradient: the CPU's kernel there, whose
+    // result (the gradient's sum of squares) is kept in gradient_squares, and on the GPU gpu(i, p).
+    template <class Cpu, class Gpu>
+    void update_each(Cpu update, Gpu gpu) {
+        squares_.assign(params_.size(), std::nullopt);
+        for (size_t i = 0; i < params_.size(); ++i) {
+            Var<T>& p = params_[i].second;
+            if (!p.has_grad()) continue;
+            if (p.value().device() == Device::cpu)
+                squares_[i] = update(i, p);
+            else
+                gpu(i, p);
+        }
+    }
+
     // Parameter i's buffers, on its device (moved there first if the parameter moved since).
     std::vector<Tensor<T>>& buffers_of(size_t i) {
         const Device device = params_[i].second.value().device();
@@ -88,6 +113,7 @@ protected:
     Parameters params_;
     std::vector<std::string> buffer_names_;
     std::vector<std::vector<Tensor<T>>> buffers_;  // [parameter][buffer]
+    std::vector<std::optional<double>> squares_;   // [parameter], of the last step
     int64_t steps_ = 0;
 };
 
@@ -124,12 +150,14 @@ public:
                                     .nesterov = o.nesterov,
                                     .first = this->steps_ == 0};
         ++this->steps_;
-        for (size_t i = 0; i < this->params_.size(); ++i) {
-            Var<T>& p = this->params_[i].second;
-            if (!p.has_grad()) continue;
-            T* buf = this->buffers_of(i)[0].data();
-            ELBO_KERNEL(p.value().device(), sgd_step, p.value().data(), p.grad().data(), buf, p.numel(), k);
-        }
+        this->update_each(
+            [&](size_t i, Var<T>& p) {
+                return kernels::sgd_step(p.value().data(), p.grad().data(), this->buffers_of(i)[0].data(), p.numel(), k);
+            },
+            [&](size_t i, Var<T>& p) {
+                ELBO_KERNEL(p.value().device(), sgd_step, p.value().data(), p.grad().data(),
+                            this->buffers_of(i)[0].data(), p.numel(), k);
+            });
     }
 
     SGDOptions options;
@@ -185,13 +213,16 @@ public:
                                      .decay = o.weight_decay == 0 ? kernels::AdamDecay::none
                                               : decoupled_        ? kernels::AdamDecay::decoupled
                                                                   : kernels::AdamDecay::coupled};
-        for (size_t i = 0; i < this->params_.size(); ++i) {
-            Var<T>& p = this->params_[i].second;
-            if (!p.has_grad()) continue;
-            std::vector<Tensor<T>>& b = this->buffers_of(i);
-            ELBO_KERNEL(p.value().device(), adam_step, p.value().data(), p.grad().data(), b[0].data(), b[1].data(),
-                        p.numel(), k);
-        }
+        this->update_each(
+            [&](size_t i, Var<T>& p) {
+                std::vector<Tensor<T>>& b = this->buffers_of(i);
+                return kernels::adam_step(p.value().data(), p.grad().data(), b[0].data(), b[1].data(), p.numel(), k);
+            },
+            [&](size_t i, Var<T>& p) {
+                std::vector<Tensor<T>>& b = this->buffers_of(i);
+                ELBO_KERNEL(p.value().device(), adam_step, p.value().data(), p.grad().data(), b[0].data(), b[1].data(),
+                            p.numel(), k);
+            });
     }
 
     AdamOptions options;

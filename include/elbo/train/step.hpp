@@ -14,10 +14,13 @@
 // the parameters of the last good step.
 
 #include <cmath>
+#include <map>
+#include <optional>
 #include <tuple>
 
 #include "elbo/kernels/cpu/reduce.hpp"
 #include "elbo/models/factor_vae.hpp"
+#include "elbo/optim/optimizers.hpp"
 #include "elbo/train/group.hpp"
 
 namespace elbo::train {
@@ -93,15 +96,24 @@ std::pair<double, double> saturation(const Var<T>& logits, const Var<T>& x) {
 inline std::string layer_of(const std::string& parameter) { return parameter.substr(0, parameter.rfind('.')); }
 
 // Each layer's gradient norm: the parameters named "<layer>.weight", "<layer>.bias" together, in
-// the order of `named`; a parameter without a gradient counts as zero.
+// the order of `named`; a parameter without a gradient counts as zero. Called after opt.step(),
+// it takes each sum of squares that the step's own pass summed (Optimizer::gradient_squares) and
+// sums the rest itself (parameters opt does not hold, or holds on the GPU).
 template <class T>
-std::vector<std::pair<std::string, double>> gradient_norms(const std::vector<std::pair<std::string, Var<T>>>& named) {
+std::vector<std::pair<std::string, double>> gradient_norms(const std::vector<std::pair<std::string, Var<T>>>& named,
+                                                           const optim::Optimizer<T>& opt) {
     NoGrad no_grad;
+    std::map<const T*, double> summed;  // by the parameter's values
+    for (size_t i = 0; i < opt.parameters().size(); ++i)
+        if (const std::optional<double>& s = opt.gradient_squares()[i])
+            summed.emplace(opt.parameters()[i].second.value().data(), *s);
     std::vector<std::pair<std::string, double>> norms;
     for (const auto& [name, p] : named) {
         const std::string layer = layer_of(name);
         double squares = 0;
-        if (p.has_grad() && p.grad().device() == Device::cpu) {
+        if (auto it = summed.find(p.value().data()); it != summed.end()) {
+            squares = it->second;
+        } else if (p.has_grad() && p.grad().device() == Device::cpu) {
             squares = kernels::sum_of_squares(p.grad().data(), p.grad().numel());  // one pass, no temporary
         } else if (p.has_grad()) {
             const Var<T> g(p.grad());
@@ -209,8 +221,8 @@ std::pair<StepTerms, models::VAEOutput<T>> vae_update(models::VAE<T>& model, opt
     const bool mean = model.config.reduction == Reduction::mean;
     const float scale = group && mean ? 1.0f / static_cast<float>(group->size()) : 1.0f;
     backward_over(loss.total, model.vae_parameters(), group, scale);
-    s.gradient_norms = gradient_norms(model.vae_parameters());
     opt.step();
+    s.gradient_norms = gradient_norms(model.vae_parameters(), opt);
     return {s, out};
 }
 
@@ -282,8 +294,8 @@ StepTerms step(models::FactorVAE<T>& model, optim::Optimizer<T>& opt, optim::Opt
     if (!s.finite()) return s;
     d_opt.zero_grad();
     detail::backward_over(d.loss, model.discriminator_parameters(), group, 1.0f);
-    for (auto& layer : gradient_norms(model.discriminator_parameters())) s.gradient_norms.push_back(layer);
     d_opt.step();
+    for (auto& layer : gradient_norms(model.discriminator_parameters(), d_opt)) s.gradient_norms.push_back(layer);
     return s;
 }
 

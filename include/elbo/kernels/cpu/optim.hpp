@@ -11,6 +11,7 @@
 
 #include "elbo/host_device.hpp"
 #include "elbo/kernels/cpu/common.hpp"
+#include "elbo/kernels/cpu/reduce.hpp"
 
 namespace elbo::kernels {
 
@@ -49,11 +50,17 @@ ELBO_HOST_DEVICE inline void sgd_update(W&& w, const G& g, B&& buf, const SGDSte
         step(g);
 }
 
+// The CPU's steps return the gradient's sum of squares, block by block as sum_of_squares adds it
+// (so the same sum), each block read again while the update has it in cache: the health monitor's
+// gradient norms without a pass of their own over every gradient, which was 3% of a FactorVAE
+// step. The GPU's twins return nothing.
+
 template <class T>
-void sgd_step(T* w, const T* g, T* buf, int64_t n, const SGDStep<T>& s) {
-    for_each_block(n, [&](int64_t b, int64_t m) {
+double sgd_step(T* w, const T* g, T* buf, int64_t n, const SGDStep<T>& s) {
+    return sum_over_blocks(n, [&](int64_t b, int64_t m) {
         auto wb = array(w + b, m), bufb = array(buf + b, m);
         sgd_update(wb, array(g + b, m), bufb, s);
+        return squares_of_block(g, b, m);
     });
 }
 
@@ -90,10 +97,11 @@ ELBO_HOST_DEVICE inline void adam_update(W&& w, const G& g, M&& m, V&& v, const 
 }
 
 template <class T>
-void adam_step(T* w, const T* g, T* m, T* v, int64_t n, const AdamStep<T>& s) {
-    for_each_block(n, [&](int64_t b, int64_t size) {
+double adam_step(T* w, const T* g, T* m, T* v, int64_t n, const AdamStep<T>& s) {
+    return sum_over_blocks(n, [&](int64_t b, int64_t size) {
         auto wb = array(w + b, size), mb = array(m + b, size), vb = array(v + b, size);
         adam_update(wb, array(g + b, size), mb, vb, s);
+        return squares_of_block(g, b, size);
     });
 }
 

@@ -16,13 +16,14 @@ void sum_forward(T* y, const T* x, int64_t n, double scale) {
 }
 
 // The sum of x [n]'s squares, each value widened to double first, the same for every thread count:
-// a gradient's squared norm, read once. (Squaring in T into a block and summing that in double, as
-// parallel_sum would, took 4.8 ms for 5M floats on 2 threads here; this 3.1.)
+// a gradient's squared norm, read once; squares_of_block is one block of it.
+template <class T>
+double squares_of_block(const T* x, int64_t b, int64_t size) {
+    return sum_widened(x + b, size, [](double v) { return v * v; });
+}
 template <class T>
 double sum_of_squares(const T* x, int64_t n) {
-    return sum_over_blocks(n, [x](int64_t b, int64_t m) {
-        return Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(x + b, m).template cast<double>().square().sum();
-    });
+    return sum_over_blocks(n, [x](int64_t b, int64_t m) { return squares_of_block(x, b, m); });
 }
 
 // dx [n] += scale * dy [1]

@@ -270,9 +270,11 @@ TEST_CASE_TEMPLATE("every fast kernel matches its reference, forward and backwar
         INFO("conv_transpose2d");
         conv_transpose2d_pair<T>(c).check(seed += 10);
     }
-    // Linear: one row, odd sizes, the discriminator's 64 x 1000 x 1000 scaled down, a long K.
+    // Linear: one row, odd sizes, the discriminator's 64 x 1000 x 1000 scaled down, a long K; the
+    // forward pass with the weight broadcast from place (K >= 256) in one panel of the batch and in
+    // three, the last partly outside.
     for (auto [N, I, O] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {1, 7, 3}, {5, 7, 3}, {64, 100, 100},
-                           {13, 257, 31}, {3, 2000, 5}, {70, 10, 130}}) {
+                           {13, 257, 31}, {3, 2000, 5}, {70, 10, 130}, {70, 300, 29}}) {
         INFO("linear N=", N, " I=", I, " O=", O);
         linear_pair<T>(N, I, O).check(seed += 10);
     }
@@ -416,13 +418,17 @@ TEST_CASE("gemm and the convolutions give bit-identical results for 1, 2 and 3 t
         Var<float> x32(randn<float>(Shape{5, 3, 64, 64}, 8)), w32(randn<float>(Shape{5, 3, 4, 4}, 9), true);
         Var<float> y16 = conv2d(x16, w16, {}, {.stride = 2, .padding = 1});
         Var<float> y32 = conv2d(x32, w32, {}, {.stride = 2, .padding = 1});
-        backward(sum(z * z) + sum(u * u) + sum(y16 * y16) + sum(y32 * y32));
+        // A Linear layer whose forward pass broadcasts its weight, the tiles shared by the threads.
+        Var<float> xl(randn<float>(Shape{40, 600}, 10)), wl(randn<float>(Shape{50, 600}, 11), true);
+        Var<float> yl = linear(xl, wl);
+        backward(sum(z * z) + sum(u * u) + sum(y16 * y16) + sum(y32 * y32) + sum(yl * yl));
         std::vector<float> all(z.value().data(), z.value().data() + z.numel());
         all.insert(all.end(), x.grad().data(), x.grad().data() + x.numel());
         all.insert(all.end(), w.grad().data(), w.grad().data() + w.numel());
         all.insert(all.end(), v.grad().data(), v.grad().data() + v.numel());
         all.insert(all.end(), w16.grad().data(), w16.grad().data() + w16.numel());
         all.insert(all.end(), w32.grad().data(), w32.grad().data() + w32.numel());
+        all.insert(all.end(), yl.value().data(), yl.value().data() + yl.numel());
         // A small C over a long k: the GEMM's chunked path.
         Tensor<float> a = randn<float>(Shape{20, 20000}, 3), b = randn<float>(Shape{20000, 30}, 4), c(Shape{20, 30});
         kernels::gemm(kernels::row_major(c.data(), 20, 30), kernels::row_major<const float>(a.data(), 20, 20000),

@@ -103,12 +103,12 @@ struct Blocking {
     static_assert(MC % MR == 0 && NC % NR == 0, "the packed buffers hold whole tiles");
 };
 
-// tile[MR, NR] = a b over kc, with a packed [kc][MR] and b's row k read by load_b(k, b0, b1) as
-// its two packets of NR/2 values: from a packed panel [kc][NR], or in place (below). The
-// accumulators are an array that the unrolled loops index with constants only, so GCC keeps every
-// one in a register.
-template <class T, class LoadB>
-void micro_kernel(int64_t kc, const T* a, LoadB load_b, T* tile) {
+// tile[MR, NR] = a b over kc, with A(i, k) broadcast from a_at(k, i) and b's row k read by
+// load_b(k, b0, b1) as its two packets of NR/2 values: A from a packed panel [kc][MR] or from its
+// rows in place (below), B from a packed panel [kc][NR] or in place (below). The accumulators are
+// an array that the unrolled loops index with constants only, so GCC keeps every one in a register.
+template <class T, class AAt, class LoadB>
+void micro_kernel(int64_t kc, AAt a_at, LoadB load_b, T* tile) {
     using S = Simd<T>;
     using V = typename S::V;
     constexpr int W = S::width, MR = Blocking<T>::MR;
@@ -116,18 +116,24 @@ void micro_kernel(int64_t kc, const T* a, LoadB load_b, T* tile) {
     V c[MR][2];
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = S::zero();
-    for (int64_t k = 0; k < kc; ++k, a += MR) {
+    for (int64_t k = 0; k < kc; ++k) {
         V b0, b1;
         load_b(k, b0, b1);
 #pragma GCC unroll 16
         for (int i = 0; i < MR; ++i) {
-            const V ai = S::broadcast(a + i);
+            const V ai = S::broadcast(a_at(k, i));
             c[i][0] = S::fma(ai, b0, c[i][0]);
             c[i][1] = S::fma(ai, b1, c[i][1]);
         }
     }
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) S::store(tile + 2 * i * W, c[i][0]), S::store(tile + (2 * i + 1) * W, c[i][1]);
+}
+
+// A packed [kc][MR].
+template <class T, class LoadB>
+void micro_kernel(int64_t kc, const T* a, LoadB load_b, T* tile) {
+    micro_kernel<T>(kc, [a](int64_t k, int i) { return a + k * Blocking<T>::MR + i; }, load_b, tile);
 }
 
 // b packed [kc][NR].
@@ -416,6 +422,50 @@ void gemm(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b, bool
             gemm_detail::gemm_block(c, a, b, accumulate, i0, std::min(M, i0 + rows_each), j0,
                                     std::min(N, j0 + cols_each), 0, K, a_packed_all);
     }
+}
+
+// C (= or +=) A B with A's values broadcast from A in place, for a long k and a C of few columns:
+// a Linear layer's weight against a batch, as yᵀ = W xᵀ and dxᵀ = Wᵀ dyᵀ. B (k x N) is packed once
+// into panels of NR columns over all of k, which stay in L2; each tile of MR rows of A by a panel
+// is summed over all of k in registers and stored once. The general GEMM above packs A (or B), the
+// weight, on every call, and adds each tile to C once per KC values of k: a quarter of the
+// discriminator's 64 x 1000 x 1000 products on two threads (AVX-512). A must not be grouped.
+template <class T>
+bool broadcasts_a(const MatrixView<const T>& a, int64_t N) {
+    constexpr int64_t NR = gemm_detail::Blocking<T>::NR;
+    const int64_t panels = (N + NR - 1) / NR;
+    return a.group == std::max<int64_t>(a.cols, 1) && panels <= 4 && a.cols >= 256 &&
+           panels * a.cols * NR * int64_t(sizeof(T)) <= (int64_t(1) << 20);
+}
+template <class T>
+void gemm_broadcast_a(const MatrixView<T>& c, const MatrixView<const T>& a, const MatrixView<const T>& b,
+                      bool accumulate) {
+    using Bk = gemm_detail::Blocking<T>;
+    constexpr int64_t MR = Bk::MR, NR = Bk::NR;
+    const int64_t M = c.rows, N = c.cols, K = a.cols, tiles = (M + MR - 1) / MR, panels = (N + NR - 1) / NR;
+    if (M == 0 || N == 0) return;
+    thread_local std::vector<T> packed;  // the calling thread's; the team reads it
+    packed.resize(static_cast<size_t>(panels * K * NR));
+    pack_panels(packed.data(), b, 0, K, 0, N);
+    const T* bp = packed.data();
+#pragma omp parallel for collapse(2) schedule(static) if (2.0 * M * N * K >= 1e6 && !omp_in_parallel())
+    for (int64_t t = 0; t < tiles; ++t)
+        for (int64_t q = 0; q < panels; ++q) {
+            using S = gemm_detail::Simd<T>;
+            const T* rows[MR];  // past the last row, the last row again (computed, not stored)
+            for (int64_t i = 0; i < MR; ++i) rows[i] = a.p + std::min(t * MR + i, M - 1) * a.rs;
+            const T* panel = bp + q * K * NR;
+            alignas(64) T tile[MR * NR];
+            gemm_detail::micro_kernel<T>(
+                K, [&rows, cs = a.cs](int64_t k, int i) { return rows[i] + k * cs; },
+                [panel](int64_t k, typename S::V& b0, typename S::V& b1) {
+                    b0 = S::load(panel + k * NR);
+                    b1 = S::load(panel + k * NR + NR / 2);
+                },
+                tile);
+            gemm_detail::store_tile(c, t * MR, q * NR, std::min(MR, M - t * MR), std::min(NR, N - q * NR), tile,
+                                    accumulate);
+        }
 }
 
 }  // namespace elbo::kernels

@@ -13,7 +13,10 @@ template <class T>
 void linear_forward(T* y, const T* x, const T* w, const T* b, int64_t N, int64_t I, int64_t O) {
     if (b)
         for (int64_t n = 0; n < N; ++n) std::copy(b, b + O, y + n * O);
-    gemm(row_major(y, N, O), row_major(x, N, I), transposed(w, O, I), /*accumulate=*/b != nullptr);
+    if (broadcasts_a(row_major(w, O, I), N))  // y^T = w x^T, w read in place
+        gemm_broadcast_a(transposed(y, N, O), row_major(w, O, I), transposed(x, N, I), b != nullptr);
+    else
+        gemm(row_major(y, N, O), row_major(x, N, I), transposed(w, O, I), /*accumulate=*/b != nullptr);
 }
 
 // dx [N, I] += dy w;  dw [O, I] += dy^T x;  db [O] += sum_n dy.  Any of dx, dw, db may be null.

@@ -159,6 +159,9 @@ std::vector<ConvCase> fast_against_reference_cases() {
     // along rows: K = 27 and O = 5, both outside the tiles of 4; stride 1 with dilation 2.
     cases.push_back({2, 3, 32, 32, 5, 3, 2, 1, 1, 0});
     cases.push_back({1, 2, 20, 20, 3, 3, 1, 0, 2, 0});
+    // K >= 256 and more than half a panel of channels: the forward pass by broadcasts, 75 output
+    // positions (a last tile partly outside) and 20 channels (a panel partly outside).
+    cases.push_back({3, 17, 10, 10, 20, 4, 2, 1, 1, 0});
     // The input gradient by phases (stride S dividing the kernel, S*S*C >= 4 micro-tiles' rows,
     // outputs large enough, O <= 32): stride 3, padding 2, rows and columns no window covers, one
     // and several image groups. The transposed convolutions' forward passes take it with C and O
@@ -416,6 +419,9 @@ TEST_CASE("gemm and the convolutions give bit-identical results for 1, 2 and 3 t
         // each (5 of 32 x 32); 5 channels out, so the last tile of channels is partly outside.
         Var<float> x16(randn<float>(Shape{3, 2, 32, 32}, 6)), w16(randn<float>(Shape{5, 2, 4, 4}, 7), true);
         Var<float> x32(randn<float>(Shape{5, 3, 64, 64}, 8)), w32(randn<float>(Shape{5, 3, 4, 4}, 9), true);
+        // K = 320 and 24 channels: the forward pass by broadcasts, its tiles shared by the threads.
+        Var<float> x20(randn<float>(Shape{4, 20, 12, 12}, 12)), w20(randn<float>(Shape{24, 20, 4, 4}, 13));
+        Var<float> y20 = conv2d(x20, w20, {}, {.stride = 2, .padding = 1});
         Var<float> y16 = conv2d(x16, w16, {}, {.stride = 2, .padding = 1});
         Var<float> y32 = conv2d(x32, w32, {}, {.stride = 2, .padding = 1});
         // A Linear layer whose forward pass broadcasts its weight, the tiles shared by the threads.
@@ -429,6 +435,7 @@ TEST_CASE("gemm and the convolutions give bit-identical results for 1, 2 and 3 t
         all.insert(all.end(), w16.grad().data(), w16.grad().data() + w16.numel());
         all.insert(all.end(), w32.grad().data(), w32.grad().data() + w32.numel());
         all.insert(all.end(), yl.value().data(), yl.value().data() + yl.numel());
+        all.insert(all.end(), y20.value().data(), y20.value().data() + y20.numel());
         // A small C over a long k: the GEMM's chunked path.
         Tensor<float> a = randn<float>(Shape{20, 20000}, 3), b = randn<float>(Shape{20000, 30}, 4), c(Shape{20, 30});
         kernels::gemm(kernels::row_major(c.data(), 20, 30), kernels::row_major<const float>(a.data(), 20, 20000),

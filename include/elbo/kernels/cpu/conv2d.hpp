@@ -213,6 +213,54 @@ void weight_grad_along_rows(T* dw, const T* dz, const im2col_detail::SplitInput<
         }
 }
 
+// y [N, O, Ho, Wo] (= or +=) one image group's convolution as y^T = im2col(x)^T W^T: the GEMM's
+// micro-kernel with the patches' values broadcast straight from the split input (output position
+// p's value at kernel offset k lies at base(p) + offset(k)) against W^T packed (wt: panels of NR
+// channels over all of K, packed once per call), each tile of MR positions by NR channels summed
+// over all of K and stored once. Where output rows are short (8 or 4 positions), the GEMM of
+// W by the patches packs the patches, each packed value serving only O multiply-adds, and adds
+// every tile to y once per KC offsets.
+// Where it pays (kim-mnih's and the seed's layers, batch 64, 2 threads, AVX-512): over the GEMM
+// with the patches packed (kim-mnih's conv4, 4 x 4 outputs: 1.17 -> 0.68 ms; conv3, 8 x 8:
+// 1.37 -> 1.22) or even read in place (the seed's conv2 and conv3: 4.5 -> 4.2, 4.7 -> 4.2), given
+// a deep K (its tiles are stored value by value, which at K = 16 took 5 times the GEMM's time) and
+// channels for at least half a panel.
+template <class T>
+bool forward_broadcasts(const Conv2dShape& s) {
+    return s.K() >= 256 && 2 * s.O > gemm_detail::Blocking<T>::NR;
+}
+template <class T>
+void forward_by_broadcast(T* y, const T* wt, const im2col_detail::SplitInput<T>& in, int64_t O, bool accumulate) {
+    using S = simd::Packet<T>;
+    constexpr int64_t MR = gemm_detail::Blocking<T>::MR, NR = gemm_detail::Blocking<T>::NR;
+    const Conv2dShape& s = in.s;
+    const int64_t K = s.K(), P = s.P(), HoWo = s.Ho * s.Wo, tiles = (P + MR - 1) / MR, panels = (O + NR - 1) / NR;
+    int64_t* offset = scratch<int64_t>(K);
+    for (int64_t k = 0; k < K; ++k) offset[k] = in.offset(k);
+#pragma omp parallel for collapse(2) schedule(static) if (!omp_in_parallel() && O * K * P >= 4 * parallel_grain)
+    for (int64_t t = 0; t < tiles; ++t)
+        for (int64_t q = 0; q < panels; ++q) {
+            const T* at[MR];  // past the last position, the last again (computed, not stored)
+            for (int64_t i = 0; i < MR; ++i) at[i] = in.split + in.base(std::min(t * MR + i, P - 1));
+            const T* panel = wt + q * K * NR;
+            alignas(64) T tile[MR * NR];
+            gemm_detail::micro_kernel<T>(
+                K, [&at, offset](int64_t k, int i) { return at[i] + offset[k]; },
+                [panel](int64_t k, typename S::V& b0, typename S::V& b1) {
+                    b0 = S::load(panel + k * NR);
+                    b1 = S::load(panel + k * NR + NR / 2);
+                },
+                tile);
+            const int64_t channels = std::min(NR, O - q * NR);
+            for (int64_t i = 0; i < std::min(MR, P - t * MR); ++i) {
+                const int64_t p = t * MR + i;
+                T* out = y + (p / HoWo * O + q * NR) * HoWo + p % HoWo;  // channel q*NR + j at out + j*HoWo
+                for (int64_t j = 0; j < channels; ++j)
+                    out[j * HoWo] = accumulate ? out[j * HoWo] + tile[i * NR + j] : tile[i * NR + j];
+            }
+        }
+}
+
 // The two products of the patches im2col(x), image group by image group, each group's input split
 // once for both: y [N, O, Ho, Wo] (= or +=) conv(x [N, C, H, W], w [O, C, kh, kw]) where y is
 // given, and dw [O, C, kh, kw] += dz im2col(x)^T where dw is given (dz [N, O, Ho, Wo] as a matrix
@@ -223,9 +271,18 @@ void patch_products(T* y, const T* w, bool accumulate, T* dw, const T* dz, const
     const int64_t HoWo = s.Ho * s.Wo, OK = s.O * s.K(), groups = image_groups(s, conv_group_columns).count;
     if (groups == 0 || (!y && !dw)) return;
     T* partial = dw ? scratch<T, 2>(groups * OK) : nullptr;  // the calling thread's; the groups' threads write it
+    const bool broadcast = y && forward_broadcasts<T>(s);
+    T* wt = nullptr;  // W^T packed, for forward_by_broadcast: the calling thread's; the groups' threads read it
+    if (broadcast) {
+        constexpr int64_t NR = gemm_detail::Blocking<T>::NR;
+        wt = scratch<T, 3>((s.O + NR - 1) / NR * NR * s.K());
+        pack_panels(wt, transposed(w, s.O, s.K()), 0, s.K(), 0, s.O);
+    }
     for_image_groups(s, conv_group_columns, [&](int64_t q, int64_t n0, const Conv2dShape& part) {
         const auto split = split_patches(x + n0 * s.C * s.H * s.W, part);
-        if (y)
+        if (broadcast)
+            forward_by_broadcast(y + n0 * s.O * HoWo, wt, split, s.O, accumulate);
+        else if (y)
             gemm(channels_by_pixels(y + n0 * s.O * HoWo, part.N, s.O, HoWo), row_major(w, s.O, s.K()),
                  Patches<T>{split}, accumulate);
         if (dw && weight_grad_along_rows<T>(s))

@@ -12,13 +12,6 @@
 
 namespace elbo::kernels {
 
-// y [N, O, HW] = b [O], each channel's plane filled with its bias
-template <class T>
-void fill_channels(T* y, const T* b, int64_t N, int64_t O, int64_t HW) {
-#pragma omp parallel for schedule(static) if (N * O * HW >= parallel_grain)
-    for (int64_t i = 0; i < N * O; ++i) std::fill(y + i * HW, y + (i + 1) * HW, b[i % O]);
-}
-
 // The batch in groups of `size` images, the fewest whose output pixels give a GEMM `columns`
 // columns (one image where it has that many); the last group may hold fewer.
 struct ImageGroups {
@@ -230,7 +223,8 @@ bool forward_broadcasts(const Conv2dShape& s) {
     return s.K() >= 256 && 2 * s.O > gemm_detail::Blocking<T>::NR;
 }
 template <class T>
-void forward_by_broadcast(T* y, const T* wt, const im2col_detail::SplitInput<T>& in, int64_t O, bool accumulate) {
+void forward_by_broadcast(T* y, const T* bias, const T* wt, const im2col_detail::SplitInput<T>& in, int64_t O,
+                          bool accumulate) {
     using S = simd::Packet<T>;
     constexpr int64_t MR = gemm_detail::Blocking<T>::MR, NR = gemm_detail::Blocking<T>::NR;
     const Conv2dShape& s = in.s;
@@ -255,19 +249,23 @@ void forward_by_broadcast(T* y, const T* wt, const im2col_detail::SplitInput<T>&
             for (int64_t i = 0; i < std::min(MR, P - t * MR); ++i) {
                 const int64_t p = t * MR + i;
                 T* out = y + (p / HoWo * O + q * NR) * HoWo + p % HoWo;  // channel q*NR + j at out + j*HoWo
-                for (int64_t j = 0; j < channels; ++j)
-                    out[j * HoWo] = accumulate ? out[j * HoWo] + tile[i * NR + j] : tile[i * NR + j];
+                for (int64_t j = 0; j < channels; ++j) {
+                    T& e = out[j * HoWo];
+                    e = accumulate ? e + tile[i * NR + j] : bias ? bias[q * NR + j] + tile[i * NR + j] : tile[i * NR + j];
+                }
             }
         }
 }
 
 // The two products of the patches im2col(x), image group by image group, each group's input split
-// once for both: y [N, O, Ho, Wo] (= or +=) conv(x [N, C, H, W], w [O, C, kh, kw]) where y is
-// given, and dw [O, C, kh, kw] += dz im2col(x)^T where dw is given (dz [N, O, Ho, Wo] as a matrix
-// [O, P]). A transposed convolution's backward pass asks for both of one input. The weight
-// gradient's groups each make a partial product of their own, added to dw in the groups' order.
+// once for both: y [N, O, Ho, Wo] (+= or, with a bias [O] or without, = bias +) conv(x [N, C, H, W],
+// w [O, C, kh, kw]) where y is given, and dw [O, C, kh, kw] += dz im2col(x)^T where dw is given
+// (dz [N, O, Ho, Wo] as a matrix [O, P]). A transposed convolution's backward pass asks for both of
+// one input. The weight gradient's groups each make a partial product of their own, added to dw
+// in the groups' order.
 template <class T>
-void patch_products(T* y, const T* w, bool accumulate, T* dw, const T* dz, const T* x, const Conv2dShape& s) {
+void patch_products(T* y, const T* w, const T* bias, bool accumulate, T* dw, const T* dz, const T* x,
+                    const Conv2dShape& s) {
     const int64_t HoWo = s.Ho * s.Wo, OK = s.O * s.K(), groups = image_groups(s, conv_group_columns).count;
     if (groups == 0 || (!y && !dw)) return;
     T* partial = dw ? scratch<T, 2>(groups * OK) : nullptr;  // the calling thread's; the groups' threads write it
@@ -281,10 +279,10 @@ void patch_products(T* y, const T* w, bool accumulate, T* dw, const T* dz, const
     for_image_groups(s, conv_group_columns, [&](int64_t q, int64_t n0, const Conv2dShape& part) {
         const auto split = split_patches(x + n0 * s.C * s.H * s.W, part);
         if (broadcast)
-            forward_by_broadcast(y + n0 * s.O * HoWo, wt, split, s.O, accumulate);
+            forward_by_broadcast(y + n0 * s.O * HoWo, bias, wt, split, s.O, accumulate);
         else if (y)
             gemm(channels_by_pixels(y + n0 * s.O * HoWo, part.N, s.O, HoWo), row_major(w, s.O, s.K()),
-                 Patches<T>{split}, accumulate);
+                 Patches<T>{split}, accumulate, bias);
         if (dw && weight_grad_along_rows<T>(s))
             weight_grad_along_rows(partial + q * OK, dz + n0 * s.O * HoWo, split, s.O);
         else if (dw)
@@ -297,12 +295,6 @@ void patch_products(T* y, const T* w, bool accumulate, T* dw, const T* dz, const
         for (int64_t q = 1; q < groups; ++q) sum += partial[q * OK + i];
         dw[i] += sum;
     }
-}
-
-// y [N, O, Ho, Wo] (= or +=) conv(x [N, C, H, W], w [O, C, kh, kw])
-template <class T>
-void conv2d_apply(T* y, const T* x, const T* w, bool accumulate, const Conv2dShape& s) {
-    patch_products<T>(y, w, accumulate, nullptr, nullptr, x, s);
 }
 
 // The input gradient by phases (below) needs every kernel offset of a phase to be whole steps
@@ -331,14 +323,15 @@ inline Conv2dShape phase_shape(const Conv2dShape& s) {
             .kh = k, .kw = k, .stride = 1, .padding = k - 1, .dilation = 1};
 }
 
-// dx [N, C, H, W] += the input gradient by phases: the phase convolution's weight [S*S*C, O, k, k]
-// is w's offsets regrouped and flipped, wp[(c, a, b), o, ii, jj] = w[o, c, a + S (k-1-ii), b + S (k-1-jj)];
+// dx [N, C, H, W] (+= or, as `start` says, =) the input gradient by phases: the phase convolution's
+// weight [S*S*C, O, k, k] is w's offsets regrouped and flipped,
+// wp[(c, a, b), o, ii, jj] = w[o, c, a + S (k-1-ii), b + S (k-1-jj)];
 // then, image group by image group, its output (split by phase, in cache) is added back onto the
 // input positions (add_split). The same products as Wm^T dY and col2im (and a border's more), with
 // k*k times the GEMM's depth (O k k against O: four times for a 4 x 4 kernel at stride 2) and one
 // add per input value instead of col2im's scatter of kh*kw / (S*S) of them.
 template <class T>
-void conv2d_input_grad_by_phases(T* dx, const T* dy, const T* w, const Conv2dShape& s) {
+void conv2d_input_grad_by_phases(T* dx, const T* dy, const T* w, const Conv2dShape& s, const ChannelStart<T>& start) {
     const Conv2dShape t = phase_shape(s);
     const int64_t S = s.stride, k = t.kh, HoWo = s.Ho * s.Wo, split = t.Ho * t.Wo;
     T* wp = scratch<T, 3>(t.O * t.K());
@@ -356,39 +349,39 @@ void conv2d_input_grad_by_phases(T* dx, const T* dy, const T* w, const Conv2dSha
              Patches<T>{split_patches(dy + n0 * s.O * HoWo, part)}, false);
         Conv2dShape images = s;
         images.N = part.N;
-        im2col_detail::add_split(dx + n0 * s.C * s.H * s.W, g, images);
+        im2col_detail::add_split(dx + n0 * s.C * s.H * s.W, g, images, start);
     });
 }
 
-// dx [N, C, H, W] += the convolution's input gradient for dy [N, O, Ho, Wo]: by phases where it
-// can, else col2im(Wm^T dY). A few images at a time: their patch gradients (K x g*Ho*Wo, a few
+// dx [N, C, H, W] (+= or, as `start` says, =) the convolution's input gradient for dy
+// [N, O, Ho, Wo]: by phases where it can, else col2im(Wm^T dY). A few images at a time: their patch gradients (K x g*Ho*Wo, a few
 // hundred KiB that stay in cache), then col2im onto their own input planes. Groups of at least 256
 // columns: on small images (4x4 pixels) a GEMM per image would fill only half of each micro-tile's
 // columns.
 template <class T>
-void conv2d_input_grad(T* dx, const T* dy, const T* w, const Conv2dShape& s) {
-    if (input_grad_by_phases(s, gemm_detail::Blocking<T>::MR)) return conv2d_input_grad_by_phases(dx, dy, w, s);
+void conv2d_input_grad(T* dx, const T* dy, const T* w, const Conv2dShape& s, const ChannelStart<T>& start = {}) {
+    if (input_grad_by_phases(s, gemm_detail::Blocking<T>::MR))
+        return conv2d_input_grad_by_phases(dx, dy, w, s, start);
     const int64_t K = s.K(), HoWo = s.Ho * s.Wo;
     for_image_groups(s, 256, [&](int64_t, int64_t n0, const Conv2dShape& part) {
         T* cols = scratch<T>(K * part.N * HoWo);
         gemm(row_major(cols, K, part.N * HoWo), transposed(w, s.O, K),
              channels_by_pixels(dy + n0 * s.O * HoWo, part.N, s.O, HoWo), false);
-        col2im(dx + n0 * s.C * s.H * s.W, cols, part);
+        col2im(dx + n0 * s.C * s.H * s.W, cols, part, start);
     });
 }
 
 // dw [O, C, kh, kw] += dY im2col(x)^T, with dY = dy [N, O, Ho, Wo] as a matrix [O, P]
 template <class T>
 void conv2d_weight_grad(T* dw, const T* dy, const T* x, const Conv2dShape& s) {
-    patch_products<T>(nullptr, nullptr, false, dw, dy, x, s);
+    patch_products<T>(nullptr, nullptr, nullptr, false, dw, dy, x, s);
 }
 
 // x [N, C, H, W], w [O, C, kh, kw], b [O] or null  ->  y [N, O, Ho, Wo]
 // Ho = (H + 2*padding - dilation*(kh-1) - 1) / stride + 1, likewise Wo.
 template <class T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape& s) {
-    if (b) fill_channels(y, b, s.N, s.O, s.Ho * s.Wo);
-    conv2d_apply(y, x, w, /*accumulate=*/b != nullptr, s);
+    patch_products<T>(y, w, b, /*accumulate=*/false, nullptr, nullptr, x, s);
 }
 
 // dx, dw, db accumulate (+=); any of them may be null when not needed.

@@ -16,11 +16,7 @@ namespace elbo::kernels {
 // x [N, Ci, H, W], w [Ci, Co, kh, kw], b [Co] or null  ->  y [N, Co, Ho, Wo]
 template <class T>
 void conv_transpose2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape& s) {
-    if (b)
-        fill_channels(y, b, s.N, s.C, s.H * s.W);
-    else
-        std::fill(y, y + s.N * s.C * s.H * s.W, T(0));
-    conv2d_input_grad(y, x, w, s);
+    conv2d_input_grad(y, x, w, s, ChannelStart<T>{.set = true, .bias = b});
 }
 
 // dx, dw, db accumulate (+=); any of them may be null when not needed.
@@ -30,7 +26,7 @@ void conv_transpose2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, con
     if (db) channel_sum_grad(db, dy, s.N, s.C, s.H * s.W);
     // dx = conv2d(dy, w) and dw = conv2d's weight gradient with x as its output gradient: both
     // products of dy's patches, split once.
-    patch_products(dx, w, /*accumulate=*/true, dw, x, dy, s);
+    patch_products<T>(dx, w, nullptr, /*accumulate=*/true, dw, x, dy, s);
 }
 
 }  // namespace elbo::kernels

@@ -168,9 +168,11 @@ void prefetch_tile(const MatrixView<T>& c, int64_t i, int64_t j, int64_t m, int6
     }
 }
 
-// C's rows i .. i+m-1, columns j .. j+n-1 (= or +=) the tile's first m rows and n columns.
+// C's rows i .. i+m-1, columns j .. j+n-1 (= or +=) the tile's first m rows and n columns; where
+// `init` is given and not `add`, = init[ii] + the tile's row ii (init: C's rows' first values).
 template <class T>
-void store_tile(const MatrixView<T>& c, int64_t i, int64_t j, int64_t m, int64_t n, const T* tile, bool add) {
+void store_tile(const MatrixView<T>& c, int64_t i, int64_t j, int64_t m, int64_t n, const T* tile, bool add,
+                const T* init = nullptr) {
     using S = Simd<T>;
     constexpr int64_t NR = Blocking<T>::NR, W = S::width;
     if (n == NR && c.contiguous(j, NR)) {
@@ -179,6 +181,9 @@ void store_tile(const MatrixView<T>& c, int64_t i, int64_t j, int64_t m, int64_t
             if (add) {
                 S::store(row, S::add(S::load(row), S::load(tile)));
                 S::store(row + W, S::add(S::load(row + W), S::load(tile + W)));
+            } else if (init) {
+                S::store(row, S::add(S::broadcast(init + ii), S::load(tile)));
+                S::store(row + W, S::add(S::broadcast(init + ii), S::load(tile + W)));
             } else {
                 S::store(row, S::load(tile));
                 S::store(row + W, S::load(tile + W));
@@ -190,7 +195,7 @@ void store_tile(const MatrixView<T>& c, int64_t i, int64_t j, int64_t m, int64_t
         T* dst = c.p + i * c.rs + c.column_offset(j + jj);
         for (int64_t ii = 0; ii < m; ++ii) {
             T& e = dst[ii * c.rs];
-            e = add ? e + tile[ii * NR + jj] : tile[ii * NR + jj];
+            e = add ? e + tile[ii * NR + jj] : init ? init[ii] + tile[ii * NR + jj] : tile[ii * NR + jj];
         }
     }
 }
@@ -245,7 +250,8 @@ void pack_all_of_a(T* dst, const MatrixView<const T>& a) {
 // packed, then the micro-tiles). A comes packed already (pack_all_of_a) when a_packed_all is given.
 template <class T, class B>
 void gemm_block(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b, bool accumulate, int64_t i0,
-                int64_t i1, int64_t j0, int64_t j1, int64_t k_begin, int64_t k_end, const T* a_packed_all = nullptr) {
+                int64_t i1, int64_t j0, int64_t j1, int64_t k_begin, int64_t k_end, const T* a_packed_all = nullptr,
+                const T* row_init = nullptr) {
     using Bk = Blocking<T>;
     constexpr int64_t MR = Bk::MR, NR = Bk::NR, KC = Bk::KC, MC = Bk::MC, NC = Bk::NC;
     thread_local std::vector<T> a_packed, b_packed;
@@ -286,7 +292,8 @@ void gemm_block(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b
                             micro_kernel(kc, ap + ir * kc, b_rows.data(), first, second, tile);
                         else
                             micro_kernel(kc, ap + ir * kc, bp, tile);
-                        store_tile(c, ic + ir, jc + jr, std::min(MR, mc - ir), std::min(NR, nc - jr), tile, add);
+                        store_tile(c, ic + ir, jc + jr, std::min(MR, mc - ir), std::min(NR, nc - jr), tile, add,
+                                   row_init ? row_init + ic + ir : nullptr);
                     }
                 }
             }
@@ -353,18 +360,22 @@ void pack_panels(T* dst, const MatrixView<const T>& b, int64_t k0, int64_t kc, i
     }
 }
 
-// C (= or +=) A B with A [M, K], B [K, N], C [M, N]. C must not overlap A or B. The result is the same
-// for every thread count: the threads share out blocks of C, and when C is too small for that, fixed
-// chunks of k whose partial products are added in order.
+// C (= or +=) A B with A [M, K], B [K, N], C [M, N]; where row_init [M] is given (and not
+// accumulate), C = row_init + A B, row i starting from row_init[i] (a convolution's bias: the same
+// sums as C filled with it first and A B added, without that pass over C). C must not overlap A or
+// B. The result is the same for every thread count: the threads share out blocks of C, and when C
+// is too small for that, fixed chunks of k whose partial products are added in order.
 template <class T, class B>
-void gemm(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b, bool accumulate) {
+void gemm(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b, bool accumulate,
+          const T* row_init = nullptr) {
     using Bk = gemm_detail::Blocking<T>;
     const int64_t M = c.rows, N = c.cols, K = a.cols;
     if (M == 0 || N == 0) return;
+    if (accumulate) row_init = nullptr;
     if (K == 0) {
         if (!accumulate)
             for (int64_t i = 0; i < M; ++i)
-                for (int64_t j = 0; j < N; ++j) c.p[i * c.rs + c.column_offset(j)] = T(0);
+                for (int64_t j = 0; j < N; ++j) c.p[i * c.rs + c.column_offset(j)] = row_init ? row_init[i] : T(0);
         return;
     }
     const bool parallel = 2.0 * M * N * K >= 1e6;
@@ -388,7 +399,7 @@ void gemm(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b, bool
                 T sum = partial[i * N + j];
                 for (int64_t s = 1; s < chunks; ++s) sum += partial[(s * M + i) * N + j];
                 T& e = c.p[i * c.rs + c.column_offset(j)];
-                e = accumulate ? e + sum : sum;
+                e = accumulate ? e + sum : row_init ? row_init[i] + sum : sum;
             }
         return;
     }
@@ -420,7 +431,7 @@ void gemm(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b, bool
         const int64_t i0 = t / col_parts * rows_each, j0 = t % col_parts * cols_each;
         if (i0 < M && j0 < N)
             gemm_detail::gemm_block(c, a, b, accumulate, i0, std::min(M, i0 + rows_each), j0,
-                                    std::min(N, j0 + cols_each), 0, K, a_packed_all);
+                                    std::min(N, j0 + cols_each), 0, K, a_packed_all, row_init);
     }
 }
 

@@ -90,10 +90,25 @@ void add_rows_pair(T* dst, int64_t dst_step, const T* even, const T* odd, int64_
 
 }  // namespace im2col_detail
 
-// x [N, C, H, W] += col2im(cols [K, P]), cols row-major. Parallel over the input planes (n, c): each
-// thread writes only its own plane, so no two threads add into the same element.
+// Where a sum onto an input-sized tensor starts: from what it holds (+=), or, with `set`, each
+// plane of channel c from bias[c] (0 without a bias), set by the loop that adds onto the plane,
+// while it is in cache, rather than by a pass of its own over the tensor first (a transposed
+// convolution's forward pass: its output starts from its bias).
 template <class T>
-void col2im(T* x, const T* cols, const Conv2dShape& s) {
+struct ChannelStart {
+    bool set = false;
+    const T* bias = nullptr;
+
+    void apply(T* plane, int64_t c, int64_t size) const {
+        if (set) std::fill(plane, plane + size, bias ? bias[c] : T(0));
+    }
+};
+
+// x [N, C, H, W] (+= or, as `start` says, =) col2im(cols [K, P]), cols row-major. Parallel over the
+// input planes (n, c): each thread writes only its own plane, so no two threads add into the same
+// element.
+template <class T>
+void col2im(T* x, const T* cols, const Conv2dShape& s, const ChannelStart<T>& start = {}) {
     const int64_t P = s.P(), HoWo = s.Ho * s.Wo;
     // Stride 2, no dilation, kw even: kernel columns j and j + 1 land on interleaved columns.
     const bool pairs = s.stride == 2 && s.dilation == 1 && s.kw % 2 == 0;
@@ -102,6 +117,7 @@ void col2im(T* x, const T* cols, const Conv2dShape& s) {
         for (int64_t n = 0; n < s.N; ++n) {
             for (int64_t c = 0; c < s.C; ++c) {
                 T* plane = x + (n * s.C + c) * s.H * s.W;
+                start.apply(plane, c, s.H * s.W);
                 for (int64_t i = 0; i < s.kh; ++i) {
                     // The output rows oh whose input row h = oh*stride - padding + i*dilation is inside.
                     const int64_t h0 = i * s.dilation - s.padding;
@@ -200,15 +216,16 @@ SplitInput<T> split_input(T* out, const T* x, const Conv2dShape& s) {
     return {out, s, PH, PW};
 }
 
-// x [N, C, H, W] += the split values g (split_size(s), laid out as split_input writes them) at the
-// input positions they were copied from, the padding's dropped: split_input's adjoint. Parallel
-// over the input planes, each written by one thread.
+// x [N, C, H, W] (+= or, as `start` says, =) the split values g (split_size(s), laid out as
+// split_input writes them) at the input positions they were copied from, the padding's dropped:
+// split_input's adjoint. Parallel over the input planes, each written by one thread.
 template <class T>
-void add_split(T* x, const T* g, const Conv2dShape& s) {
+void add_split(T* x, const T* g, const Conv2dShape& s, const ChannelStart<T>& start = {}) {
     const int64_t PH = split_rows(s), PW = split_cols(s);
     for_each_plane(s, [&](int64_t i, auto known) {
         const int64_t S = known() > 0 ? known() : s.stride;
         T* plane = x + i * s.H * s.W;
+        start.apply(plane, i % s.C, s.H * s.W);
         const T* phases = g + i * S * S * PH * PW;
         for (int64_t a = 0; a < S; ++a) {
             // phase rows u in [u_lo, u_hi) hold input row u*S + a - padding

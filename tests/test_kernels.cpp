@@ -191,7 +191,7 @@ template <class T>
 struct KernelPair {
     Shape x, w, b, y;
     std::function<void(T*, const T*, const T*, const T*)> fast_forward, reference_forward;
-    std::function<void(T*, T*, T*, const T*, const T*, const T*)> fast_backward, reference_backward;
+    std::function<void(T*, T*, T*, const T*, const T*, const T*, bool)> fast_backward, reference_backward;
 
     void check(uint64_t seed) const {
         const double tolerance = sizeof(T) == 4 ? 2e-5 : 1e-12;
@@ -207,19 +207,27 @@ struct KernelPair {
 
         Tensor<T> dx_fast = randn<T>(x, seed + 4), dw_fast = randn<T>(w, seed + 5), db_fast = randn<T>(b, seed + 6);
         Tensor<T> dx_ref = dx_fast.clone(), dw_ref = dw_fast.clone(), db_ref = db_fast.clone();
-        fast_backward(dx_fast.data(), dw_fast.data(), db_fast.data(), dy.data(), xv.data(), wv.data());
-        reference_backward(dx_ref.data(), dw_ref.data(), db_ref.data(), dy.data(), xv.data(), wv.data());
+        fast_backward(dx_fast.data(), dw_fast.data(), db_fast.data(), dy.data(), xv.data(), wv.data(), false);
+        reference_backward(dx_ref.data(), dw_ref.data(), db_ref.data(), dy.data(), xv.data(), wv.data(), false);
         CHECK(relative_difference(dx_fast, dx_ref) < tolerance);
         CHECK(relative_difference(dw_fast, dw_ref) < tolerance);
         CHECK(relative_difference(db_fast, db_ref) < tolerance);
         // Each gradient on its own (the others null), as the ops ask for them.
         Tensor<T> dx_only = dx_ref.clone(), dw_only = dw_ref.clone();
-        fast_backward(dx_only.data(), nullptr, nullptr, dy.data(), xv.data(), wv.data());
-        reference_backward(dx_ref.data(), nullptr, nullptr, dy.data(), xv.data(), wv.data());
+        fast_backward(dx_only.data(), nullptr, nullptr, dy.data(), xv.data(), wv.data(), false);
+        reference_backward(dx_ref.data(), nullptr, nullptr, dy.data(), xv.data(), wv.data(), false);
         CHECK(relative_difference(dx_only, dx_ref) < tolerance);
-        fast_backward(nullptr, dw_only.data(), nullptr, dy.data(), xv.data(), wv.data());
-        reference_backward(nullptr, dw_ref.data(), nullptr, dy.data(), xv.data(), wv.data());
+        fast_backward(nullptr, dw_only.data(), nullptr, dy.data(), xv.data(), wv.data(), false);
+        reference_backward(nullptr, dw_ref.data(), nullptr, dy.data(), xv.data(), wv.data(), false);
         CHECK(relative_difference(dw_only, dw_ref) < tolerance);
+        // dx written, not added to (an input's first gradient): it starts as garbage, and comes out
+        // as the reference's sum from zeros, with the reference's own dx_assign and without.
+        Tensor<T> dx_set = randn<T>(x, seed + 7), dx_set_ref = randn<T>(x, seed + 8), dx_zero = Tensor<T>::zeros(x);
+        fast_backward(dx_set.data(), nullptr, nullptr, dy.data(), xv.data(), wv.data(), true);
+        reference_backward(dx_set_ref.data(), nullptr, nullptr, dy.data(), xv.data(), wv.data(), true);
+        reference_backward(dx_zero.data(), nullptr, nullptr, dy.data(), xv.data(), wv.data(), false);
+        CHECK(relative_difference(dx_set, dx_zero) < tolerance);
+        CHECK(relative_difference(dx_set_ref, dx_zero) < 1e-12);
     }
 };
 
@@ -229,9 +237,11 @@ KernelPair<T> conv2d_pair(const ConvCase& c) {
     return {Shape{s.N, s.C, s.H, s.W}, Shape{s.O, s.C, s.kh, s.kw}, Shape{s.O}, Shape{s.N, s.O, s.Ho, s.Wo},
             [s](T* y, const T* x, const T* w, const T* b) { kernels::conv2d_forward(y, x, w, b, s); },
             [s](T* y, const T* x, const T* w, const T* b) { kernels::reference::conv2d_forward(y, x, w, b, s); },
-            [s](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w) { kernels::conv2d_backward(dx, dw, db, dy, x, w, s); },
-            [s](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w) {
-                kernels::reference::conv2d_backward(dx, dw, db, dy, x, w, s);
+            [s](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, bool set) {
+                kernels::conv2d_backward(dx, dw, db, dy, x, w, s, set);
+            },
+            [s](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, bool set) {
+                kernels::reference::conv2d_backward(dx, dw, db, dy, x, w, s, set);
             }};
 }
 
@@ -241,11 +251,11 @@ KernelPair<T> conv_transpose2d_pair(const ConvCase& c) {
     return {Shape{s.N, s.O, s.Ho, s.Wo}, Shape{s.O, s.C, s.kh, s.kw}, Shape{s.C}, Shape{s.N, s.C, s.H, s.W},
             [s](T* y, const T* x, const T* w, const T* b) { kernels::conv_transpose2d_forward(y, x, w, b, s); },
             [s](T* y, const T* x, const T* w, const T* b) { kernels::reference::conv_transpose2d_forward(y, x, w, b, s); },
-            [s](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w) {
-                kernels::conv_transpose2d_backward(dx, dw, db, dy, x, w, s);
+            [s](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, bool set) {
+                kernels::conv_transpose2d_backward(dx, dw, db, dy, x, w, s, set);
             },
-            [s](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w) {
-                kernels::reference::conv_transpose2d_backward(dx, dw, db, dy, x, w, s);
+            [s](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, bool set) {
+                kernels::reference::conv_transpose2d_backward(dx, dw, db, dy, x, w, s, set);
             }};
 }
 
@@ -254,11 +264,11 @@ KernelPair<T> linear_pair(int64_t N, int64_t I, int64_t O) {
     return {Shape{N, I}, Shape{O, I}, Shape{O}, Shape{N, O},
             [=](T* y, const T* x, const T* w, const T* b) { kernels::linear_forward(y, x, w, b, N, I, O); },
             [=](T* y, const T* x, const T* w, const T* b) { kernels::reference::linear_forward(y, x, w, b, N, I, O); },
-            [=](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w) {
-                kernels::linear_backward(dx, dw, db, dy, x, w, N, I, O);
+            [=](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, bool set) {
+                kernels::linear_backward(dx, dw, db, dy, x, w, N, I, O, set);
             },
-            [=](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w) {
-                kernels::reference::linear_backward(dx, dw, db, dy, x, w, N, I, O);
+            [=](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, bool set) {
+                kernels::reference::linear_backward(dx, dw, db, dy, x, w, N, I, O, set);
             }};
 }
 
@@ -296,7 +306,7 @@ void check_reference_against_differences(const KernelPair<double>& k, uint64_t s
         return l;
     };
     Tensor<double> dx(k.x), dw(k.w), db(k.b);
-    k.reference_backward(dx.data(), dw.data(), db.data(), r.data(), x.data(), w.data());
+    k.reference_backward(dx.data(), dw.data(), db.data(), r.data(), x.data(), w.data(), false);
     for (auto [name, value, grad] : {std::tuple{"x", &x, &dx}, {"w", &w, &dw}, {"b", &b, &db}}) {
         INFO(name);
         double worst = 0;

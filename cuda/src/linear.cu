@@ -18,9 +18,9 @@ void linear_forward(float* y, const float* x, const float* w, const float* b, in
 }
 
 void linear_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w, int64_t N,
-                     int64_t I, int64_t O) {
-    // dx [N, I] += dy w:  dx^T [I, N] += w^T dy^T
-    if (dx) sgemm(false, false, I, N, O, w, I, dy, O, 1.0f, dx, I);
+                     int64_t I, int64_t O, bool dx_assign) {
+    // dx [N, I] += dy w (= with dx_assign):  dx^T [I, N] += w^T dy^T
+    if (dx) sgemm(false, false, I, N, O, w, I, dy, O, dx_assign ? 0.0f : 1.0f, dx, I);
     // dw [O, I] += dy^T x:  dw^T [I, O] += x^T dy
     if (dw) sgemm(false, true, I, O, N, x, I, dy, O, 1.0f, dw, I);
     if (db) channel_sum_grad(db, dy, N, O, 1);

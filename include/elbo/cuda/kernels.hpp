@@ -67,16 +67,17 @@ void nll_forward(float* y, const float* lp, const int64_t* target, int64_t N, in
 void nll_backward(float* dlp, const float* dy, const int64_t* target, int64_t N, int64_t K, Reduction r);
 
 void linear_forward(float* y, const float* x, const float* w, const float* b, int64_t N, int64_t I, int64_t O);
+// The backward passes accumulate into dx, dw, db (+=), but write dx (=) with dx_assign, as on the CPU.
 void linear_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w, int64_t N,
-                     int64_t I, int64_t O);
+                     int64_t I, int64_t O, bool dx_assign = false);
 void channel_sum_grad(float* db, const float* dy, int64_t N, int64_t O, int64_t HW);
 void conv2d_forward(float* y, const float* x, const float* w, const float* b, const kernels::Conv2dShape& s);
 void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
-                     const kernels::Conv2dShape& s);
+                     const kernels::Conv2dShape& s, bool dx_assign = false);
 void conv_transpose2d_forward(float* y, const float* x, const float* w, const float* b,
                               const kernels::Conv2dShape& s);
 void conv_transpose2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
-                               const kernels::Conv2dShape& s);
+                               const kernels::Conv2dShape& s, bool dx_assign = false);
 
 void sgd_step(float* w, const float* g, float* buf, int64_t n, const kernels::SGDStep<float>& s);
 void adam_step(float* w, const float* g, float* m, float* v, int64_t n, const kernels::AdamStep<float>& s);

@@ -97,8 +97,10 @@ namespace detail {
 
 // Runs a layer op y = f(x, w, b) with an optional bias (b empty: none) on `device` (the operands'
 // device, already checked) and records its backward. forward(device, y, x, w, b) and
-// backward(device, dx, dw, db, dy, x, w) are the raw kernels with the layer's sizes bound; b and
-// db are null without a bias, and any gradient nobody needs is null too.
+// backward(device, dx, dx_assign, dw, db, dy, x, w) are the raw kernels with the layer's sizes
+// bound; b and db are null without a bias, and any gradient nobody needs is null too. dx is the
+// input's first gradient where dx_assign is true: its buffer is left unset and the kernel writes
+// every element of it, instead of a pass of zeros first and its adding onto them.
 template <class T, class Forward, class Backward>
 Var<T> layer_op(const char* op, Device device, const Shape& y_shape, const Var<T>& x, const Var<T>& w,
                 const Var<T>& b, Forward forward, Backward backward) {
@@ -108,7 +110,11 @@ Var<T> layer_op(const char* op, Device device, const Shape& y_shape, const Var<T
     std::vector<Var<T>> parents{x, w};
     if (has_bias) parents.push_back(b);
     return Var<T>::from_op(std::move(y), op, std::move(parents), [=](Node<T>& self) {
-        backward(device, self.parent_grad(0), self.parent_grad(1), has_bias ? self.parent_grad(2) : nullptr,
+        // An input that is also the weight or the bias takes its gradients added, from zeros.
+        const bool alone = self.parents[0] != self.parents[1] && (!has_bias || self.parents[0] != self.parents[2]);
+        bool dx_assign = false;
+        T* dx = alone ? self.parent_grad_to_write(0, dx_assign) : self.parent_grad(0);
+        backward(device, dx, dx_assign, self.parent_grad(1), has_bias ? self.parent_grad(2) : nullptr,
                  self.grad.data(), self.parents[0]->value.data(), self.parents[1]->value.data());
     });
 }

@@ -64,8 +64,8 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = {}, Conv2dOpti
     return detail::layer_op(
         op, device, Shape{s.N, s.O, s.Ho, s.Wo}, x, w, b,
         [s](Device d, T* y, const T* xd, const T* wd, const T* bd) { ELBO_KERNEL(d, conv2d_forward, y, xd, wd, bd, s); },
-        [s](Device d, T* dx, T* dw, T* db, const T* dy, const T* xd, const T* wd) {
-            ELBO_KERNEL(d, conv2d_backward, dx, dw, db, dy, xd, wd, s);
+        [s](Device d, T* dx, bool dx_assign, T* dw, T* db, const T* dy, const T* xd, const T* wd) {
+            ELBO_KERNEL(d, conv2d_backward, dx, dw, db, dy, xd, wd, s, dx_assign);
         });
 }
 
@@ -99,8 +99,8 @@ Var<T> conv_transpose2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = {},
         [s](Device d, T* y, const T* xd, const T* wd, const T* bd) {
             ELBO_KERNEL(d, conv_transpose2d_forward, y, xd, wd, bd, s);
         },
-        [s](Device d, T* dx, T* dw, T* db, const T* dy, const T* xd, const T* wd) {
-            ELBO_KERNEL(d, conv_transpose2d_backward, dx, dw, db, dy, xd, wd, s);
+        [s](Device d, T* dx, bool dx_assign, T* dw, T* db, const T* dy, const T* xd, const T* wd) {
+            ELBO_KERNEL(d, conv_transpose2d_backward, dx, dw, db, dy, xd, wd, s, dx_assign);
         });
 }
 

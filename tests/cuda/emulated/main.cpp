@@ -182,9 +182,11 @@ TEST_CASE("linear and the convolutions: the cuBLAS calls' layouts, im2col and co
             twins({std::vector<float>(N * O)}, [&](Buffers& o, bool emulated) {
                 BOTH(linear_forward, o[0].data(), x.data(), w.data(), bias, N, I, O);
             });
-        twins({randn(N * I, 44), randn(O * I, 45), randn(O, 46)}, [&](Buffers& o, bool emulated) {
-            BOTH(linear_backward, o[0].data(), o[1].data(), o[2].data(), dy.data(), x.data(), w.data(), N, I, O);
-        });
+        for (bool dx_assign : {false, true})
+            twins({randn(N * I, 44), randn(O * I, 45), randn(O, 46)}, [&](Buffers& o, bool emulated) {
+                BOTH(linear_backward, o[0].data(), o[1].data(), o[2].data(), dy.data(), x.data(), w.data(), N, I, O,
+                     dx_assign);
+            });
     }
 
     struct Case {
@@ -212,12 +214,17 @@ TEST_CASE("linear and the convolutions: the cuBLAS calls' layouts, im2col and co
                 BOTH(conv_transpose2d_forward, o[0].data(), cdy.data(), cw.data(), bias ? cb_t.data() : nullptr, s);
             });
         }
-        twins({randn(nx, ++seed), randn(nw, ++seed), randn(c.O, ++seed)}, [&](Buffers& o, bool emulated) {
-            BOTH(conv2d_backward, o[0].data(), o[1].data(), o[2].data(), cdy.data(), cx.data(), cw.data(), s);
-        });
-        twins({randn(ny, ++seed), randn(nw, ++seed), randn(c.C, ++seed)}, [&](Buffers& o, bool emulated) {
-            BOTH(conv_transpose2d_backward, o[0].data(), o[1].data(), o[2].data(), cx.data(), cdy.data(), cw.data(), s);
-        });
+        // dx_assign: dx written over what it held (random here), not added to.
+        for (bool dx_assign : {false, true}) {
+            twins({randn(nx, ++seed), randn(nw, ++seed), randn(c.O, ++seed)}, [&](Buffers& o, bool emulated) {
+                BOTH(conv2d_backward, o[0].data(), o[1].data(), o[2].data(), cdy.data(), cx.data(), cw.data(), s,
+                     dx_assign);
+            });
+            twins({randn(ny, ++seed), randn(nw, ++seed), randn(c.C, ++seed)}, [&](Buffers& o, bool emulated) {
+                BOTH(conv_transpose2d_backward, o[0].data(), o[1].data(), o[2].data(), cx.data(), cdy.data(), cw.data(),
+                     s, dx_assign);
+            });
+        }
     }
 }
 

@@ -384,12 +384,14 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape&
     patch_products<T>(y, w, b, /*accumulate=*/false, nullptr, nullptr, x, s);
 }
 
-// dx, dw, db accumulate (+=); any of them may be null when not needed.
+// dx, dw, db accumulate (+=), but dx is written (=) with dx_assign; any of them may be null when not
+// needed.
 template <class T>
-void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const Conv2dShape& s) {
+void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const Conv2dShape& s,
+                     bool dx_assign = false) {
     if (db) channel_sum_grad(db, dy, s.N, s.O, s.Ho * s.Wo);
     if (dw) conv2d_weight_grad(dw, dy, x, s);
-    if (dx) conv2d_input_grad(dx, dy, w, s);
+    if (dx) conv2d_input_grad(dx, dy, w, s, ChannelStart<T>{.set = dx_assign});
 }
 
 }  // namespace elbo::kernels

@@ -19,11 +19,12 @@ void linear_forward(T* y, const T* x, const T* w, const T* b, int64_t N, int64_t
         gemm(row_major(y, N, O), row_major(x, N, I), transposed(w, O, I), /*accumulate=*/b != nullptr);
 }
 
-// dx [N, I] += dy w;  dw [O, I] += dy^T x;  db [O] += sum_n dy.  Any of dx, dw, db may be null.
+// dx [N, I] += dy w (= with dx_assign);  dw [O, I] += dy^T x;  db [O] += sum_n dy.  Any of dx, dw, db
+// may be null.
 template <class T>
 void linear_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int64_t N, int64_t I,
-                     int64_t O) {
-    if (dx) gemm(row_major(dx, N, I), row_major(dy, N, O), row_major(w, O, I), true);
+                     int64_t O, bool dx_assign = false) {
+    if (dx) gemm(row_major(dx, N, I), row_major(dy, N, O), row_major(w, O, I), !dx_assign);
     if (dw) gemm(row_major(dw, O, I), transposed(dy, N, O), row_major(x, N, I), true);
     if (db) channel_sum_grad(db, dy, N, O, 1);
 }

@@ -33,9 +33,12 @@ void linear_forward(T* y, const T* x, const T* w, const T* b, int64_t N, int64_t
 }
 
 // Each term x[n,i] w[o,i] of y[n,o] sends dy[n,o] w[o,i] to x[n,i] and dy[n,o] x[n,i] to w[o,i];
-// b[o] appears once in each y[n,o]. dx, dw, db accumulate (+=); any may be null.
+// b[o] appears once in each y[n,o]. dx, dw, db accumulate (+=), dx from zero with dx_assign; any may be
+// null.
 template <class T>
-void linear_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int64_t N, int64_t I, int64_t O) {
+void linear_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int64_t N, int64_t I, int64_t O,
+                     bool dx_assign = false) {
+    if (dx && dx_assign) std::fill(dx, dx + N * I, T(0));
     for (int64_t n = 0; n < N; ++n)
         for (int64_t o = 0; o < O; ++o) {
             const T g = dy[n * O + o];
@@ -81,10 +84,12 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape&
                 }
 }
 
-// The same loops, each term w·x sending dy·x to w and dy·w to x. dx, dw, db accumulate (+=); any may
-// be null.
+// The same loops, each term w·x sending dy·x to w and dy·w to x. dx, dw, db accumulate (+=), dx from
+// zero with dx_assign; any may be null.
 template <class T>
-void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const Conv2dShape& s) {
+void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const Conv2dShape& s,
+                     bool dx_assign = false) {
+    if (dx && dx_assign) std::fill(dx, dx + s.N * s.C * s.H * s.W, T(0));
     for (int64_t n = 0; n < s.N; ++n)
         for (int64_t o = 0; o < s.O; ++o)
             for (int64_t oh = 0; oh < s.Ho; ++oh)
@@ -135,10 +140,12 @@ void conv_transpose2d_forward(T* y, const T* x, const T* w, const T* b, const Co
 }
 
 // The same loops, each term x·w sending dy·w to x and dy·x to w; b[co] reaches every output
-// position of channel co. dx, dw, db accumulate (+=); any may be null.
+// position of channel co. dx, dw, db accumulate (+=), dx from zero with dx_assign; any may be null.
 template <class T>
-void conv_transpose2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const Conv2dShape& s) {
+void conv_transpose2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const Conv2dShape& s,
+                               bool dx_assign = false) {
     const int64_t Ci = s.O, Co = s.C, H = s.Ho, W = s.Wo, Ho = s.H, Wo = s.W;
+    if (dx && dx_assign) std::fill(dx, dx + s.N * Ci * H * W, T(0));
     if (db)
         for (int64_t n = 0; n < s.N; ++n)
             for (int64_t co = 0; co < Co; ++co)

@@ -51,7 +51,7 @@ void twins(const Buffers& start, const std::function<void(Buffers&, bool)>& call
 }  // namespace
 
 // The kernel `name` of the CUDA module (emulated) or of the CPU (its twin), on the same arguments.
-#define BOTH(name, ...) (emulated ? cuda::name(__VA_ARGS__) : kernels::name(__VA_ARGS__))
+#define BOTH(name, ...) (emulated ? (void)cuda::name(__VA_ARGS__) : (void)kernels::name(__VA_ARGS__))
 
 TEST_CASE("activations") {
     const int64_t n = 1000;

@@ -117,26 +117,17 @@ template <class T>
 void broadcast_tile(T* dw, int64_t K, int64_t k0, int64_t mr, int64_t o0, int64_t nr, const T* const* a, const T* b,
                     int64_t images, int64_t x_image, int64_t rows, int64_t Wo, int64_t PW) {
     using S = simd::Packet<T>;
-    using V = typename S::V;
     constexpr int W = S::width, MR = gemm_detail::Blocking<T>::MR;
-    V c[MR][2];
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = S::zero();
+    gemm_detail::Accumulators<T> c;
+    gemm_detail::zero_tile<T>(c);
     for (int64_t n = 0; n < images; ++n)
-        for (int64_t h = 0; h < rows; ++h) {
+        for (int64_t h = 0; h < rows; ++h, b += Wo * 2 * W) {
             const int64_t at = n * x_image + h * PW;
-            for (int64_t t = 0; t < Wo; ++t, b += 2 * W) {
-                const V b0 = S::load(b), b1 = S::load(b + W);
-#pragma GCC unroll 16
-                for (int i = 0; i < MR; ++i) {
-                    const V ai = S::broadcast(a[i] + at + t);
-                    c[i][0] = S::fma(ai, b0, c[i][0]);
-                    c[i][1] = S::fma(ai, b1, c[i][1]);
-                }
-            }
+            gemm_detail::accumulate_tile<T>(Wo, [a, at](int64_t t, int i) { return a[i] + at + t; },
+                                            gemm_detail::packed_panel(b), c);
         }
     alignas(64) T tile[MR * 2 * W];
-    for (int i = 0; i < MR; ++i) S::store(tile + 2 * i * W, c[i][0]), S::store(tile + (2 * i + 1) * W, c[i][1]);
+    gemm_detail::store_accumulators<T>(c, tile);
     for (int64_t j = 0; j < nr; ++j)
         for (int64_t i = 0; i < mr; ++i) dw[(o0 + j) * K + k0 + i] = tile[i * 2 * W + j];
 }
@@ -225,7 +216,6 @@ bool forward_broadcasts(const Conv2dShape& s) {
 template <class T>
 void forward_by_broadcast(T* y, const T* bias, const T* wt, const im2col_detail::SplitInput<T>& in, int64_t O,
                           bool accumulate) {
-    using S = simd::Packet<T>;
     constexpr int64_t MR = gemm_detail::Blocking<T>::MR, NR = gemm_detail::Blocking<T>::NR;
     const Conv2dShape& s = in.s;
     const int64_t K = s.K(), P = s.P(), HoWo = s.Ho * s.Wo, tiles = (P + MR - 1) / MR, panels = (O + NR - 1) / NR;
@@ -236,15 +226,9 @@ void forward_by_broadcast(T* y, const T* bias, const T* wt, const im2col_detail:
         for (int64_t q = 0; q < panels; ++q) {
             const T* at[MR];  // past the last position, the last again (computed, not stored)
             for (int64_t i = 0; i < MR; ++i) at[i] = in.split + in.base(std::min(t * MR + i, P - 1));
-            const T* panel = wt + q * K * NR;
             alignas(64) T tile[MR * NR];
-            gemm_detail::micro_kernel<T>(
-                K, [&at, offset](int64_t k, int i) { return at[i] + offset[k]; },
-                [panel](int64_t k, typename S::V& b0, typename S::V& b1) {
-                    b0 = S::load(panel + k * NR);
-                    b1 = S::load(panel + k * NR + NR / 2);
-                },
-                tile);
+            gemm_detail::micro_kernel<T>(K, [&at, offset](int64_t k, int i) { return at[i] + offset[k]; },
+                                         gemm_detail::packed_panel(wt + q * K * NR), tile);
             const int64_t channels = std::min(NR, O - q * NR);
             for (int64_t i = 0; i < std::min(MR, P - t * MR); ++i) {
                 const int64_t p = t * MR + i;

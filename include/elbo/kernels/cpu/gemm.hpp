@@ -107,15 +107,17 @@ struct Blocking {
 // load_b(k, b0, b1) as its two packets of NR/2 values: A from a packed panel [kc][MR] or from its
 // rows in place (below), B from a packed panel [kc][NR] or in place (below). The accumulators are
 // an array that the unrolled loops index with constants only, so GCC keeps every one in a register.
+template <class T>
+using Accumulators = typename Simd<T>::V[Blocking<T>::MR][2];
+
+// c += a b over kc, the micro-kernel's loop on accumulators it is given (so that a caller can run it
+// over several stretches of k, as the weight gradient does along output rows).
 template <class T, class AAt, class LoadB>
-void micro_kernel(int64_t kc, AAt a_at, LoadB load_b, T* tile) {
+void accumulate_tile(int64_t kc, AAt a_at, LoadB load_b, Accumulators<T>& c) {
     using S = Simd<T>;
     using V = typename S::V;
-    constexpr int W = S::width, MR = Blocking<T>::MR;
-    static_assert(Blocking<T>::NR == 2 * W);
-    V c[MR][2];
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = S::zero();
+    constexpr int MR = Blocking<T>::MR;
+    static_assert(Blocking<T>::NR == 2 * S::width);
     for (int64_t k = 0; k < kc; ++k) {
         V b0, b1;
         load_b(k, b0, b1);
@@ -126,8 +128,26 @@ void micro_kernel(int64_t kc, AAt a_at, LoadB load_b, T* tile) {
             c[i][1] = S::fma(ai, b1, c[i][1]);
         }
     }
+}
+template <class T>
+void zero_tile(Accumulators<T>& c) {
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) S::store(tile + 2 * i * W, c[i][0]), S::store(tile + (2 * i + 1) * W, c[i][1]);
+    for (int i = 0; i < Blocking<T>::MR; ++i) c[i][0] = c[i][1] = Simd<T>::zero();
+}
+template <class T>
+void store_accumulators(const Accumulators<T>& c, T* tile) {
+    constexpr int W = Simd<T>::width;
+#pragma GCC unroll 16
+    for (int i = 0; i < Blocking<T>::MR; ++i)
+        Simd<T>::store(tile + 2 * i * W, c[i][0]), Simd<T>::store(tile + (2 * i + 1) * W, c[i][1]);
+}
+
+template <class T, class AAt, class LoadB>
+void micro_kernel(int64_t kc, AAt a_at, LoadB load_b, T* tile) {
+    Accumulators<T> c;
+    zero_tile<T>(c);
+    accumulate_tile<T>(kc, a_at, load_b, c);
+    store_accumulators<T>(c, tile);
 }
 
 // A packed [kc][MR].
@@ -136,14 +156,20 @@ void micro_kernel(int64_t kc, const T* a, LoadB load_b, T* tile) {
     micro_kernel<T>(kc, [a](int64_t k, int i) { return a + k * Blocking<T>::MR + i; }, load_b, tile);
 }
 
+// load_b for a packed panel [kc][NR].
+template <class T>
+auto packed_panel(const T* b) {
+    using S = Simd<T>;
+    return [b](int64_t k, typename S::V& b0, typename S::V& b1) {
+        b0 = S::load(b + k * 2 * S::width);
+        b1 = S::load(b + (2 * k + 1) * S::width);
+    };
+}
+
 // b packed [kc][NR].
 template <class T>
 void micro_kernel(int64_t kc, const T* a, const T* b, T* tile) {
-    using S = Simd<T>;
-    micro_kernel(kc, a, [b](int64_t k, typename S::V& b0, typename S::V& b1) {
-        b0 = S::load(b + k * 2 * S::width);
-        b1 = S::load(b + (2 * k + 1) * S::width);
-    }, tile);
+    micro_kernel(kc, a, packed_panel(b), tile);
 }
 
 // B read in place: row k of the micro-panel is the packets at first + rows[k] and second + rows[k].
@@ -436,16 +462,16 @@ void gemm(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b, bool
 }
 
 // C (= or +=) A B with A's values broadcast from A in place, for a long k and a C of few columns:
-// a Linear layer's weight against a batch, as yᵀ = W xᵀ and dxᵀ = Wᵀ dyᵀ. B (k x N) is packed once
-// into panels of NR columns over all of k, which stay in L2; each tile of MR rows of A by a panel
-// is summed over all of k in registers and stored once. The general GEMM above packs A (or B), the
-// weight, on every call, and adds each tile to C once per KC values of k: a quarter of the
-// discriminator's 64 x 1000 x 1000 products on two threads (AVX-512). A must not be grouped.
+// a Linear layer's weight against a batch, as yᵀ = W xᵀ. B (k x N) is packed once into panels of
+// NR columns over all of k, which stay in L2; each tile of MR rows of A by a panel is summed over
+// all of k in registers and stored once. The general GEMM above packs the weight on every call and
+// adds each tile to C once per KC values of k: a quarter of the discriminator's 64 x 1000 x 1000
+// forward product on two threads (AVX-512). A's rows must run along k (cs = 1), ungrouped.
 template <class T>
 bool broadcasts_a(const MatrixView<const T>& a, int64_t N) {
     constexpr int64_t NR = gemm_detail::Blocking<T>::NR;
     const int64_t panels = (N + NR - 1) / NR;
-    return a.group == std::max<int64_t>(a.cols, 1) && panels <= 4 && a.cols >= 256 &&
+    return a.cs == 1 && a.group == std::max<int64_t>(a.cols, 1) && panels <= 4 && a.cols >= 256 &&
            panels * a.cols * NR * int64_t(sizeof(T)) <= (int64_t(1) << 20);
 }
 template <class T>
@@ -462,18 +488,11 @@ void gemm_broadcast_a(const MatrixView<T>& c, const MatrixView<const T>& a, cons
 #pragma omp parallel for collapse(2) schedule(static) if (2.0 * M * N * K >= 1e6 && !omp_in_parallel())
     for (int64_t t = 0; t < tiles; ++t)
         for (int64_t q = 0; q < panels; ++q) {
-            using S = gemm_detail::Simd<T>;
             const T* rows[MR];  // past the last row, the last row again (computed, not stored)
             for (int64_t i = 0; i < MR; ++i) rows[i] = a.p + std::min(t * MR + i, M - 1) * a.rs;
-            const T* panel = bp + q * K * NR;
             alignas(64) T tile[MR * NR];
-            gemm_detail::micro_kernel<T>(
-                K, [&rows, cs = a.cs](int64_t k, int i) { return rows[i] + k * cs; },
-                [panel](int64_t k, typename S::V& b0, typename S::V& b1) {
-                    b0 = S::load(panel + k * NR);
-                    b1 = S::load(panel + k * NR + NR / 2);
-                },
-                tile);
+            gemm_detail::micro_kernel<T>(K, [&rows](int64_t k, int i) { return rows[i] + k; },
+                                         gemm_detail::packed_panel(bp + q * K * NR), tile);
             gemm_detail::store_tile(c, t * MR, q * NR, std::min(MR, M - t * MR), std::min(NR, N - q * NR), tile,
                                     accumulate);
         }

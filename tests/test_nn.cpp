@@ -142,6 +142,7 @@ TEST_CASE("an optimizer's step sums its gradients' squares, and the layers' grad
         if (kind == 0) opt = std::make_unique<optim::Adam<float>>(held, optim::AdamOptions{.lr = 1e-2});
         if (kind == 1) opt = std::make_unique<optim::SGD<float>>(held, optim::SGDOptions{.lr = 1e-2, .momentum = 0.9});
         CHECK(opt->gradient_squares().empty());
+        CHECK(train::gradient_norms<float>({{"layer.weight", w}}, *opt).size() == 1);  // before any step: summed here
         opt->zero_grad();
         other.zero_grad();
         backward(sum(w * Var<float>(gw)) + sum(b * Var<float>(gb)) + sum(other * Var<float>(go)));

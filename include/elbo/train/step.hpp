@@ -104,7 +104,7 @@ std::vector<std::pair<std::string, double>> gradient_norms(const std::vector<std
                                                            const optim::Optimizer<T>& opt) {
     NoGrad no_grad;
     std::map<const T*, double> summed;  // by the parameter's values
-    for (size_t i = 0; i < opt.parameters().size(); ++i)
+    for (size_t i = 0; i < opt.gradient_squares().size(); ++i)  // empty before opt's first step
         if (const std::optional<double>& s = opt.gradient_squares()[i])
             summed.emplace(opt.parameters()[i].second.value().data(), *s);
     std::vector<std::pair<std::string, double>> norms;

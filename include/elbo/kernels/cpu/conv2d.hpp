@@ -141,27 +141,13 @@ void weight_grad_by_broadcast(T* dw, const T* dz, const im2col_detail::SplitInpu
     constexpr int64_t MR = gemm_detail::Blocking<T>::MR, NR = gemm_detail::Blocking<T>::NR;
     const Conv2dShape& s = in.s;
     const int64_t K = s.K(), HoWo = s.Ho * s.Wo, P = s.P(), panels = (O + NR - 1) / NR, tiles = (K + MR - 1) / MR;
-    const int64_t x_image = s.C * s.stride * s.stride * in.PH * in.PW;
+    // dY^T, panel q over all the group's positions: b[(q*P + p)*NR + j] = dY(q*NR + j, p); image by
+    // image, as image n's dY^T [HoWo, O] is the transpose of its dz [O, HoWo].
     T* b = scratch<T>(panels * P * NR);
-    using S = simd::Packet<T>;
-    constexpr int64_t W = S::width;
     for (int64_t q = 0; q < panels; ++q)
-        for (int64_t n = 0; n < s.N; ++n) {
-            const T* src = dz + (n * O + q * NR) * HoWo;  // channel q*NR + j at src + j*HoWo
-            T* dst = b + (q * P + n * HoWo) * NR;         // pixel i at dst + i*NR
-            for (int64_t j = 0; j < NR; j += W) {
-                int64_t i = 0;
-                if (q * NR + j + W <= O)  // W whole channels: W x W blocks transposed in registers
-                    for (; i + W <= HoWo; i += W) {
-                        typename S::V v[W];
-                        for (int64_t r = 0; r < W; ++r) v[r] = S::load(src + (j + r) * HoWo + i);
-                        S::transpose(v);
-                        for (int64_t r = 0; r < W; ++r) S::store(dst + (i + r) * NR + j, v[r]);
-                    }
-                for (; i < HoWo; ++i)
-                    for (int64_t r = j; r < j + W; ++r) dst[i * NR + r] = q * NR + r < O ? src[r * HoWo + i] : T(0);
-            }
-        }
+        for (int64_t n = 0; n < s.N; ++n)
+            pack_panels(b + (q * P + n * HoWo) * NR, transposed(dz + n * O * HoWo, O, HoWo), 0, HoWo, q * NR,
+                        std::min(NR, O - q * NR));
 #pragma omp parallel for collapse(2) schedule(static) if (!omp_in_parallel() && O * K * P >= 4 * parallel_grain)
     for (int64_t q = 0; q < panels; ++q)
         for (int64_t t = 0; t < tiles; ++t) {
@@ -169,7 +155,7 @@ void weight_grad_by_broadcast(T* dw, const T* dz, const im2col_detail::SplitInpu
             const T* a[MR];
             for (int64_t i = 0; i < MR; ++i) a[i] = in.split + in.offset(std::min(k0 + i, K - 1));
             conv_detail::broadcast_tile(dw, K, k0, std::min(MR, K - k0), q * NR, std::min(NR, O - q * NR), a,
-                                        b + q * P * NR, s.N, x_image, s.Ho, s.Wo, in.PW);
+                                        b + q * P * NR, s.N, in.image(), s.Ho, s.Wo, in.PW);
         }
 }
 
@@ -182,7 +168,6 @@ void weight_grad_along_rows(T* dw, const T* dz, const im2col_detail::SplitInput<
     constexpr int RO = simd::registers >= 32 ? 4 : 2, RK = 4;
     const Conv2dShape& s = in.s;
     const int64_t K = s.K(), HoWo = s.Ho * s.Wo, tiles_o = (O + RO - 1) / RO, tiles_k = (K + RK - 1) / RK;
-    const int64_t x_image = s.C * s.stride * s.stride * in.PH * in.PW;
 #pragma omp parallel for collapse(2) schedule(static) if (!omp_in_parallel() && O * K * s.P() >= 4 * parallel_grain)
     for (int64_t to = 0; to < tiles_o; ++to)
         for (int64_t tk = 0; tk < tiles_k; ++tk) {
@@ -192,7 +177,7 @@ void weight_grad_along_rows(T* dw, const T* dz, const im2col_detail::SplitInput<
             for (int64_t o = 0; o < RO; ++o) dz_rows[o] = dz + std::min(o0 + o, O - 1) * HoWo;
             for (int64_t r = 0; r < RK; ++r) x_rows[r] = in.split + in.offset(std::min(k0 + r, K - 1));
             conv_detail::row_dots<T, RO, RK>(dw + o0 * K + k0, K, std::min<int64_t>(RO, O - o0),
-                                              std::min<int64_t>(RK, K - k0), dz_rows, x_rows, s.N, O * HoWo, x_image,
+                                              std::min<int64_t>(RK, K - k0), dz_rows, x_rows, s.N, O * HoWo, in.image(),
                                               s.Ho, s.Wo, in.PW);
         }
 }

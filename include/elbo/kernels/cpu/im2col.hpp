@@ -158,9 +158,11 @@ struct SplitInput {
     Conv2dShape s;
     int64_t PH, PW;
 
+    // The values of one image: its C x s x s phase planes.
+    int64_t image() const { return s.C * s.stride * s.stride * PH * PW; }
     int64_t base(int64_t p) const {
         const int64_t HoWo = s.Ho * s.Wo, n = p / HoWo, q = p % HoWo;
-        return n * s.C * s.stride * s.stride * PH * PW + q / s.Wo * PW + q % s.Wo;
+        return n * image() + q / s.Wo * PW + q % s.Wo;
     }
     int64_t offset(int64_t k) const {
         const int64_t c = k / (s.kh * s.kw), di = k / s.kw % s.kh * s.dilation, dj = k % s.kw * s.dilation;

@@ -344,7 +344,8 @@ def main():
                  "checkpoint_every": a.checkpoint_every, "data": a.data_name, "device": "cpu",
                  "image_size": config["image_size"], "latent": D, "log_every": a.log_every, "lr": a.lr,
                  "model": a.model, "seed": a.seed, "steps": a.steps, "threads": torch.get_num_threads(),
-                 "trained_by": f"pytorch {torch.__version__}", "draws": a.draws}
+                 "trained_by": f"pytorch {torch.__version__}", "draws": a.draws,
+                 "init": "elbo" if a.init else "pytorch"}
         metadata = {k: str(v) if not isinstance(v, float) else repr(v) for k, v in config.items()}
         metadata.update({"capacity_max": "0", "capacity_steps": "100000", "capacity_weight": "0",
                          "step": str(step), "seconds": f"{seconds:.3f}", "train": json.dumps(train),

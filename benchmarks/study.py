@@ -45,7 +45,9 @@ A model with "trainer": "pytorch" is trained by benchmarks/pytorch_train.py inst
 flags, under --python, default build/bench-venv/bin/python), on elbo's images (--torch-images, by
 default OUT/images.idx, written once by `elbo data --all --idx`), in elbo's order, with elbo's
 draws; its checkpoints are evaluated by `elbo eval` like elbo's, and its rows sit beside elbo's on
-the page (docs/pytorch.md).
+the page (docs/pytorch.md). It starts from PyTorch's own initial weights for its seed, or, with
+"init": "elbo", from the weights elbo's run of the same seed starts from (`elbo train --steps 0`,
+kept in RUN/elbo-init): then the two runs differ only in the arithmetic.
 
 To try it in seconds: --config benchmarks/study_test.json with an --out and --docs under /tmp
 (tests/study_test.py does, in `make test`).
@@ -87,8 +89,9 @@ MIN_SECONDS = 1.0
 CONFIG_KEYS = ["name", "data", "threads", "batch", "checkpoint_every", "log_every", "seeds", "eval_at",
                "eval_flags", "models"]
 MODEL_KEYS = ["name", "label", "setting", "flags", "paper_factorvae_metric"]
-OPTIONAL_MODEL_KEYS = ["trainer"]  # "elbo" (the default) or "pytorch": benchmarks/pytorch_train.py
+OPTIONAL_MODEL_KEYS = ["trainer", "init"]  # trainer: "elbo" (the default) or "pytorch": benchmarks/pytorch_train.py
 TRAINERS = ["elbo", "pytorch"]
+INITS = ["own", "elbo"]  # a PyTorch run's initial weights: PyTorch's own (the default) or elbo's, same seed
 PYTORCH_TRAIN = os.path.join(REPO, "benchmarks", "pytorch_train.py")
 DEFAULT_PYTHON = os.path.join(REPO, "build", "bench-venv", "bin", "python")
 
@@ -260,6 +263,10 @@ def load_config(path):
             require(not uses_flag(flags, flag), f"model '{name}': 'flags' may not hold {flag}: the script sets it")
         require(model.get("trainer", "elbo") in TRAINERS,
                 f"model '{name}': 'trainer' must be {' or '.join(TRAINERS)}, got {model.get('trainer')!r}")
+        require(model.get("init", "own") in INITS,
+                f"model '{name}': 'init' must be {' or '.join(INITS)}, got {model.get('init')!r}")
+        require(model.get("init", "own") == "own" or trainer(model) == "pytorch",
+                f"model '{name}': 'init' is for PyTorch runs (an elbo run starts from elbo's own weights)")
         paper = model["paper_factorvae_metric"]
         require(paper is None or (isinstance(paper, (int, float)) and not isinstance(paper, bool) and 0 <= paper <= 1),
                 f"model '{name}': 'paper_factorvae_metric' must be a number in [0, 1] or null")
@@ -374,6 +381,8 @@ def run_settings(config, model):
                 "checkpoint_every": config["checkpoint_every"], "log_every": config["log_every"]}
     if trainer(model) != "elbo":
         settings["trainer"] = trainer(model)
+    if model.get("init", "own") != "own":
+        settings["init"] = model["init"]
     return settings
 
 
@@ -560,6 +569,8 @@ def train(elbo, run, config, model, seed, target, clock, environment):
                     "--steps", str(target), "--threads", str(config["threads"]), "--batch", str(config["batch"]),
                     "--out", run, "--checkpoint-every", str(config["checkpoint_every"]),
                     "--log-every", str(config["log_every"])] + ([] if fresh else ["--resume"]))
+        if fresh and model.get("init", "own") == "elbo":
+            command += ["--init", elbo_init(elbo, run, config, model, seed)]
     elif fresh:
         command = ([elbo, "train"] + model["flags"] +
                    ["--data", config["data"], "--seed", str(seed), "--steps", str(target),
@@ -589,6 +600,22 @@ def train(elbo, run, config, model, seed, target, clock, environment):
     if reached < target and left is None:
         raise StudyError(f"elbo train stopped {shown_path(run)} at step {reached}, short of {target}, without a time limit")
     return reached
+
+
+def elbo_init(elbo, run, config, model, seed):
+    """The initial weights elbo gives MODEL for SEED (`elbo train --steps 0`), written into
+    RUN/elbo-init, for a PyTorch run that starts where elbo's run of the same seed starts."""
+    folder = os.path.join(run, "elbo-init")
+    if os.path.exists(checkpoint_path(folder)):  # written by an earlier try that stopped before step 1
+        return checkpoint_path(folder)
+    command = ([elbo, "train"] + model["flags"] +
+               ["--data", config["data"], "--seed", str(seed), "--steps", "0", "--threads", "1",
+                "--batch", str(config["batch"]), "--out", folder])
+    status, _ = run_child(command, capture=True)
+    if status != 0:
+        raise StudyError(f"elbo train --steps 0 could not write the initial weights for {shown_path(run)} "
+                         f"(exit status {status})")
+    return checkpoint_path(folder)
 
 
 def torch_images(elbo, config):

@@ -10,6 +10,7 @@ has it) evaluated and shown beside elbo's.
 PYTHON: interpreters to try for PyTorch; with the first that has it, a model trained by
 benchmarks/pytorch_train.py joins a small study beside elbo's.
 """
+import csv
 import json
 import os
 import shutil
@@ -120,7 +121,9 @@ def main(elbo, pythons):
             factor = config["models"][1]
             config.update(seeds=[0], eval_at=[2],
                           models=[factor, dict(factor, name="factor-vae-pytorch", label="FactorVAE (PyTorch)",
-                                               trainer="pytorch")])
+                                               trainer="pytorch"),
+                                  dict(factor, name="factor-vae-pytorch-einit", label="FactorVAE (PyTorch, elbo's init)",
+                                       trainer="pytorch", init="elbo")])
             other = os.path.join(scratch, "torch")
             os.makedirs(other)
             with open(os.path.join(other, "study.json"), "w") as f:
@@ -142,6 +145,24 @@ def main(elbo, pythons):
             with open(os.path.join(other, "docs", "results.md")) as f:
                 page = f.read()
             assert "| FactorVAE (PyTorch) |" in page, page
+            # The run from elbo's initial weights started from `elbo train --steps 0` of its seed.
+            einit = os.path.join(other, "runs", "factor-vae-pytorch-einit-s0")
+            with open(os.path.join(einit, "config.json")) as f:
+                started = json.load(f)["init"]
+            assert started == os.path.join(einit, "elbo-init", "checkpoint.safetensors"), started
+            again = os.path.join(other, "init-again")
+            subprocess.run([elbo, "train", *factor["flags"], "--data", "dsprites", "--seed", "0", "--steps", "0",
+                            "--batch", str(config["batch"]), "--out", again], check=True, capture_output=True)
+            def weights(path):
+                with open(path, "rb") as f:
+                    header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+                    header.pop("__metadata__")
+                    return {k: f.read(v["data_offsets"][1] - v["data_offsets"][0])
+                            for k, v in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"])}
+            assert weights(started) == weights(os.path.join(again, "checkpoint.safetensors"))
+            with open(os.path.join(einit, "checkpoint.safetensors"), "rb") as f:
+                train = json.loads(json.loads(f.read(int.from_bytes(f.read(8), "little")))["__metadata__"]["train"])
+            assert train["init"] == "elbo", train
             beside = f"a model trained by PyTorch ({python}) evaluated and on the page"
     finally:
         shutil.rmtree(scratch)

@@ -274,7 +274,8 @@ void patch_products(T* y, const T* w, const T* bias, bool accumulate, T* dw, con
 // that many rows; with the seed's 3-channel last layer, 12 rows, 1.5 -> 2.6 ms) and where its
 // border adds few positions: (Ho + k - 1)(Wo + k - 1) against Ho*Wo is 13% more at 16 x 16
 // outputs, where it won (kim-mnih's conv2 8.6 -> 7.8 ms, deconv3 3.7 -> 3.2), 27% at 8 x 8,
-// where it lost (conv3: 3.9 -> 4.4 ms).
+// where it lost (conv3: 3.9 -> 4.4 ms). Against col2im by phases (im2col.hpp) with Wᵀ packed once,
+// kim-mnih's conv2 still gains (3.0-3.1 ms against 3.1-3.3).
 inline bool input_grad_by_phases(const Conv2dShape& s, int64_t tile_rows) {
     if (!(s.stride > 1 && s.dilation == 1 && s.kh == s.kw && s.kh % s.stride == 0)) return false;
     const int64_t border = s.kh / s.stride - 1;
@@ -332,10 +333,12 @@ void conv2d_input_grad(T* dx, const T* dy, const T* w, const Conv2dShape& s, con
     if (input_grad_by_phases(s, gemm_detail::Blocking<T>::MR))
         return conv2d_input_grad_by_phases(dx, dy, w, s, start);
     const int64_t K = s.K(), HoWo = s.Ho * s.Wo;
+    const auto wt = transposed(w, s.O, K);
+    const T* packed = pack_a_once(scratch<T, 3>(packed_a_size(wt)), wt);  // once, not once per group
     for_image_groups(s, 256, [&](int64_t, int64_t n0, const Conv2dShape& part) {
         T* cols = scratch<T>(K * part.N * HoWo);
-        gemm(row_major(cols, K, part.N * HoWo), transposed(w, s.O, K),
-             channels_by_pixels(dy + n0 * s.O * HoWo, part.N, s.O, HoWo), false);
+        gemm(row_major(cols, K, part.N * HoWo), wt, channels_by_pixels(dy + n0 * s.O * HoWo, part.N, s.O, HoWo),
+             false, static_cast<const T*>(nullptr), packed);
         col2im(dx + n0 * s.C * s.H * s.W, cols, part, start);
     });
 }

@@ -386,14 +386,27 @@ void pack_panels(T* dst, const MatrixView<const T>& b, int64_t k0, int64_t kc, i
     }
 }
 
+// A [M, K] packed once into dst (packed_a_size(a) values) for gemm's a_packed.
+template <class T>
+int64_t packed_a_size(const MatrixView<const T>& a) {
+    return gemm_detail::rows_padded<T>(a.rows) * a.cols;
+}
+template <class T>
+const T* pack_a_once(T* dst, const MatrixView<const T>& a) {
+    gemm_detail::pack_all_of_a(dst, a);
+    return dst;
+}
+
 // C (= or +=) A B with A [M, K], B [K, N], C [M, N]; where row_init [M] is given (and not
 // accumulate), C = row_init + A B, row i starting from row_init[i] (a convolution's bias: the same
 // sums as C filled with it first and A B added, without that pass over C). C must not overlap A or
 // B. The result is the same for every thread count: the threads share out blocks of C, and when C
-// is too small for that, fixed chunks of k whose partial products are added in order.
+// is too small for that, fixed chunks of k whose partial products are added in order. A caller that
+// multiplies one A by many B (the input gradient's Wᵀ, image group by image group) may pack A once
+// itself (pack_a_once) and pass it as a_packed.
 template <class T, class B>
 void gemm(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b, bool accumulate,
-          const T* row_init = nullptr) {
+          const T* row_init = nullptr, const T* a_packed = nullptr) {
     using Bk = gemm_detail::Blocking<T>;
     const int64_t M = c.rows, N = c.cols, K = a.cols;
     if (M == 0 || N == 0) return;
@@ -419,7 +432,7 @@ void gemm(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b, bool
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
         for (int64_t s = 0; s < chunks; ++s)
             gemm_detail::gemm_block(row_major(partial + s * M * N, M, N), a, b, false, 0, M, 0, N,
-                                    std::min(K, s * chunk), std::min(K, (s + 1) * chunk));
+                                    std::min(K, s * chunk), std::min(K, (s + 1) * chunk), a_packed);
         for (int64_t i = 0; i < M; ++i)
             for (int64_t j = 0; j < N; ++j) {
                 T sum = partial[i * N + j];
@@ -445,8 +458,8 @@ void gemm(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b, bool
     // When every range spans all rows of C, each would pack all of A again: with A small (a Linear
     // layer's 64-row batch, or its gradient, against 1000 x 1000 weights) it is packed once here
     // instead (that was a sixth of the layer's forward on two threads).
-    const T* a_packed_all = nullptr;
-    if (parallel && row_parts == 1 && col_parts > 1 && M * K <= (int64_t(1) << 20)) {
+    const T* a_packed_all = a_packed;
+    if (!a_packed_all && parallel && row_parts == 1 && col_parts > 1 && M * K <= (int64_t(1) << 20)) {
         thread_local std::vector<T> packed;  // the calling thread's; the team reads it
         packed.resize(static_cast<size_t>(gemm_detail::rows_padded<T>(M) * K));
         gemm_detail::pack_all_of_a(packed.data(), a);

@@ -21,6 +21,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 STUDY = os.path.join(HERE, "..", "benchmarks", "study.py")
 CONFIG = os.path.join(HERE, "..", "benchmarks", "study_test.json")
+SHIP = os.path.join(HERE, "..", "benchmarks", "ship_models.py")
 
 
 def study(elbo, scratch, *extra):
@@ -73,6 +74,31 @@ def main(elbo, pythons):
         study(elbo, scratch, "--report-only")
         with open(os.path.join(docs, "results.md")) as f:
             assert f.read() == page
+
+        # The models shipped from it: each model's best seed at its last checkpoint, weights only,
+        # scored again from the file with another seed.
+        models = os.path.join(scratch, "models")
+        done = subprocess.run([sys.executable, SHIP, "--results", os.path.join(docs, "results.json"), "--elbo", elbo,
+                               "--out", models, "--eval-flags", " ".join(json.load(open(CONFIG))["eval_flags"])],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        with open(os.path.join(models, "README.md")) as f:
+            listed = f.read()
+        for model in ("vae", "factor-vae"):
+            scores = {seed: json.load(open(os.path.join(scratch, "runs", f"{model}-s{seed}", "eval-4.json")))
+                      ["factorvae_metric"] for seed in (0, 1)}
+            best = max((0, 1), key=lambda seed: (scores[seed], -seed))
+            with open(os.path.join(models, f"{model}.safetensors"), "rb") as f:
+                header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+            meta = header.pop("__metadata__")
+            assert meta["seed"] == str(best) and meta["steps"] == "4" and meta["model"] == model, meta
+            assert float(meta["factorvae_metric"]) == scores[best], (meta, scores)
+            assert all(v["dtype"] == "F32" for v in header.values()), header
+            assert not any(k.startswith(("optimizer.", "discriminator.")) for k in header), list(header)
+            assert f"| {model}.safetensors |" in listed and "(seed 1) |" in listed, listed
+        bad = subprocess.run([sys.executable, SHIP, "--results", os.path.join(docs, "results.md"), "--elbo", elbo,
+                              "--out", models], capture_output=True, text=True)
+        assert bad.returncode == 1 and bad.stderr.startswith("ship_models: "), bad.stderr
 
         # The same study shared by two MPI processes (two runs each): the same numbers.
         mpirun = shutil.which("mpirun")

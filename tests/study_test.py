@@ -189,7 +189,15 @@ def main(elbo, pythons):
             with open(os.path.join(einit, "checkpoint.safetensors"), "rb") as f:
                 train = json.loads(json.loads(f.read(int.from_bytes(f.read(8), "little")))["__metadata__"]["train"])
             assert train["init"] == "elbo", train
-            beside = f"a model trained by PyTorch ({python}) evaluated and on the page"
+            # docs/checkpoints.md's lines that load a shipped model in PyTorch, as written there.
+            with open(os.path.join(HERE, "..", "docs", "checkpoints.md")) as f:
+                section = f.read().split("## The shipped models, from PyTorch", 1)[1]
+            code = section.split("```python\n", 1)[1].split("```", 1)[0]
+            code = code.replace("models/factor-vae.safetensors", os.path.join(models, "factor-vae.safetensors"))
+            code = "import torch\nimages = torch.rand(2, 1, 64, 64)\n" + code + "assert mu.shape == (2, 4)\n"
+            loaded = subprocess.run([python, "-c", code], cwd=os.path.join(HERE, ".."), capture_output=True, text=True)
+            assert loaded.returncode == 0, loaded.stderr
+            beside = f"a model trained by PyTorch ({python}) evaluated and on the page, a shipped one loaded"
     finally:
         shutil.rmtree(scratch)
     print(f"study_test: interrupted, continued, 8 evaluations, page and pictures written; {shared}; "

@@ -310,8 +310,14 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     state_path = os.path.join(a.out, "state.pt")
     step, seconds_before = 0, 0.0
+    init = "elbo" if a.init else "own"  # the initial weights: elbo's checkpoint, or PyTorch's own draw
     if a.resume:
         state = torch.load(state_path)
+        if "init" in state:
+            init = state["init"]
+        else:  # a state written before it kept this: the run's first arguments say
+            with open(os.path.join(a.out, "config.json")) as f:
+                init = "elbo" if json.load(f).get("init") else "own"
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         if d_opt:
@@ -345,7 +351,7 @@ def main():
                  "image_size": config["image_size"], "latent": D, "log_every": a.log_every, "lr": a.lr,
                  "model": a.model, "seed": a.seed, "steps": a.steps, "threads": torch.get_num_threads(),
                  "trained_by": f"pytorch {torch.__version__}", "draws": a.draws,
-                 "init": "elbo" if a.init else "pytorch"}
+                 "init": init}
         metadata = {k: str(v) if not isinstance(v, float) else repr(v) for k, v in config.items()}
         metadata.update({"capacity_max": "0", "capacity_steps": "100000", "capacity_weight": "0",
                          "step": str(step), "seconds": f"{seconds:.3f}", "train": json.dumps(train),
@@ -354,7 +360,7 @@ def main():
             metadata[key] = f"{config[key]:g}"
         write_safetensors(os.path.join(a.out, "checkpoint.safetensors"), weights, metadata)
         state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "seconds": seconds,
-                 "draws_generator": draws.gen.get_state()}
+                 "draws_generator": draws.gen.get_state(), "init": init}
         if d_opt:
             state["d_opt"] = d_opt.state_dict()
         torch.save(state, state_path + ".tmp")

@@ -65,7 +65,9 @@ def main():
                             text=True).stdout.strip() or "?"
     dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
                            text=True).stdout.strip()
-    lines = [f"{cpu}, {os.cpu_count()} cores; {version}; commit {commit}{' with local changes' if dirty else ''}. "
+    # The script's tree, where the elbo timed is not built from it (its version names its own commit).
+    tree = f"; the scripts' tree at {commit}{' with local changes' if dirty else ''}" if f"commit {commit};" not in version else ""
+    lines = [f"{cpu}, {os.cpu_count()} cores; {version}{tree}. "
              f"The VAE's training step (forward, backward, Adam): the median ms of the fastest of {a.rounds} runs, and its peak RSS; "
              f"seed: C 3, D 64; kim-mnih: C 1, D 10. Written by benchmarks/scaling.py.", ""]
     head = "| network | S | batch | " + " | ".join(f"{t} thread{'s' if t > 1 else ''} ms | MB" for t in threads)

@@ -30,17 +30,22 @@ class ShipError(Exception):
 
 def write_atomically(path, data):
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def run(command):
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        raise ShipError(f"{' '.join(command)} failed (exit status {done.returncode}): {done.stderr.strip()}")
+        last = (done.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
+        raise ShipError(f"{' '.join(command[:2])} failed (exit status {done.returncode}): {last}")
     return done.stdout
 
 
@@ -50,30 +55,41 @@ def metric_se(score, votes):
 
 
 def best_runs(results):
-    """{model name: (the run entry, its evaluation at the checkpoint's step)}, elbo's models only,
-    the seed with the highest FactorVAE metric (the lowest seed on a tie); and the models left out."""
+    """{model name: (the run entry, its evaluation at the checkpoint's step)}, elbo's models only:
+    of the runs evaluated at their checkpoint's step, those trained furthest, and of those the seed
+    with the highest FactorVAE metric (the lowest seed on a tie); and the models left out."""
     config = {m["name"]: m for m in results["config"]["models"]}
     evals = {(e["model"], e["seed"], e["step"]): e for e in results["evaluations"]}
     best, left_out = {}, []
     for name, model in config.items():
         if model.get("trainer", "elbo") != "elbo":
             continue
-        candidates = []
-        for r in results["runs"]:
-            e = evals.get((name, r["seed"], r["checkpoint_step"])) if r["model"] == name else None
-            if e is not None:
-                candidates.append((-e["eval"]["factorvae_metric"], r["seed"], r, e))
+        candidates = [(r, evals[(name, r["seed"], r["checkpoint_step"])]) for r in results["runs"]
+                      if r["model"] == name and (name, r["seed"], r["checkpoint_step"]) in evals]
         if not candidates:
             left_out.append(name)
             continue
-        _, _, r, e = min(candidates, key=lambda c: (c[0], c[1]))
-        best[name] = (r, e)
+        furthest = max(r["checkpoint_step"] for r, _ in candidates)
+        for r, e in candidates:
+            if "factorvae_metric" not in e["eval"]:
+                raise ShipError(f"the evaluation of {name} seed {r['seed']} has no FactorVAE metric (not dSprites?)")
+        best[name] = min(((r, e) for r, e in candidates if r["checkpoint_step"] == furthest),
+                         key=lambda c: (-c[1]["eval"]["factorvae_metric"], c[0]["seed"]))
     return best, left_out
 
 
-def ship(results_path, elbo, out, check_seed, eval_flags):
-    with open(results_path) as f:
-        results = json.load(f)
+def training_commit(study_run):
+    """The commit of a run's last training, "+changes" where its tree was dirty."""
+    last = (study_run.get("continuations") or [study_run["first_training"]])[-1]
+    return last["commit"] + ("+changes" if last.get("dirty") else "")
+
+
+def ship(results_path, elbo, out, check_seed):
+    try:
+        with open(results_path) as f:
+            results = json.load(f)
+    except ValueError as e:
+        raise ShipError(f"{results_path} is not JSON: {e}")
     for key in ("config", "runs", "evaluations"):
         if key not in results:
             raise ShipError(f"{results_path} is not a study's results.json: it has no '{key}'")
@@ -87,7 +103,7 @@ def ship(results_path, elbo, out, check_seed, eval_flags):
         folder = r["folder"] if os.path.isabs(r["folder"]) else os.path.join(ROOT, r["folder"])
         checkpoint = os.path.join(folder, "checkpoint.safetensors")
         ev = e["eval"]
-        commit = (r["study_run"].get("continuations") or [r["study_run"]["first_training"]])[-1]["commit"]
+        commit = training_commit(r["study_run"])
         target = os.path.join(out, f"{name}.safetensors")
         meta = {"model": name, "setting": labels[name]["setting"], "seed": r["seed"], "steps": r["checkpoint_step"],
                 "data": results["config"]["data"], "commit": commit,
@@ -96,7 +112,9 @@ def ship(results_path, elbo, out, check_seed, eval_flags):
         run([elbo, "export", "--checkpoint", checkpoint, "--out", target] +
             (["--without-discriminator"] if r["kind"] == "factor-vae" else []) +
             [a for k, v in meta.items() for a in ("--meta", f"{k}={v}")])
-        again = json.loads(run([elbo, "eval", "--checkpoint", target, "--seed", str(check_seed)] + eval_flags))
+        # Scored again as the study scored it (its eval flags), with other draws.
+        again = json.loads(run([elbo, "eval", "--checkpoint", target, "--seed", str(check_seed)] +
+                               results["config"]["eval_flags"]))
         with open(target, "rb") as f:
             data = f.read()
         votes = ev["settings"]["factorvae_metric"]["eval_votes"]
@@ -106,19 +124,25 @@ def ship(results_path, elbo, out, check_seed, eval_flags):
                      "eval_seed": ev["settings"]["seed"], "again": again["factorvae_metric"], "check_seed": check_seed,
                      "mig": ev["mig"], "mig_again": again["mig"], "neg_elbo": -ev["elbo"],
                      "megabytes": len(data) / 1e6, "sha256": hashlib.sha256(data).hexdigest()})
-    write_atomically(os.path.join(out, "README.md"), readme(rows, left_out, results, results_path).encode())
+    write_atomically(os.path.join(out, "README.md"), readme(rows, left_out, results, results_path, out).encode())
     return rows, left_out
 
 
-def readme(rows, left_out, results, results_path):
+def shown(path):
+    """path relative to the repository when it lies inside it, else absolute."""
+    rel = os.path.relpath(os.path.abspath(path), ROOT)
+    return os.path.abspath(path) if rel.startswith("..") else rel
+
+
+def readme(rows, left_out, results, results_path, out):
     def f(x, digits=3):
         return "–" if x is None else f"{x:.{digits}f}"
     lines = [
         "# The trained models",
         "",
-        f"Written by benchmarks/ship_models.py from the study in {os.path.relpath(results_path, ROOT)} "
-        f"({results['study']}): for each model, the run of the seed that scores best on the FactorVAE "
-        "metric at its last checkpoint, weights only (float32, no optimizer state, no discriminator), "
+        f"Written by benchmarks/ship_models.py from the study in {shown(results_path)} "
+        f"({results['study']}): for each model, of its runs trained furthest, the one of the seed that "
+        "scores best on the FactorVAE metric at its last checkpoint, weights only (float32, no optimizer state, no discriminator), "
         "with the metadata elbo writes (kind, arch, β, γ, the training settings) and the study's "
         "(model, setting, seed, steps, data, commit, scores). The FactorVAE metric is scored as the "
         "study scored it, with its standard error over the evaluation votes; then again from this "
@@ -140,8 +164,8 @@ def readme(rows, left_out, results, results_path):
         "Score one again, draw from it, or see what its latents do (no training):",
         "",
         "```sh",
-        f"build/bin/elbo eval --checkpoint models/{first}.safetensors --seed 1",
-        f"build/bin/elbo traverse --checkpoint models/{first}.safetensors --out traversal.png",
+        f"build/bin/elbo eval --checkpoint {shown(out)}/{first}.safetensors --seed 1",
+        f"build/bin/elbo traverse --checkpoint {shown(out)}/{first}.safetensors --out traversal.png",
         "```",
         "",
         "From PyTorch, by name: docs/checkpoints.md.",
@@ -156,12 +180,15 @@ def main():
     p.add_argument("--elbo", default=os.path.join(ROOT, "build", "bin", "elbo"))
     p.add_argument("--out", default=os.path.join(ROOT, "models"))
     p.add_argument("--check-seed", type=int, default=1, help="the seed of the second evaluation (default 1)")
-    p.add_argument("--eval-flags", default="", help="more `elbo eval` flags for the second evaluation (tests)")
     a = p.parse_args()
     try:
-        rows, left_out = ship(a.results, a.elbo, a.out, a.check_seed, a.eval_flags.split())
-    except (ShipError, OSError, json.JSONDecodeError, KeyError) as e:
+        rows, left_out = ship(a.results, a.elbo, a.out, a.check_seed)
+    except ShipError as e:
         sys.exit(f"ship_models: {e}")
+    except OSError as e:
+        sys.exit(f"ship_models: {e.filename or a.results}: {e.strerror}")
+    except (KeyError, TypeError, IndexError) as e:
+        sys.exit(f"ship_models: {a.results} is not a complete results.json of benchmarks/study.py ({type(e).__name__}: {e})")
     for r in rows:
         print(f"ship_models: {r['name']}: seed {r['seed']}, {r['steps']:,} steps, FactorVAE metric "
               f"{r['metric']:.3f} (seed {r['eval_seed']}), {r['again']:.3f} again (seed {r['check_seed']})")

@@ -91,6 +91,7 @@ CONFIG_KEYS = ["name", "data", "threads", "batch", "checkpoint_every", "log_ever
 MODEL_KEYS = ["name", "label", "setting", "flags", "paper_factorvae_metric"]
 OPTIONAL_MODEL_KEYS = ["trainer", "init"]  # trainer: "elbo" (the default) or "pytorch": benchmarks/pytorch_train.py
 TRAINERS = ["elbo", "pytorch"]
+PYTORCH_ONLY_FLAGS = ["--draws", "--double", "--init"]  # pytorch_train.py's, which elbo train has not
 INITS = ["own", "elbo"]  # a PyTorch run's initial weights: PyTorch's own (the default) or elbo's, same seed
 PYTORCH_TRAIN = os.path.join(REPO, "benchmarks", "pytorch_train.py")
 DEFAULT_PYTHON = os.path.join(REPO, "build", "bench-venv", "bin", "python")
@@ -267,6 +268,9 @@ def load_config(path):
                 f"model '{name}': 'init' must be {' or '.join(INITS)}, got {model.get('init')!r}")
         require(model.get("init", "own") == "own" or trainer(model) == "pytorch",
                 f"model '{name}': 'init' is for PyTorch runs (an elbo run starts from elbo's own weights)")
+        require(model.get("init", "own") == "own" or not any(uses_flag(flags, f) for f in PYTORCH_ONLY_FLAGS),
+                f"model '{name}': with \"init\": \"elbo\" its flags are elbo's too (elbo train --steps 0 "
+                f"writes the weights), so they may not hold {' or '.join(PYTORCH_ONLY_FLAGS)}")
         paper = model["paper_factorvae_metric"]
         require(paper is None or (isinstance(paper, (int, float)) and not isinstance(paper, bool) and 0 <= paper <= 1),
                 f"model '{name}': 'paper_factorvae_metric' must be a number in [0, 1] or null")

@@ -79,8 +79,7 @@ def main(elbo, pythons):
         # scored again from the file with another seed.
         models = os.path.join(scratch, "models")
         done = subprocess.run([sys.executable, SHIP, "--results", os.path.join(docs, "results.json"), "--elbo", elbo,
-                               "--out", models, "--eval-flags", " ".join(json.load(open(CONFIG))["eval_flags"])],
-                              capture_output=True, text=True)
+                               "--out", models], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         with open(os.path.join(models, "README.md")) as f:
             listed = f.read()
@@ -95,10 +94,12 @@ def main(elbo, pythons):
             assert float(meta["factorvae_metric"]) == scores[best], (meta, scores)
             assert all(v["dtype"] == "F32" for v in header.values()), header
             assert not any(k.startswith(("optimizer.", "discriminator.")) for k in header), list(header)
-            assert f"| {model}.safetensors |" in listed and "(seed 1) |" in listed, listed
+            row = next(line for line in listed.splitlines() if line.startswith(f"| {model}.safetensors |"))
+            assert f"| {best} | 4 | {scores[best]:.3f} ± " in row and "(seed 1) |" in row, row
         bad = subprocess.run([sys.executable, SHIP, "--results", os.path.join(docs, "results.md"), "--elbo", elbo,
                               "--out", models], capture_output=True, text=True)
-        assert bad.returncode == 1 and bad.stderr.startswith("ship_models: "), bad.stderr
+        assert bad.returncode == 1 and bad.stderr.startswith("ship_models: ") and "results.md" in bad.stderr, bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
 
         # The same study shared by two MPI processes (two runs each): the same numbers.
         mpirun = shutil.which("mpirun")
@@ -189,6 +190,14 @@ def main(elbo, pythons):
             with open(os.path.join(einit, "checkpoint.safetensors"), "rb") as f:
                 train = json.loads(json.loads(f.read(int.from_bytes(f.read(8), "little")))["__metadata__"]["train"])
             assert train["init"] == "elbo", train
+            # ... and says so after a resume, which is not given --init again.
+            resumed = subprocess.run([python, os.path.join(HERE, "..", "benchmarks", "pytorch_train.py"),
+                                      *factor["flags"], "--data", images, "--steps", "3", "--batch",
+                                      str(config["batch"]), "--out", einit, "--resume"], capture_output=True, text=True)
+            assert resumed.returncode == 0, resumed.stderr
+            with open(os.path.join(einit, "checkpoint.safetensors"), "rb") as f:
+                meta = json.loads(f.read(int.from_bytes(f.read(8), "little")))["__metadata__"]
+            assert meta["step"] == "3" and json.loads(meta["train"])["init"] == "elbo", meta
             # docs/checkpoints.md's lines that load a shipped model in PyTorch, as written there.
             with open(os.path.join(HERE, "..", "docs", "checkpoints.md")) as f:
                 section = f.read().split("## The shipped models, from PyTorch", 1)[1]

@@ -274,8 +274,9 @@ void patch_products(T* y, const T* w, const T* bias, bool accumulate, T* dw, con
 // that many rows; with the seed's 3-channel last layer, 12 rows, 1.5 -> 2.6 ms) and where its
 // border adds few positions: (Ho + k - 1)(Wo + k - 1) against Ho*Wo is 13% more at 16 x 16
 // outputs, where it won (kim-mnih's conv2 8.6 -> 7.8 ms, deconv3 3.7 -> 3.2), 27% at 8 x 8,
-// where it lost (conv3: 3.9 -> 4.4 ms). Against col2im by phases (im2col.hpp) with Wᵀ packed once,
-// kim-mnih's conv2 still gains (3.0-3.1 ms against 3.1-3.3).
+// where it lost (conv3: 3.9 -> 4.4 ms). Those figures are against the col2im of the time; against
+// today's (the patch gradients added onto the phases in cache, Wᵀ packed once) kim-mnih's conv2
+// measured 3.0-3.1 ms by phases and 3.1-3.3 by col2im in two rounds: too close to move the rule.
 inline bool input_grad_by_phases(const Conv2dShape& s, int64_t tile_rows) {
     if (!(s.stride > 1 && s.dilation == 1 && s.kh == s.kw && s.kh % s.stride == 0)) return false;
     const int64_t border = s.kh / s.stride - 1;
@@ -298,8 +299,9 @@ inline Conv2dShape phase_shape(const Conv2dShape& s) {
 // wp[(c, a, b), o, ii, jj] = w[o, c, a + S (k-1-ii), b + S (k-1-jj)];
 // then, image group by image group, its output (split by phase, in cache) is added back onto the
 // input positions (add_split). The same products as Wm^T dY and col2im (and a border's more), with
-// k*k times the GEMM's depth (O k k against O: four times for a 4 x 4 kernel at stride 2) and one
-// add per input value instead of col2im's scatter of kh*kw / (S*S) of them.
+// k*k times the GEMM's depth (O k k against O: four times for a 4 x 4 kernel at stride 2), and the
+// GEMM's output is the phases themselves, where col2im first adds kh*kw / (S*S) patch gradients
+// onto each phase value.
 template <class T>
 void conv2d_input_grad_by_phases(T* dx, const T* dy, const T* w, const Conv2dShape& s, const ChannelStart<T>& start) {
     const Conv2dShape t = phase_shape(s);

@@ -21,24 +21,14 @@ import os
 import subprocess
 import sys
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import study  # noqa: E402  (its file helpers: write_atomically, read_json, shown_path)
+
+ROOT = study.REPO
 
 
 class ShipError(Exception):
     pass
-
-
-def write_atomically(path, data):
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def run(command):
@@ -85,11 +75,7 @@ def training_commit(study_run):
 
 
 def ship(results_path, elbo, out, check_seed):
-    try:
-        with open(results_path) as f:
-            results = json.load(f)
-    except ValueError as e:
-        raise ShipError(f"{results_path} is not JSON: {e}")
+    results = study.read_json(results_path)
     for key in ("config", "runs", "evaluations"):
         if key not in results:
             raise ShipError(f"{results_path} is not a study's results.json: it has no '{key}'")
@@ -124,14 +110,8 @@ def ship(results_path, elbo, out, check_seed):
                      "eval_seed": ev["settings"]["seed"], "again": again["factorvae_metric"], "check_seed": check_seed,
                      "mig": ev["mig"], "mig_again": again["mig"], "neg_elbo": -ev["elbo"],
                      "megabytes": len(data) / 1e6, "sha256": hashlib.sha256(data).hexdigest()})
-    write_atomically(os.path.join(out, "README.md"), readme(rows, left_out, results, results_path, out).encode())
+    study.write_atomically(os.path.join(out, "README.md"), readme(rows, left_out, results, results_path, out))
     return rows, left_out
-
-
-def shown(path):
-    """path relative to the repository when it lies inside it, else absolute."""
-    rel = os.path.relpath(os.path.abspath(path), ROOT)
-    return os.path.abspath(path) if rel.startswith("..") else rel
 
 
 def readme(rows, left_out, results, results_path, out):
@@ -140,7 +120,7 @@ def readme(rows, left_out, results, results_path, out):
     lines = [
         "# The trained models",
         "",
-        f"Written by benchmarks/ship_models.py from the study in {shown(results_path)} "
+        f"Written by benchmarks/ship_models.py from the study in {study.shown_path(results_path)} "
         f"({results['study']}): for each model, of its runs trained furthest, the one of the seed that "
         "scores best on the FactorVAE metric at its last checkpoint, weights only (float32, no optimizer state, no discriminator), "
         "with the metadata elbo writes (kind, arch, β, γ, the training settings) and the study's "
@@ -164,8 +144,8 @@ def readme(rows, left_out, results, results_path, out):
         "Score one again, draw from it, or see what its latents do (no training):",
         "",
         "```sh",
-        f"build/bin/elbo eval --checkpoint {shown(out)}/{first}.safetensors --seed 1",
-        f"build/bin/elbo traverse --checkpoint {shown(out)}/{first}.safetensors --out traversal.png",
+        f"build/bin/elbo eval --checkpoint {study.shown_path(out)}/{first}.safetensors --seed 1",
+        f"build/bin/elbo traverse --checkpoint {study.shown_path(out)}/{first}.safetensors --out traversal.png",
         "```",
         "",
         "From PyTorch, by name: docs/checkpoints.md.",
@@ -183,7 +163,7 @@ def main():
     a = p.parse_args()
     try:
         rows, left_out = ship(a.results, a.elbo, a.out, a.check_seed)
-    except ShipError as e:
+    except (ShipError, study.StudyError) as e:
         sys.exit(f"ship_models: {e}")
     except OSError as e:
         sys.exit(f"ship_models: {e.filename or a.results}: {e.strerror}")

@@ -461,9 +461,8 @@ void gemm(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b, bool
     const T* a_packed_all = a_packed;
     if (!a_packed_all && parallel && row_parts == 1 && col_parts > 1 && M * K <= (int64_t(1) << 20)) {
         thread_local std::vector<T> packed;  // the calling thread's; the team reads it
-        packed.resize(static_cast<size_t>(gemm_detail::rows_padded<T>(M) * K));
-        gemm_detail::pack_all_of_a(packed.data(), a);
-        a_packed_all = packed.data();
+        packed.resize(static_cast<size_t>(packed_a_size(a)));
+        a_packed_all = pack_a_once(packed.data(), a);
     }
 #pragma omp parallel for schedule(dynamic, 1) if (parallel && parts > 1)
     for (int64_t t = 0; t < parts; ++t) {

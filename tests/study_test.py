@@ -32,6 +32,13 @@ def study(elbo, scratch, *extra):
     return done.stdout + done.stderr
 
 
+def safetensors(path):
+    """A safetensors file's header (its "__metadata__" among the tensors' entries) and its data bytes."""
+    with open(path, "rb") as f:
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+        return header, f.read()
+
+
 def evaluations(scratch):
     runs = os.path.join(scratch, "runs")
     return sorted(f"{run}/{name}" for run in os.listdir(runs) if os.path.isdir(os.path.join(runs, run))
@@ -87,8 +94,7 @@ def main(elbo, pythons):
             scores = {seed: json.load(open(os.path.join(scratch, "runs", f"{model}-s{seed}", "eval-4.json")))
                       ["factorvae_metric"] for seed in (0, 1)}
             best = max((0, 1), key=lambda seed: (scores[seed], -seed))
-            with open(os.path.join(models, f"{model}.safetensors"), "rb") as f:
-                header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+            header, _ = safetensors(os.path.join(models, f"{model}.safetensors"))
             meta = header.pop("__metadata__")
             assert meta["seed"] == str(best) and meta["steps"] == "4" and meta["model"] == model, meta
             assert float(meta["factorvae_metric"]) == scores[best], (meta, scores)
@@ -166,8 +172,7 @@ def main(elbo, pythons):
             run = os.path.join(other, "runs", "factor-vae-pytorch-s0")
             with open(os.path.join(run, "eval-2.json")) as f:
                 assert 0 <= json.load(f)["factorvae_metric"] <= 1
-            with open(os.path.join(run, "checkpoint.safetensors"), "rb") as f:
-                header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+            header, _ = safetensors(os.path.join(run, "checkpoint.safetensors"))
             assert header["__metadata__"]["trained_by"].startswith("pytorch"), header["__metadata__"]
             with open(os.path.join(other, "docs", "results.md")) as f:
                 page = f.read()
@@ -181,22 +186,18 @@ def main(elbo, pythons):
             subprocess.run([elbo, "train", *factor["flags"], "--data", "dsprites", "--seed", "0", "--steps", "0",
                             "--batch", str(config["batch"]), "--out", again], check=True, capture_output=True)
             def weights(path):
-                with open(path, "rb") as f:
-                    header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
-                    header.pop("__metadata__")
-                    return {k: f.read(v["data_offsets"][1] - v["data_offsets"][0])
-                            for k, v in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"])}
+                header, data = safetensors(path)
+                return {k: data[v["data_offsets"][0]:v["data_offsets"][1]] for k, v in header.items()
+                        if k != "__metadata__"}
             assert weights(started) == weights(os.path.join(again, "checkpoint.safetensors"))
-            with open(os.path.join(einit, "checkpoint.safetensors"), "rb") as f:
-                train = json.loads(json.loads(f.read(int.from_bytes(f.read(8), "little")))["__metadata__"]["train"])
+            train = json.loads(safetensors(os.path.join(einit, "checkpoint.safetensors"))[0]["__metadata__"]["train"])
             assert train["init"] == "elbo", train
             # ... and says so after a resume, which is not given --init again.
             resumed = subprocess.run([python, os.path.join(HERE, "..", "benchmarks", "pytorch_train.py"),
                                       *factor["flags"], "--data", images, "--steps", "3", "--batch",
                                       str(config["batch"]), "--out", einit, "--resume"], capture_output=True, text=True)
             assert resumed.returncode == 0, resumed.stderr
-            with open(os.path.join(einit, "checkpoint.safetensors"), "rb") as f:
-                meta = json.loads(f.read(int.from_bytes(f.read(8), "little")))["__metadata__"]
+            meta = safetensors(os.path.join(einit, "checkpoint.safetensors"))[0]["__metadata__"]
             assert meta["step"] == "3" and json.loads(meta["train"])["init"] == "elbo", meta
             # docs/checkpoints.md's lines that load a shipped model in PyTorch, as written there.
             with open(os.path.join(HERE, "..", "docs", "checkpoints.md")) as f:

@@ -25,6 +25,16 @@ TEST_CASE("conv2d rejects mismatched shapes and bad hyper-parameters") {
           "padding 0, dilation 1)");
 }
 
+TEST_CASE("a layer's own LeakyReLU needs a slope >= 0") {
+    Var<float> x = zeros(Shape{2, 3}), w = zeros(Shape{4, 3});
+    CHECK(error_of([&] { linear(x, w, {}, Activation::leaky_relu(-0.1)); }) ==
+          "linear: a fused LeakyReLU needs a slope >= 0 (its gradient is read from the output), got -0.1; apply "
+          "leaky_relu after the layer instead");
+    CHECK(error_of([&] { conv2d(zeros(Shape{1, 3, 4, 4}), zeros(Shape{2, 3, 3, 3}), {}, {}, Activation::leaky_relu(-1)); }) ==
+          "conv2d: a fused LeakyReLU needs a slope >= 0 (its gradient is read from the output), got -1; apply "
+          "leaky_relu after the layer instead");
+}
+
 TEST_CASE("conv_transpose2d rejects mismatched shapes and bad hyper-parameters") {
     Var<float> x = zeros(Shape{2, 4, 5, 5}), w = zeros(Shape{4, 2, 3, 3});
     CHECK(error_of([&] { conv_transpose2d(x, zeros(Shape{3, 2, 3, 3})); }) ==

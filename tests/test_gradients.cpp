@@ -1,4 +1,6 @@
 // Every op's backward against central finite differences, in double (docs/gradients.md derives them).
+#include <cstring>
+
 #include "helpers.hpp"
 
 using namespace elbo;
@@ -68,6 +70,47 @@ TEST_CASE("conv_transpose2d backward matches finite differences") {
         const ConvTranspose2dOptions opt{.stride = c.stride, .padding = c.pad, .output_padding = c.out_pad,
                                          .dilation = c.dil};
         expect_gradients_match([&](const Vars& v) { return conv_transpose2d(v[0], v[1], v[2], opt); }, {x, w, b});
+    }
+}
+
+TEST_CASE("a layer's own activation: the values and gradients of the activation after it, and finite differences") {
+    // Each layer with ReLU or LeakyReLU(0.2) as one op, against the layer then the activation op:
+    // the same values and gradients, bit for bit (the same arithmetic, f' read from the output
+    // instead of the input), and the fused op's gradients against central differences.
+    auto loss_and_grads = [](const std::function<Var<double>(const Vars&)>& f, const Vars& in) {
+        for (Var<double> v : in) v.zero_grad();  // a handle: the same node
+        const Var<double> y = f(in);
+        const Var<double> r(randn(y.shape(), 99));
+        backward(sum(y * r));
+        std::vector<Tensor<double>> out{y.value()};
+        for (const Var<double>& v : in) out.push_back(v.grad().clone());
+        return out;
+    };
+    for (const Activation act : {Activation::relu(), Activation::leaky_relu(0.2)}) {
+        INFO("leaky: ", act.kind == Activation::Kind::leaky_relu);
+        auto after = [act](const Var<double>& y) { return act.kind == Activation::Kind::relu ? relu(y) : leaky_relu(y, 0.2); };
+        Var<double> x = param(randn(Shape{5, 7}, 1)), w = param(randn(Shape{3, 7}, 2)), b = param(randn(Shape{3}, 3));
+        Var<double> image = param(randn(Shape{2, 3, 7, 6}, 4)), kernel = param(randn(Shape{4, 3, 3, 3}, 5)),
+                    bias = param(randn(Shape{4}, 6)), image_t = param(randn(Shape{2, 4, 3, 5}, 7)),
+                    bias_t = param(randn(Shape{3}, 8));
+        const Conv2dOptions c{.stride = 2, .padding = 1};
+        const ConvTranspose2dOptions t{.stride = 2, .padding = 1, .output_padding = 1};
+        const std::vector<std::tuple<std::function<Var<double>(const Vars&)>, std::function<Var<double>(const Vars&)>, Vars>>
+            layers{{[=](const Vars& v) { return linear(v[0], v[1], v[2], act); },
+                    [=](const Vars& v) { return after(linear(v[0], v[1], v[2])); }, Vars{x, w, b}},
+                   {[=](const Vars& v) { return conv2d(v[0], v[1], v[2], c, act); },
+                    [=](const Vars& v) { return after(conv2d(v[0], v[1], v[2], c)); }, Vars{image, kernel, bias}},
+                   {[=](const Vars& v) { return conv_transpose2d(v[0], v[1], v[2], t, act); },
+                    [=](const Vars& v) { return after(conv_transpose2d(v[0], v[1], v[2], t)); },
+                    Vars{image_t, kernel, bias_t}}};
+        for (const auto& [fused, separate, inputs] : layers) {
+            const auto a = loss_and_grads(fused, inputs), b_ = loss_and_grads(separate, inputs);
+            for (size_t i = 0; i < a.size(); ++i) {
+                INFO("tensor ", i);
+                CHECK(std::memcmp(a[i].data(), b_[i].data(), sizeof(double) * static_cast<size_t>(a[i].numel())) == 0);
+            }
+            expect_gradients_match(fused, inputs);
+        }
     }
 }
 

@@ -1,4 +1,5 @@
 // Kernels against the plainest loops that define them.
+#include <cstring>
 #include <omp.h>
 
 #include <algorithm>
@@ -190,19 +191,39 @@ std::vector<ConvCase> fast_against_reference_cases() {
 template <class T>
 struct KernelPair {
     Shape x, w, b, y;
-    std::function<void(T*, const T*, const T*, const T*)> fast_forward, reference_forward;
+    std::function<void(T*, const T*, const T*, const T*, const kernels::Activation&)> fast_forward, reference_forward;
     std::function<void(T*, T*, T*, const T*, const T*, const T*, bool)> fast_backward, reference_backward;
+
+    // The forward pass with an activation (the layer's own, kernels/cpu/layer_activation.hpp) is the
+    // pass without one followed by the activation's own kernel, bit for bit, on every path of the
+    // fast kernels; the reference's close to it.
+    void check_activation(uint64_t seed, const kernels::Activation& act) const {
+        const double tolerance = sizeof(T) == 4 ? 2e-5 : 1e-12;
+        const Tensor<T> xv = randn<T>(x, seed), wv = randn<T>(w, seed + 1), bv = randn<T>(b, seed + 2);
+        Tensor<T> fused(y), after(y), reference(y);
+        fast_forward(fused.data(), xv.data(), wv.data(), bv.data(), act);
+        fast_forward(after.data(), xv.data(), wv.data(), bv.data(), {});
+        if (act.kind == kernels::Activation::Kind::relu) kernels::relu_forward(after.data(), after.data(), after.numel());
+        if (act.kind == kernels::Activation::Kind::leaky_relu)
+            kernels::leaky_relu_forward(after.data(), after.data(), after.numel(), static_cast<T>(act.slope));
+        CHECK(std::memcmp(fused.data(), after.data(), sizeof(T) * static_cast<size_t>(fused.numel())) == 0);
+        reference_forward(reference.data(), xv.data(), wv.data(), bv.data(), act);
+        CHECK(relative_difference(fused, reference) < tolerance);
+        int64_t negative = 0;  // the activation did something: some outputs were negative
+        for (int64_t i = 0; i < fused.numel(); ++i) negative += fused[i] <= 0;
+        if (fused.numel() >= 8) CHECK(negative > 0);
+    }
 
     void check(uint64_t seed) const {
         const double tolerance = sizeof(T) == 4 ? 2e-5 : 1e-12;
         const Tensor<T> xv = randn<T>(x, seed), wv = randn<T>(w, seed + 1), bv = randn<T>(b, seed + 2);
         const Tensor<T> dy = randn<T>(y, seed + 3);
         Tensor<T> y_fast(y), y_reference(y);
-        fast_forward(y_fast.data(), xv.data(), wv.data(), bv.data());
-        reference_forward(y_reference.data(), xv.data(), wv.data(), bv.data());
+        fast_forward(y_fast.data(), xv.data(), wv.data(), bv.data(), {});
+        reference_forward(y_reference.data(), xv.data(), wv.data(), bv.data(), {});
         CHECK(relative_difference(y_fast, y_reference) < tolerance);
-        fast_forward(y_fast.data(), xv.data(), wv.data(), nullptr);  // no bias
-        reference_forward(y_reference.data(), xv.data(), wv.data(), nullptr);
+        fast_forward(y_fast.data(), xv.data(), wv.data(), nullptr, {});  // no bias
+        reference_forward(y_reference.data(), xv.data(), wv.data(), nullptr, {});
         CHECK(relative_difference(y_fast, y_reference) < tolerance);
 
         Tensor<T> dx_fast = randn<T>(x, seed + 4), dw_fast = randn<T>(w, seed + 5), db_fast = randn<T>(b, seed + 6);
@@ -235,8 +256,12 @@ template <class T>
 KernelPair<T> conv2d_pair(const ConvCase& c) {
     const kernels::Conv2dShape s = conv_shape(c.N, c.C, c.H, c.W, c.O, c.k, c.stride, c.pad, c.dil);
     return {Shape{s.N, s.C, s.H, s.W}, Shape{s.O, s.C, s.kh, s.kw}, Shape{s.O}, Shape{s.N, s.O, s.Ho, s.Wo},
-            [s](T* y, const T* x, const T* w, const T* b) { kernels::conv2d_forward(y, x, w, b, s); },
-            [s](T* y, const T* x, const T* w, const T* b) { kernels::reference::conv2d_forward(y, x, w, b, s); },
+            [s](T* y, const T* x, const T* w, const T* b, const kernels::Activation& a) {
+                kernels::conv2d_forward(y, x, w, b, s, a);
+            },
+            [s](T* y, const T* x, const T* w, const T* b, const kernels::Activation& a) {
+                kernels::reference::conv2d_forward(y, x, w, b, s, a);
+            },
             [s](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, bool set) {
                 kernels::conv2d_backward(dx, dw, db, dy, x, w, s, set);
             },
@@ -249,8 +274,12 @@ template <class T>
 KernelPair<T> conv_transpose2d_pair(const ConvCase& c) {
     const kernels::Conv2dShape s = transposed_shape(c.N, c.C, c.H, c.W, c.O, c.k, c.stride, c.pad, c.dil, c.out_pad);
     return {Shape{s.N, s.O, s.Ho, s.Wo}, Shape{s.O, s.C, s.kh, s.kw}, Shape{s.C}, Shape{s.N, s.C, s.H, s.W},
-            [s](T* y, const T* x, const T* w, const T* b) { kernels::conv_transpose2d_forward(y, x, w, b, s); },
-            [s](T* y, const T* x, const T* w, const T* b) { kernels::reference::conv_transpose2d_forward(y, x, w, b, s); },
+            [s](T* y, const T* x, const T* w, const T* b, const kernels::Activation& a) {
+                kernels::conv_transpose2d_forward(y, x, w, b, s, a);
+            },
+            [s](T* y, const T* x, const T* w, const T* b, const kernels::Activation& a) {
+                kernels::reference::conv_transpose2d_forward(y, x, w, b, s, a);
+            },
             [s](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, bool set) {
                 kernels::conv_transpose2d_backward(dx, dw, db, dy, x, w, s, set);
             },
@@ -262,8 +291,12 @@ KernelPair<T> conv_transpose2d_pair(const ConvCase& c) {
 template <class T>
 KernelPair<T> linear_pair(int64_t N, int64_t I, int64_t O) {
     return {Shape{N, I}, Shape{O, I}, Shape{O}, Shape{N, O},
-            [=](T* y, const T* x, const T* w, const T* b) { kernels::linear_forward(y, x, w, b, N, I, O); },
-            [=](T* y, const T* x, const T* w, const T* b) { kernels::reference::linear_forward(y, x, w, b, N, I, O); },
+            [=](T* y, const T* x, const T* w, const T* b, const kernels::Activation& a) {
+                kernels::linear_forward(y, x, w, b, N, I, O, a);
+            },
+            [=](T* y, const T* x, const T* w, const T* b, const kernels::Activation& a) {
+                kernels::reference::linear_forward(y, x, w, b, N, I, O, a);
+            },
             [=](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, bool set) {
                 kernels::linear_backward(dx, dw, db, dy, x, w, N, I, O, set);
             },
@@ -293,6 +326,27 @@ TEST_CASE_TEMPLATE("every fast kernel matches its reference, forward and backwar
     }
 }
 
+TEST_CASE_TEMPLATE("a layer's activation, applied by its kernel, is the activation's own kernel after it", T, float,
+                   double) {
+    uint64_t seed = 7000;
+    for (const kernels::Activation act : {kernels::Activation::relu(), kernels::Activation::leaky_relu(0.2)}) {
+        INFO("activation ", static_cast<int>(act.kind));
+        for (const ConvCase& c : fast_against_reference_cases()) {
+            INFO(describe(c));
+            conv2d_pair<T>(c).check_activation(seed += 10, act);
+            conv_transpose2d_pair<T>(c).check_activation(seed += 10, act);
+        }
+        // The shapes of the test above; and the batch of 64 images whose groups run on the threads.
+        for (auto [N, I, O] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {5, 7, 3}, {64, 100, 100}, {13, 257, 31},
+                               {70, 10, 130}, {70, 300, 29}}) {
+            INFO("linear N=", N, " I=", I, " O=", O);
+            linear_pair<T>(N, I, O).check_activation(seed += 10, act);
+        }
+        conv2d_pair<T>(ConvCase{64, 8, 16, 16, 32, 4, 2, 1, 1, 0}).check_activation(seed += 10, act);
+        conv_transpose2d_pair<T>(ConvCase{64, 8, 16, 16, 32, 4, 2, 1, 1, 0}).check_activation(seed += 10, act);
+    }
+}
+
 // L = <r, y(x, w, b)> for a random r: each reference backward, given dy = r, must return the
 // central differences of L in every element of x, w and b.
 void check_reference_against_differences(const KernelPair<double>& k, uint64_t seed) {
@@ -300,7 +354,7 @@ void check_reference_against_differences(const KernelPair<double>& k, uint64_t s
     const Tensor<double> r = randn<double>(k.y, seed + 3);
     auto loss = [&] {
         Tensor<double> y(k.y);
-        k.reference_forward(y.data(), x.data(), w.data(), b.data());
+        k.reference_forward(y.data(), x.data(), w.data(), b.data(), {});
         double l = 0;
         for (int64_t i = 0; i < y.numel(); ++i) l += r[i] * y[i];
         return l;

@@ -532,7 +532,7 @@ TEST_CASE("shadow_step takes the step as train::step does and compares it op by 
             CHECK(terms.loss == plain.loss);
             CHECK(terms.discriminator == plain.discriminator);
             CHECK(report.parameters == static_cast<int64_t>(parameters));
-            CHECK(report.ops >= 20);
+            CHECK(report.ops >= 15);  // the VAE pass alone: 17, each layer with its ReLU one op
             CHECK(report.largest_output.difference > 0.0);  // float is not double
             CHECK(report.largest_output.difference < 1e-4);
             CHECK(report.largest_gradient.difference < 1e-4);

@@ -1,4 +1,6 @@
 // Modules (names, state_dict, init) and optimizers (PyTorch's trajectories).
+#include <cstring>
+
 #include "helpers.hpp"
 
 using namespace elbo;
@@ -23,6 +25,42 @@ struct Net : nn::Module<double> {
 }  // namespace
 
 TEST_SUITE("nn") {
+
+TEST_CASE("Sequential runs a layer and the ReLU or LeakyReLU after it as one op, with the same values and gradients") {
+    Generator gen(3);
+    nn::Sequential<double> net;
+    net.add<nn::Linear<double>>(5, 6, gen);
+    net.add<nn::LeakyReLU<double>>(0.2);
+    net.add<nn::Linear<double>>(6, 6, gen);
+    net.add<nn::ReLU<double>>();
+    net.add<nn::Linear<double>>(6, 4, gen);
+    net.add<nn::LeakyReLU<double>>(-0.5);  // a negative slope stays an op of its own
+    net.add<nn::Sigmoid<double>>();
+    auto& l0 = dynamic_cast<nn::Linear<double>&>(net[0]);
+    auto& l2 = dynamic_cast<nn::Linear<double>&>(net[2]);
+    auto& l4 = dynamic_cast<nn::Linear<double>&>(net[4]);
+    const Var<double> x(testing::randn<double>(Shape{3, 5}, 7));
+
+    const Var<double> fused = net(x);
+    // The ops recorded, from the output back: sigmoid, leaky_relu (slope -0.5), linear, linear, linear.
+    std::vector<std::string> ops;
+    for (const Node<double>* n = &fused.node(); !n->parents.empty(); n = n->parents[0].get()) ops.push_back(n->op);
+    CHECK(ops == std::vector<std::string>{"sigmoid", "leaky_relu", "linear", "linear", "linear"});
+    backward(sum(fused));
+    std::vector<Tensor<double>> fused_grads;
+    for (auto& [name, p] : net.named_parameters()) fused_grads.push_back(p.grad().clone());
+
+    net.zero_grad();
+    const Var<double> separate =
+        sigmoid(leaky_relu(l4(relu(l2(leaky_relu(l0(x), 0.2)))), -0.5));
+    backward(sum(separate));
+    CHECK(std::memcmp(fused.value().data(), separate.value().data(), sizeof(double) * 12) == 0);
+    size_t i = 0;
+    for (auto& [name, p] : net.named_parameters()) {
+        INFO(name);
+        CHECK(std::memcmp(fused_grads[i++].data(), p.grad().data(), sizeof(double) * static_cast<size_t>(p.numel())) == 0);
+    }
+}
 
 TEST_CASE("parameters are named as PyTorch's module tree names them") {
     Generator gen(1);

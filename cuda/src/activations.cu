@@ -34,6 +34,11 @@ void leaky_relu_backward(float* dx, const float* dy, const float* x, int64_t n, 
              assign);
 }
 
+void activate(float* y, int64_t n, const kernels::Activation& act) {
+    if (act.kind == kernels::Activation::Kind::relu) relu_forward(y, y, n);
+    if (act.kind == kernels::Activation::Kind::leaky_relu) leaky_relu_forward(y, y, n, static_cast<float>(act.slope));
+}
+
 void sigmoid_forward(float* y, const float* x, int64_t n) {
     detail::launch(n, [=] __device__(int64_t i) { y[i] = detail::sigmoid_of(x[i]); });
 }

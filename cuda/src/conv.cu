@@ -119,9 +119,11 @@ void conv2d_weight_grad(float* dw, const float* dy, const float* x, const Conv2d
 
 }  // namespace
 
-void conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s) {
+void conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s,
+                    const kernels::Activation& act) {
     if (b) fill_channels(y, b, s.N, s.O, s.Ho * s.Wo);
     conv2d_apply(y, x, w, /*accumulate=*/b != nullptr, s);
+    activate(y, s.N * s.O * s.Ho * s.Wo, act);
 }
 
 void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
@@ -133,12 +135,14 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
 }
 
 // As on the CPU, s is the underlying conv2d's shape: input y-sized, output x-sized.
-void conv_transpose2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s) {
+void conv_transpose2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dShape& s,
+                              const kernels::Activation& act) {
     if (b)
         fill_channels(y, b, s.N, s.C, s.H * s.W);
     else
         fill(y, s.N * s.C * s.H * s.W, 0.0f);
     conv2d_input_grad(y, x, w, s);
+    activate(y, s.N * s.C * s.H * s.W, act);
 }
 
 void conv_transpose2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,

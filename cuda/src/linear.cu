@@ -11,10 +11,12 @@ namespace elbo::cuda {
 
 using detail::sgemm;
 
-void linear_forward(float* y, const float* x, const float* w, const float* b, int64_t N, int64_t I, int64_t O) {
+void linear_forward(float* y, const float* x, const float* w, const float* b, int64_t N, int64_t I, int64_t O,
+                    const kernels::Activation& act) {
     if (b) detail::launch(N * O, [=] __device__(int64_t i) { y[i] = b[i % O]; });
     // y [N, O] = x w^T:  y^T [O, N] = (w^T)^T x^T
     sgemm(true, false, O, N, I, w, I, x, I, b ? 1.0f : 0.0f, y, O);
+    activate(y, N * O, act);
 }
 
 void linear_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w, int64_t N,

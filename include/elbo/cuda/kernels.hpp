@@ -12,6 +12,7 @@
 // What the kernels share with their CPU twins: the shapes and coefficients they take.
 #include "elbo/kernels/cpu/conv_shape.hpp"   // Conv2dShape
 #include "elbo/kernels/cpu/elementwise.hpp"  // BroadcastShape, BinaryOp
+#include "elbo/kernels/cpu/layer_activation.hpp"  // Activation
 #include "elbo/kernels/cpu/optim.hpp"        // SGDStep, AdamStep
 #include "elbo/tensor/philox.hpp"              // random::Stream
 
@@ -66,16 +67,20 @@ void log_softmax_backward(float* dx, const float* dy, const float* y, int64_t ou
 void nll_forward(float* y, const float* lp, const int64_t* target, int64_t N, int64_t K, Reduction r);  // host target
 void nll_backward(float* dlp, const float* dy, const int64_t* target, int64_t N, int64_t K, Reduction r);
 
-void linear_forward(float* y, const float* x, const float* w, const float* b, int64_t N, int64_t I, int64_t O);
+// The layers' forward passes end with their activation (kernels::Activation), applied in place.
+void activate(float* y, int64_t n, const kernels::Activation& act);
+void linear_forward(float* y, const float* x, const float* w, const float* b, int64_t N, int64_t I, int64_t O,
+                    const kernels::Activation& act = {});
 // The backward passes accumulate into dx, dw, db (+=), but write dx (=) with dx_assign, as on the CPU.
 void linear_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w, int64_t N,
                      int64_t I, int64_t O, bool dx_assign = false);
 void channel_sum_grad(float* db, const float* dy, int64_t N, int64_t O, int64_t HW);
-void conv2d_forward(float* y, const float* x, const float* w, const float* b, const kernels::Conv2dShape& s);
+void conv2d_forward(float* y, const float* x, const float* w, const float* b, const kernels::Conv2dShape& s,
+                    const kernels::Activation& act = {});
 void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
                      const kernels::Conv2dShape& s, bool dx_assign = false);
 void conv_transpose2d_forward(float* y, const float* x, const float* w, const float* b,
-                              const kernels::Conv2dShape& s);
+                              const kernels::Conv2dShape& s, const kernels::Activation& act = {});
 void conv_transpose2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
                                const kernels::Conv2dShape& s, bool dx_assign = false);
 

@@ -65,9 +65,9 @@ public:
     // x [N, C, S, S] -> (mu, logvar), each [N, D]
     std::pair<Var<T>, Var<T>> encode(const Var<T>& x) {
         Var<T> h = x;
-        for (auto& conv : convs) h = relu((*conv)(h));
+        for (auto& conv : convs) h = conv->forward(h, Activation::relu());
         h = flatten(h);
-        for (auto& fc : fcs) h = relu((*fc)(h));
+        for (auto& fc : fcs) h = fc->forward(h, Activation::relu());
         return {fc_mu(h), fc_logvar(h)};
     }
 
@@ -116,15 +116,11 @@ public:
     // z [N, D] -> logits [N, C, S, S]; sigmoid(logits) is the image.
     Var<T> decode(const Var<T>& z) {
         Var<T> h = z;
-        for (size_t i = 0; i < fcs.size(); ++i) {
-            h = (*fcs[i])(h);
-            if (i + 1 < fcs.size() || net_.relu_after_map) h = relu(h);
-        }
+        for (size_t i = 0; i < fcs.size(); ++i)
+            h = fcs[i]->forward(h, i + 1 < fcs.size() || net_.relu_after_map ? Activation::relu() : Activation{});
         h = reshape(h, {z.shape()[0], net_.conv.back(), side_, side_});
-        for (size_t i = 0; i < deconvs.size(); ++i) {
-            h = (*deconvs[i])(h);
-            if (i + 1 < deconvs.size()) h = relu(h);
-        }
+        for (size_t i = 0; i < deconvs.size(); ++i)
+            h = deconvs[i]->forward(h, i + 1 < deconvs.size() ? Activation::relu() : Activation{});
         return h;
     }
 

@@ -31,6 +31,13 @@ protected:
         }
     }
 
+public:
+    // The layer's output, act applied to it in the same op (ops/common.hpp's Activation): what
+    // Sequential runs for a layer followed by ReLU or LeakyReLU.
+    virtual Var<T> forward(const Var<T>& x, const Activation& act) = 0;
+    Var<T> forward(const Var<T>& x) override { return forward(x, Activation{}); }
+
+protected:
     // Checks the sizes before any Shape is made of them.
     static int64_t positive(int64_t v, const char* layer, const char* what) {
         check(v > 0, layer, what, " must be positive, got ", v);
@@ -46,7 +53,8 @@ public:
         : WeightedLayer<T>(Shape{WeightedLayer<T>::positive(out_features, "Linear", "out_features"),
                                  WeightedLayer<T>::positive(in_features, "Linear", "in_features")},
                            out_features, with_bias, gen) {}
-    Var<T> forward(const Var<T>& x) override { return linear(x, this->weight, this->bias); }
+    using WeightedLayer<T>::forward;
+    Var<T> forward(const Var<T>& x, const Activation& act) override { return linear(x, this->weight, this->bias, act); }
     std::string name() const override { return "Linear"; }
 };
 
@@ -63,7 +71,10 @@ public:
                                  WeightedLayer<T>::positive(kernel_size, "Conv2d", "kernel_size"), kernel_size},
                            out_channels, with_bias, gen),
           options(opt) {}
-    Var<T> forward(const Var<T>& x) override { return conv2d(x, this->weight, this->bias, options); }
+    using WeightedLayer<T>::forward;
+    Var<T> forward(const Var<T>& x, const Activation& act) override {
+        return conv2d(x, this->weight, this->bias, options, act);
+    }
     std::string name() const override { return "Conv2d"; }
 };
 
@@ -80,23 +91,38 @@ public:
                                  WeightedLayer<T>::positive(kernel_size, "ConvTranspose2d", "kernel_size"), kernel_size},
                            out_channels, with_bias, gen),
           options(opt) {}
-    Var<T> forward(const Var<T>& x) override { return conv_transpose2d(x, this->weight, this->bias, options); }
+    using WeightedLayer<T>::forward;
+    Var<T> forward(const Var<T>& x, const Activation& act) override {
+        return conv_transpose2d(x, this->weight, this->bias, options, act);
+    }
     std::string name() const override { return "ConvTranspose2d"; }
 };
 
+// An activation a layer before it can apply in its own op (Sequential asks), or none.
+template <class T>
+class ActivationLayer : public Module<T> {
+public:
+    virtual Activation fused() const = 0;
+};
+
 template <class T = float>
-class ReLU : public Module<T> {
+class ReLU : public ActivationLayer<T> {
 public:
     Var<T> forward(const Var<T>& x) override { return relu(x); }
+    Activation fused() const override { return Activation::relu(); }
     std::string name() const override { return "ReLU"; }
 };
 
 template <class T = float>
-class LeakyReLU : public Module<T> {
+class LeakyReLU : public ActivationLayer<T> {
 public:
     T negative_slope;
     explicit LeakyReLU(T slope = T(0.01)) : negative_slope(slope) {}
     Var<T> forward(const Var<T>& x) override { return leaky_relu(x, negative_slope); }
+    // A negative slope cannot be fused: its gradient could not be read from the layer's output.
+    Activation fused() const override {
+        return negative_slope >= 0 ? Activation::leaky_relu(static_cast<double>(negative_slope)) : Activation{};
+    }
     std::string name() const override { return "LeakyReLU"; }
 };
 
@@ -115,7 +141,10 @@ public:
     std::string name() const override { return "Flatten"; }
 };
 
-// Runs its modules in order; they are named "0", "1", ... as in torch.nn.Sequential.
+// Runs its modules in order; they are named "0", "1", ... as in torch.nn.Sequential. A Linear,
+// Conv2d or ConvTranspose2d followed by a ReLU or LeakyReLU runs as one op, the activation applied
+// by the layer's kernel while its output is in cache: the same values and gradients, one pass over
+// the output fewer.
 template <class T = float>
 class Sequential : public Module<T> {
 public:
@@ -130,7 +159,16 @@ public:
     }
     Var<T> forward(const Var<T>& x) override {
         Var<T> h = x;
-        for (auto& m : modules_) h = m->forward(h);
+        for (size_t i = 0; i < modules_.size(); ++i) {
+            auto* layer = dynamic_cast<WeightedLayer<T>*>(modules_[i].get());
+            auto* next = i + 1 < modules_.size() ? dynamic_cast<ActivationLayer<T>*>(modules_[i + 1].get()) : nullptr;
+            if (layer && next && next->fused()) {
+                h = layer->forward(h, next->fused());
+                ++i;
+            } else {
+                h = modules_[i]->forward(h);
+            }
+        }
         return h;
     }
     size_t size() const { return modules_.size(); }

@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "elbo/autograd/backward.hpp"
+#include "elbo/kernels/cpu/activations.hpp"
 #include "elbo/kernels/cpu/common.hpp"
 #include "elbo/kernels/cpu/reference.hpp"
 #if ELBO_WITH_CUDA
@@ -93,20 +94,39 @@ void require_same_shape(const char* op, const char* a_name, const Var<T>& a, con
           a_name, " ", a.shape(), " and ", b_name, " ", b.shape());
 }
 
+// The activation a layer op applies to its output (kernels/cpu/layer_activation.hpp):
+//   conv2d(x, w, b, {.stride = 2, .padding = 1}, Activation::relu())  is  relu(conv2d(x, w, b, ...))
+using kernels::Activation;
+
 namespace detail {
 
-// Runs a layer op y = f(x, w, b) with an optional bias (b empty: none) on `device` (the operands'
-// device, already checked) and records its backward. forward(device, y, x, w, b) and
+// g = dy f'(x) for a layer's activation y = f(x), with f' read from y: y > 0 exactly where x > 0,
+// for ReLU and for LeakyReLU with a slope >= 0 (which layer_op checks). The activations' own
+// backward kernels, given y for x, compute just that, on either device.
+template <class T>
+void activation_backward(Device device, T* g, const T* dy, const T* y, int64_t n, const Activation& act) {
+    if (act.kind == Activation::Kind::relu) ELBO_KERNEL(device, relu_backward, g, dy, y, n, true);
+    if (act.kind == Activation::Kind::leaky_relu)
+        ELBO_KERNEL(device, leaky_relu_backward, g, dy, y, n, static_cast<T>(act.slope), true);
+}
+
+// Runs a layer op y = act(f(x, w, b)) with an optional bias (b empty: none) on `device` (the
+// operands' device, already checked) and records its backward. forward(device, y, x, w, b, act) and
 // backward(device, dx, dx_assign, dw, db, dy, x, w) are the raw kernels with the layer's sizes
 // bound; b and db are null without a bias, and any gradient nobody needs is null too. dx is the
 // input's first gradient where dx_assign is true: its buffer is left unset and the kernel writes
-// every element of it, instead of a pass of zeros first and its adding onto them.
+// every element of it, instead of a pass of zeros first and its adding onto them. With an
+// activation, the backward takes dy f' (activation_backward) for dy; the value before the
+// activation is never stored.
 template <class T, class Forward, class Backward>
 Var<T> layer_op(const char* op, Device device, const Shape& y_shape, const Var<T>& x, const Var<T>& w,
-                const Var<T>& b, Forward forward, Backward backward) {
+                const Var<T>& b, const Activation& act, Forward forward, Backward backward) {
+    check(act.kind != Activation::Kind::leaky_relu || act.slope >= 0, op,
+          "a fused LeakyReLU needs a slope >= 0 (its gradient is read from the output), got ", act.slope,
+          "; apply leaky_relu after the layer instead");
     Tensor<T> y = Tensor<T>::uninitialized(y_shape, device);
     const bool has_bias = b.defined();
-    forward(device, y.data(), x.value().data(), w.value().data(), has_bias ? b.value().data() : nullptr);
+    forward(device, y.data(), x.value().data(), w.value().data(), has_bias ? b.value().data() : nullptr, act);
     std::vector<Var<T>> parents{x, w};
     if (has_bias) parents.push_back(b);
     return Var<T>::from_op(std::move(y), op, std::move(parents), [=](Node<T>& self) {
@@ -114,8 +134,15 @@ Var<T> layer_op(const char* op, Device device, const Shape& y_shape, const Var<T
         const bool alone = self.parents[0] != self.parents[1] && (!has_bias || self.parents[0] != self.parents[2]);
         bool dx_assign = false;
         T* dx = alone ? self.parent_grad_to_write(0, dx_assign) : self.parent_grad(0);
-        backward(device, dx, dx_assign, self.parent_grad(1), has_bias ? self.parent_grad(2) : nullptr,
-                 self.grad.data(), self.parents[0]->value.data(), self.parents[1]->value.data());
+        const T* dy = self.grad.data();
+        Tensor<T> g;  // dy f', from the pool
+        if (act) {
+            g = Tensor<T>::uninitialized(self.grad.shape(), device);
+            activation_backward(device, g.data(), dy, self.value.data(), g.numel(), act);
+            dy = g.data();
+        }
+        backward(device, dx, dx_assign, self.parent_grad(1), has_bias ? self.parent_grad(2) : nullptr, dy,
+                 self.parents[0]->value.data(), self.parents[1]->value.data());
     });
 }
 

@@ -1,6 +1,8 @@
 #pragma once
-// conv2d and conv_transpose2d, as torch.nn.functional's, with square stride, padding and dilation.
+// conv2d and conv_transpose2d, as torch.nn.functional's, with square stride, padding and dilation,
+// and an activation of their output if asked (ops/common.hpp):
 //   conv2d(x, w, b, {.stride = 2, .padding = 1})
+//   conv2d(x, w, b, {.stride = 2, .padding = 1}, Activation::relu())   relu(conv2d(...)), one op
 
 #include "elbo/kernels/cpu/conv_transpose2d.hpp"
 #include "elbo/ops/common.hpp"
@@ -40,10 +42,11 @@ Device check_conv_operands(const char* op, const Var<T>& x, const Var<T>& w, con
 
 }  // namespace detail
 
-// x [N, C, H, W], w [O, C, kh, kw], b [O] or empty  ->  [N, O, Ho, Wo]
+// x [N, C, H, W], w [O, C, kh, kw], b [O] or empty  ->  act([N, O, Ho, Wo])
 // Ho = (H + 2*padding - dilation*(kh-1) - 1) / stride + 1, likewise Wo.
 template <class T>
-Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = {}, Conv2dOptions opt = {}) {
+Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = {}, Conv2dOptions opt = {},
+              const Activation& act = {}) {
     const char* op = "conv2d";
     const Device device = detail::check_conv_operands(op, x, w, b, opt.stride, opt.padding, opt.dilation,
                                                       w.shape().rank() == 4 ? w.shape()[0] : 0);
@@ -62,18 +65,20 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = {}, Conv2dOpti
     s.Wo = (s.W + 2 * s.padding - reach_w) / s.stride + 1;
 
     return detail::layer_op(
-        op, device, Shape{s.N, s.O, s.Ho, s.Wo}, x, w, b,
-        [s](Device d, T* y, const T* xd, const T* wd, const T* bd) { ELBO_KERNEL(d, conv2d_forward, y, xd, wd, bd, s); },
+        op, device, Shape{s.N, s.O, s.Ho, s.Wo}, x, w, b, act,
+        [s](Device d, T* y, const T* xd, const T* wd, const T* bd, const Activation& a) {
+            ELBO_KERNEL(d, conv2d_forward, y, xd, wd, bd, s, a);
+        },
         [s](Device d, T* dx, bool dx_assign, T* dw, T* db, const T* dy, const T* xd, const T* wd) {
             ELBO_KERNEL(d, conv2d_backward, dx, dw, db, dy, xd, wd, s, dx_assign);
         });
 }
 
-// x [N, Ci, H, W], w [Ci, Co, kh, kw], b [Co] or empty  ->  [N, Co, Ho, Wo]
+// x [N, Ci, H, W], w [Ci, Co, kh, kw], b [Co] or empty  ->  act([N, Co, Ho, Wo])
 // Ho = (H - 1)*stride - 2*padding + dilation*(kh - 1) + output_padding + 1, likewise Wo.
 template <class T>
 Var<T> conv_transpose2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = {},
-                        ConvTranspose2dOptions opt = {}) {
+                        ConvTranspose2dOptions opt = {}, const Activation& act = {}) {
     const char* op = "conv_transpose2d";
     const Device device = detail::check_conv_operands(op, x, w, b, opt.stride, opt.padding, opt.dilation,
                                                       w.shape().rank() == 4 ? w.shape()[1] : 0);
@@ -95,9 +100,9 @@ Var<T> conv_transpose2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = {},
                                  opt.stride, opt.padding, opt.dilation};
 
     return detail::layer_op(
-        op, device, Shape{s.N, s.C, Ho, Wo}, x, w, b,
-        [s](Device d, T* y, const T* xd, const T* wd, const T* bd) {
-            ELBO_KERNEL(d, conv_transpose2d_forward, y, xd, wd, bd, s);
+        op, device, Shape{s.N, s.C, Ho, Wo}, x, w, b, act,
+        [s](Device d, T* y, const T* xd, const T* wd, const T* bd, const Activation& a) {
+            ELBO_KERNEL(d, conv_transpose2d_forward, y, xd, wd, bd, s, a);
         },
         [s](Device d, T* dx, bool dx_assign, T* dw, T* db, const T* dy, const T* xd, const T* wd) {
             ELBO_KERNEL(d, conv_transpose2d_backward, dx, dw, db, dy, xd, wd, s, dx_assign);

@@ -174,14 +174,17 @@ TEST_CASE("losses, the Gaussian KL, the reparameterized sample, permuted codes a
 }
 
 TEST_CASE("linear and the convolutions: the cuBLAS calls' layouts, im2col and col2im") {
+    // Each forward pass without an activation of its own, and with each it can apply.
+    const std::vector<kernels::Activation> activations{{}, kernels::Activation::relu(), kernels::Activation::leaky_relu(0.2)};
     // Empty sizes too: a product with no inner dimension must not reach cuBLAS, which refuses it.
     for (const auto& [N, I, O] : {std::tuple<int64_t, int64_t, int64_t>{5, 7, 3}, {5, 0, 3}, {5, 7, 0}, {0, 7, 3}}) {
         INFO("N ", N, " I ", I, " O ", O);
         const std::vector<float> x = randn(N * I, 40), w = randn(O * I, 41), b = randn(O, 42), dy = randn(N * O, 43);
         for (const float* bias : {b.data(), static_cast<const float*>(nullptr)})
-            twins({std::vector<float>(N * O)}, [&](Buffers& o, bool emulated) {
-                BOTH(linear_forward, o[0].data(), x.data(), w.data(), bias, N, I, O);
-            });
+            for (const kernels::Activation& act : activations)
+                twins({std::vector<float>(N * O)}, [&](Buffers& o, bool emulated) {
+                    BOTH(linear_forward, o[0].data(), x.data(), w.data(), bias, N, I, O, act);
+                });
         for (bool dx_assign : {false, true})
             twins({randn(N * I, 44), randn(O * I, 45), randn(O, 46)}, [&](Buffers& o, bool emulated) {
                 BOTH(linear_backward, o[0].data(), o[1].data(), o[2].data(), dy.data(), x.data(), w.data(), N, I, O,
@@ -205,15 +208,17 @@ TEST_CASE("linear and the convolutions: the cuBLAS calls' layouts, im2col and co
         const int64_t nx = c.N * c.C * c.H * c.W, nw = c.O * c.C * c.k * c.k, ny = c.N * c.O * Ho * Wo;
         const std::vector<float> cx = randn(nx, ++seed), cw = randn(nw, ++seed), cb = randn(c.O, ++seed),
                                  cdy = randn(ny, ++seed), cb_t = randn(c.C, ++seed);
-        for (bool bias : {true, false}) {
-            twins({std::vector<float>(ny)}, [&](Buffers& o, bool emulated) {
-                BOTH(conv2d_forward, o[0].data(), cx.data(), cw.data(), bias ? cb.data() : nullptr, s);
-            });
-            // The transposed convolution runs this conv2d backwards: from [N, O, Ho, Wo] to [N, C, H, W].
-            twins({std::vector<float>(nx)}, [&](Buffers& o, bool emulated) {
-                BOTH(conv_transpose2d_forward, o[0].data(), cdy.data(), cw.data(), bias ? cb_t.data() : nullptr, s);
-            });
-        }
+        for (bool bias : {true, false})
+            for (const kernels::Activation& act : activations) {
+                twins({std::vector<float>(ny)}, [&](Buffers& o, bool emulated) {
+                    BOTH(conv2d_forward, o[0].data(), cx.data(), cw.data(), bias ? cb.data() : nullptr, s, act);
+                });
+                // The transposed convolution runs this conv2d backwards: from [N, O, Ho, Wo] to [N, C, H, W].
+                twins({std::vector<float>(nx)}, [&](Buffers& o, bool emulated) {
+                    BOTH(conv_transpose2d_forward, o[0].data(), cdy.data(), cw.data(), bias ? cb_t.data() : nullptr, s,
+                         act);
+                });
+            }
         // dx_assign: dx written over what it held (random here), not added to.
         for (bool dx_assign : {false, true}) {
             twins({randn(nx, ++seed), randn(nw, ++seed), randn(c.O, ++seed)}, [&](Buffers& o, bool emulated) {

@@ -9,6 +9,7 @@
 
 #include "elbo/kernels/cpu/common.hpp"
 #include "elbo/kernels/cpu/exp_log.hpp"
+#include "elbo/kernels/cpu/layer_activation.hpp"
 
 namespace elbo::kernels {
 
@@ -48,6 +49,13 @@ template <class T> void leaky_relu_forward(T* y, const T* x, int64_t n, T slope)
 template <class T> void leaky_relu_backward(T* dx, const T* dy, const T* x, int64_t n, T slope, bool assign) {
     map_unary_grad(dx, dy, x, x, n, [slope](auto d, auto v, auto) { return (v > T(0)).select(d, slope * d); },
                    assign);
+}
+
+// y = act(y) for the n values of y, in place: a layer's activation (layer_activation.hpp), with the
+// same arithmetic as relu_forward and leaky_relu_forward.
+template <class T> void activate(T* y, int64_t n, const Activation& act) {
+    if (act.kind == Activation::Kind::relu) relu_forward(y, y, n);
+    if (act.kind == Activation::Kind::leaky_relu) leaky_relu_forward(y, y, n, static_cast<T>(act.slope));
 }
 
 template <class T> void sigmoid_forward(T* y, const T* x, int64_t n) {

@@ -2,6 +2,8 @@
 // What every CPU kernel shares: scratch memory, the blocks element-wise kernels
 // go over as Eigen arrays, and a deterministic parallel sum.
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
@@ -38,11 +40,13 @@ auto array(T* p, int64_t n) {
 // keep a kernel's intermediate arrays in the L1 cache. The blocks are fixed by n alone.
 inline constexpr int64_t block = 4096;
 
-// body(begin, size) for every block of [0, n), the blocks shared between threads when n is large.
+// body(begin, size) for every block of [0, n), the blocks shared between threads when n is large
+// and the caller is not one of a team already (a layer's activation, applied by each thread to its
+// own image group).
 template <class Body>
 void for_each_block(int64_t n, Body body) {
     const int64_t blocks = (n + block - 1) / block;
-#pragma omp parallel for schedule(static) if (n >= parallel_grain)
+#pragma omp parallel for schedule(static) if (n >= parallel_grain && !omp_in_parallel())
     for (int64_t k = 0; k < blocks; ++k) body(k * block, std::min(n, (k + 1) * block) - k * block);
 }
 

@@ -6,6 +6,7 @@
 // tensor [N, O, Ho*Wo] as that matrix in place (channels_by_pixels), so no layout is ever copied.
 // The building blocks below serve conv_transpose2d too, which is this convolution run backwards.
 
+#include "elbo/kernels/cpu/activations.hpp"
 #include "elbo/kernels/cpu/gemm.hpp"
 #include "elbo/kernels/cpu/im2col.hpp"
 #include "elbo/kernels/cpu/reduce.hpp"
@@ -228,13 +229,13 @@ void forward_by_broadcast(T* y, const T* bias, const T* wt, const im2col_detail:
 
 // The two products of the patches im2col(x), image group by image group, each group's input split
 // once for both: y [N, O, Ho, Wo] (+= or, with a bias [O] or without, = bias +) conv(x [N, C, H, W],
-// w [O, C, kh, kw]) where y is given, and dw [O, C, kh, kw] += dz im2col(x)^T where dw is given
-// (dz [N, O, Ho, Wo] as a matrix [O, P]). A transposed convolution's backward pass asks for both of
-// one input. The weight gradient's groups each make a partial product of their own, added to dw
-// in the groups' order.
+// w [O, C, kh, kw]) where y is given, then act(y) on each group's output while it is in cache; and
+// dw [O, C, kh, kw] += dz im2col(x)^T where dw is given (dz [N, O, Ho, Wo] as a matrix [O, P]). A
+// transposed convolution's backward pass asks for both of one input. The weight gradient's groups
+// each make a partial product of their own, added to dw in the groups' order.
 template <class T>
 void patch_products(T* y, const T* w, const T* bias, bool accumulate, T* dw, const T* dz, const T* x,
-                    const Conv2dShape& s) {
+                    const Conv2dShape& s, const Activation& act = {}) {
     const int64_t HoWo = s.Ho * s.Wo, OK = s.O * s.K(), groups = image_groups(s, conv_group_columns).count;
     if (groups == 0 || (!y && !dw)) return;
     T* partial = dw ? scratch<T, 2>(groups * OK) : nullptr;  // the calling thread's; the groups' threads write it
@@ -252,6 +253,7 @@ void patch_products(T* y, const T* w, const T* bias, bool accumulate, T* dw, con
         else if (y)
             gemm(channels_by_pixels(y + n0 * s.O * HoWo, part.N, s.O, HoWo), row_major(w, s.O, s.K()),
                  Patches<T>{split}, accumulate, bias);
+        if (y) activate(y + n0 * s.O * HoWo, part.N * s.O * HoWo, act);
         if (dw && weight_grad_along_rows<T>(s))
             weight_grad_along_rows(partial + q * OK, dz + n0 * s.O * HoWo, split, s.O);
         else if (dw)
@@ -303,7 +305,8 @@ inline Conv2dShape phase_shape(const Conv2dShape& s) {
 // GEMM's output is the phases themselves, where col2im first adds kh*kw / (S*S) patch gradients
 // onto each phase value.
 template <class T>
-void conv2d_input_grad_by_phases(T* dx, const T* dy, const T* w, const Conv2dShape& s, const ChannelStart<T>& start) {
+void conv2d_input_grad_by_phases(T* dx, const T* dy, const T* w, const Conv2dShape& s, const ChannelStart<T>& start,
+                                 const Activation& act) {
     const Conv2dShape t = phase_shape(s);
     const int64_t S = s.stride, k = t.kh, HoWo = s.Ho * s.Wo, split = t.Ho * t.Wo;
     T* wp = scratch<T, 3>(t.O * t.K());
@@ -322,18 +325,21 @@ void conv2d_input_grad_by_phases(T* dx, const T* dy, const T* w, const Conv2dSha
         Conv2dShape images = s;
         images.N = part.N;
         im2col_detail::add_split(dx + n0 * s.C * s.H * s.W, g, images, start);
+        activate(dx + n0 * s.C * s.H * s.W, part.N * s.C * s.H * s.W, act);
     });
 }
 
 // dx [N, C, H, W] (+= or, as `start` says, =) the convolution's input gradient for dy
-// [N, O, Ho, Wo]: by phases where it can, else col2im(Wm^T dY). A few images at a time: their patch gradients (K x g*Ho*Wo, a few
-// hundred KiB that stay in cache), then col2im onto their own input planes. Groups of at least 256
-// columns: on small images (4x4 pixels) a GEMM per image would fill only half of each micro-tile's
-// columns.
+// [N, O, Ho, Wo]: by phases where it can, else col2im(Wm^T dY). A few images at a time: their patch
+// gradients (K x g*Ho*Wo, a few hundred KiB that stay in cache), then col2im onto their own input
+// planes, then act on those planes while they are in cache (a transposed convolution's forward
+// pass, with its activation). Groups of at least 256 columns: on small images (4x4 pixels) a GEMM
+// per image would fill only half of each micro-tile's columns.
 template <class T>
-void conv2d_input_grad(T* dx, const T* dy, const T* w, const Conv2dShape& s, const ChannelStart<T>& start = {}) {
+void conv2d_input_grad(T* dx, const T* dy, const T* w, const Conv2dShape& s, const ChannelStart<T>& start = {},
+                       const Activation& act = {}) {
     if (input_grad_by_phases(s, gemm_detail::Blocking<T>::MR))
-        return conv2d_input_grad_by_phases(dx, dy, w, s, start);
+        return conv2d_input_grad_by_phases(dx, dy, w, s, start, act);
     const int64_t K = s.K(), HoWo = s.Ho * s.Wo;
     const auto wt = transposed(w, s.O, K);
     const T* packed = pack_a_once(scratch<T, 3>(packed_a_size(wt)), wt);  // once, not once per group
@@ -342,6 +348,7 @@ void conv2d_input_grad(T* dx, const T* dy, const T* w, const Conv2dShape& s, con
         gemm(row_major(cols, K, part.N * HoWo), wt, channels_by_pixels(dy + n0 * s.O * HoWo, part.N, s.O, HoWo),
              false, static_cast<const T*>(nullptr), packed);
         col2im(dx + n0 * s.C * s.H * s.W, cols, part, start);
+        activate(dx + n0 * s.C * s.H * s.W, part.N * s.C * s.H * s.W, act);
     });
 }
 
@@ -351,11 +358,11 @@ void conv2d_weight_grad(T* dw, const T* dy, const T* x, const Conv2dShape& s) {
     patch_products<T>(nullptr, nullptr, nullptr, false, dw, dy, x, s);
 }
 
-// x [N, C, H, W], w [O, C, kh, kw], b [O] or null  ->  y [N, O, Ho, Wo]
+// x [N, C, H, W], w [O, C, kh, kw], b [O] or null  ->  act(y [N, O, Ho, Wo])
 // Ho = (H + 2*padding - dilation*(kh-1) - 1) / stride + 1, likewise Wo.
 template <class T>
-void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape& s) {
-    patch_products<T>(y, w, b, /*accumulate=*/false, nullptr, nullptr, x, s);
+void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape& s, const Activation& act = {}) {
+    patch_products<T>(y, w, b, /*accumulate=*/false, nullptr, nullptr, x, s, act);
 }
 
 // dx, dw, db accumulate (+=), but dx is written (=) with dx_assign; any of them may be null when not

@@ -13,10 +13,11 @@
 
 namespace elbo::kernels {
 
-// x [N, Ci, H, W], w [Ci, Co, kh, kw], b [Co] or null  ->  y [N, Co, Ho, Wo]
+// x [N, Ci, H, W], w [Ci, Co, kh, kw], b [Co] or null  ->  act(y [N, Co, Ho, Wo])
 template <class T>
-void conv_transpose2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape& s) {
-    conv2d_input_grad(y, x, w, s, ChannelStart<T>{.set = true, .bias = b});
+void conv_transpose2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape& s,
+                              const Activation& act = {}) {
+    conv2d_input_grad(y, x, w, s, ChannelStart<T>{.set = true, .bias = b}, act);
 }
 
 // dx, dw, db accumulate (+=), but dx is written (=) with dx_assign; any of them may be null when not

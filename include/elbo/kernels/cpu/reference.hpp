@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "elbo/kernels/cpu/conv_shape.hpp"
+#include "elbo/kernels/cpu/layer_activation.hpp"
 
 #ifndef ELBO_REFERENCE_KERNELS
 #define ELBO_REFERENCE_KERNELS 0
@@ -19,17 +20,28 @@
 
 namespace elbo::kernels::reference {
 
+// y = act(y) for the n values of y: max(y, 0) for ReLU, y or slope y for LeakyReLU (the layers'
+// activation, layer_activation.hpp).
+template <class T>
+void activate(T* y, int64_t n, const Activation& act) {
+    const bool relu = act.kind == Activation::Kind::relu, leaky = act.kind == Activation::Kind::leaky_relu;
+    for (int64_t i = 0; i < n && (relu || leaky); ++i)
+        y[i] = y[i] > T(0) ? y[i] : relu ? T(0) : static_cast<T>(act.slope) * y[i];
+}
+
 // ---- linear: y[n,o] = b[o] + Σ_i x[n,i] w[o,i].  docs/gradients.md#linear
 
-// x [N, I], w [O, I], b [O] or null  ->  y [N, O]
+// x [N, I], w [O, I], b [O] or null  ->  act(y [N, O])
 template <class T>
-void linear_forward(T* y, const T* x, const T* w, const T* b, int64_t N, int64_t I, int64_t O) {
+void linear_forward(T* y, const T* x, const T* w, const T* b, int64_t N, int64_t I, int64_t O,
+                    const Activation& act = {}) {
     for (int64_t n = 0; n < N; ++n)
         for (int64_t o = 0; o < O; ++o) {
             T sum = b ? b[o] : T(0);
             for (int64_t i = 0; i < I; ++i) sum += x[n * I + i] * w[o * I + i];
             y[n * O + o] = sum;
         }
+    reference::activate(y, N * O, act);
 }
 
 // Each term x[n,i] w[o,i] of y[n,o] sends dy[n,o] w[o,i] to x[n,i] and dy[n,o] x[n,i] to w[o,i];
@@ -64,9 +76,9 @@ inline Tap tap(const Conv2dShape& s, int64_t oh, int64_t ow, int64_t r, int64_t 
     return {h, w, h >= 0 && h < s.H && w >= 0 && w < s.W};
 }
 
-// x [N, C, H, W], w [O, C, kh, kw], b [O] or null  ->  y [N, O, Ho, Wo]
+// x [N, C, H, W], w [O, C, kh, kw], b [O] or null  ->  act(y [N, O, Ho, Wo])
 template <class T>
-void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape& s) {
+void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape& s, const Activation& act = {}) {
     for (int64_t n = 0; n < s.N; ++n)
         for (int64_t o = 0; o < s.O; ++o)
             for (int64_t oh = 0; oh < s.Ho; ++oh)
@@ -82,6 +94,7 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape&
                             }
                     y[((n * s.O + o) * s.Ho + oh) * s.Wo + ow] = sum;
                 }
+    reference::activate(y, s.N * s.O * s.Ho * s.Wo, act);
 }
 
 // The same loops, each term w·x sending dy·x to w and dy·w to x. dx, dw, db accumulate (+=), dx from
@@ -118,9 +131,10 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, c
 // this one's input (O = Ci channels, Ho x Wo = H x W). So an input position (h, w) is that
 // convolution's output position, and tap() finds where it lands.
 
-// x [N, Ci, H, W], w [Ci, Co, kh, kw], b [Co] or null  ->  y [N, Co, Ho, Wo]
+// x [N, Ci, H, W], w [Ci, Co, kh, kw], b [Co] or null  ->  act(y [N, Co, Ho, Wo])
 template <class T>
-void conv_transpose2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape& s) {
+void conv_transpose2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape& s,
+                              const Activation& act = {}) {
     const int64_t Ci = s.O, Co = s.C, H = s.Ho, W = s.Wo, Ho = s.H, Wo = s.W;
     for (int64_t n = 0; n < s.N; ++n)
         for (int64_t co = 0; co < Co; ++co)
@@ -137,6 +151,7 @@ void conv_transpose2d_forward(T* y, const T* x, const T* w, const T* b, const Co
                                     y[((n * Co + co) * Ho + at.h) * Wo + at.w] +=
                                         x[((n * Ci + ci) * H + h) * W + v] * w[((ci * Co + co) * s.kh + r) * s.kw + t];
                             }
+    reference::activate(y, s.N * s.C * s.H * s.W, act);
 }
 
 // The same loops, each term x·w sending dy·w to x and dy·x to w; b[co] reaches every output

@@ -64,15 +64,26 @@ void add_rows(T* dst, int64_t dst_step, const T* rows, int64_t count, int64_t W,
     }
 }
 
+// Where the two neighbouring kernel columns of a stride-2 convolution lie inside [0, W): the t of
+// [0, len) whose column w0 + 2t is inside ([lo_e, hi_e)), those whose w0 + 2t + 1 is ([lo_o,
+// hi_o)), and those where both are ([lo, hi)), for add_rows_pair and split_row_pair.
+struct InsidePair {
+    int64_t lo_e, hi_e, lo_o, hi_o, lo, hi;
+};
+inline InsidePair inside_pair(int64_t w0, int64_t W, int64_t len) {
+    const auto [lo_e, hi_e] = inside<2>(w0, 2, W, len);
+    const auto [lo_o, hi_o] = inside<2>(w0 + 1, 2, W, len);
+    const int64_t lo = std::max(lo_e, lo_o);
+    return {lo_e, hi_e, lo_o, hi_o, lo, std::max(lo, std::min(hi_e, hi_o))};
+}
+
 // The same for two neighbouring kernel columns of a stride-2 convolution, whose input columns
 // interleave: dst[w0 + 2t] += even[t] and dst[w0 + 2t + 1] += odd[t], added as one contiguous run
 // where both columns are inside (it vectorizes; a stride-2 run of adds does not).
 template <class T>
 void add_rows_pair(T* dst, int64_t dst_step, const T* even, const T* odd, int64_t count, int64_t W,
                    int64_t len, int64_t w0) {
-    const auto [lo_e, hi_e] = inside<2>(w0, 2, W, len);
-    const auto [lo_o, hi_o] = inside<2>(w0 + 1, 2, W, len);
-    const int64_t lo = std::max(lo_e, lo_o), hi = std::max(lo, std::min(hi_e, hi_o));
+    const auto [lo_e, hi_e, lo_o, hi_o, lo, hi] = inside_pair(w0, W, len);
     for (int64_t r = 0; r < count; ++r, dst += dst_step, even += len, odd += len) {
         T* d = dst + w0;
 #pragma omp simd
@@ -162,9 +173,7 @@ void for_each_plane(const Conv2dShape& s, F f) {
 // its adjoint.
 template <class T>
 void split_row_pair(T* even, T* odd, const T* row, int64_t W, int64_t len, int64_t w0) {
-    const auto [lo_e, hi_e] = inside<2>(w0, 2, W, len);
-    const auto [lo_o, hi_o] = inside<2>(w0 + 1, 2, W, len);
-    const int64_t lo = std::max(lo_e, lo_o), hi = std::max(lo, std::min(hi_e, hi_o));
+    const auto [lo_e, hi_e, lo_o, hi_o, lo, hi] = inside_pair(w0, W, len);
     const T* r = row + w0;
 #pragma omp simd
     for (int64_t t = lo; t < hi; ++t) {

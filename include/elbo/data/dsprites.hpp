@@ -79,7 +79,7 @@ public:
         const DSpritesFactors f = factors(index);
         const double s = scale_value(f.scale), theta = orientation_value(f.orientation);
         const double cx = 16 + 32 * position_value(f.pos_x), cy = 16 + 32 * position_value(f.pos_y);
-        const double c = std::cos(theta), sn = std::sin(theta);
+        const double c = std::cos(theta), sn = std::sin(theta), cos_s = c / s, sin_s = sn / s;
         const double reach = 14.0 * s;  // every shape lies within this distance of its centre (the heart: 11.3 s)
         // Pixel centres k + 0.5 within reach of the centre z: k in [lo, hi).
         const auto within = [&](double z) {
@@ -90,11 +90,11 @@ public:
         const auto [i_lo, i_hi] = within(cx);
         std::fill(out, out + image_size * image_size, T(0));
         std::vector<double> crossings;
-        const std::vector<double> side = f.shape == 2 ? heart_side(c / s, sn / s) : std::vector<double>{};
+        const std::vector<double> side = f.shape == 2 ? heart_side(cos_s, sin_s) : std::vector<double>{};
         for (int64_t j = j_lo; j < j_hi; ++j) {
             const double dy = j + 0.5 - cy;
             T* row = out + j * image_size;
-            if (f.shape == 2) heart_crossings(crossings, side, dy, c / s, sn / s);
+            if (f.shape == 2) heart_crossings(crossings, side, dy, cos_s, sin_s);
             for (int64_t i = i_lo; i < i_hi; ++i) {
                 const double dx = i + 0.5 - cx;
                 bool inside = false;

@@ -24,9 +24,9 @@ namespace elbo::kernels::reference {
 // activation, layer_activation.hpp).
 template <class T>
 void activate(T* y, int64_t n, const Activation& act) {
-    const bool relu = act.kind == Activation::Kind::relu, leaky = act.kind == Activation::Kind::leaky_relu;
-    for (int64_t i = 0; i < n && (relu || leaky); ++i)
-        y[i] = y[i] > T(0) ? y[i] : relu ? T(0) : static_cast<T>(act.slope) * y[i];
+    if (!act) return;
+    const bool relu = act.kind == Activation::Kind::relu;
+    for (int64_t i = 0; i < n; ++i) y[i] = y[i] > T(0) ? y[i] : relu ? T(0) : static_cast<T>(act.slope) * y[i];
 }
 
 // ---- linear: y[n,o] = b[o] + Σ_i x[n,i] w[o,i].  docs/gradients.md#linear

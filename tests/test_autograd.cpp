@@ -67,6 +67,56 @@ TEST_CASE("gradients accumulate across backward calls until zero_grad") {
     CHECK(x.grad().item() == 0.0);
 }
 
+TEST_CASE("zero_grad keeps the buffer, and the next gradient is written into it") {
+    // A layer writes a parameter's first gradient after zero_grad (kernels::Assign) instead of
+    // adding onto zeros; the buffer stays, and reads as zeros until a gradient arrives.
+    // sum(linear(x, w, b)): dw[o, i] = sum_n x[n, i], db[o] = N.
+    const Var<double> x(Tensor<double>::from_vector(Shape{3, 2}, {1, 2, -3, 0.5, 4, -1}));
+    const Var<double> x2(Tensor<double>::from_vector(Shape{3, 2}, {0.25, 1, 2, -2, 1, 1}));
+    Var<double> w(Tensor<double>::from_vector(Shape{2, 2}, {0.1, -0.2, 0.3, 0.4}), true);
+    Var<double> b(Tensor<double>::from_vector(Shape{2}, {1, -1}), true);
+    auto column_sums = [](const Var<double>& v, double times) {
+        return std::vector<double>{times * (v.value()[0] + v.value()[2] + v.value()[4]),
+                                   times * (v.value()[1] + v.value()[3] + v.value()[5])};
+    };
+    auto dw = [&](double times, const Var<double>& input) {
+        const std::vector<double> c = column_sums(input, times);
+        return std::vector<double>{c[0], c[1], c[0], c[1]};
+    };
+    backward(sum(linear(x, w, b)));
+    backward(sum(linear(x, w, b)));  // added onto the first
+    CHECK(w.grad().to_vector() == dw(2, x));
+    CHECK(b.grad().to_vector() == std::vector<double>{6, 6});
+    const double* buffer = w.grad().data();
+    w.zero_grad();
+    b.zero_grad();
+    backward(sum(linear(x, w, b)));  // written over the buffer's old values
+    CHECK(w.grad().data() == buffer);
+    CHECK(w.grad().to_vector() == dw(1, x));
+    CHECK(b.grad().to_vector() == std::vector<double>{3, 3});
+    // Two layers reading w: the first writes, the second adds.
+    w.zero_grad();
+    backward(sum(linear(x, w) + linear(x2, w)));
+    const std::vector<double> both = dw(1, x), second = dw(1, x2);
+    for (size_t i = 0; i < 4; ++i) CHECK(w.grad().to_vector()[i] == doctest::Approx(both[i] + second[i]).epsilon(1e-15));
+    // No gradient reaches b: it reads as zeros.
+    b.zero_grad();
+    backward(sum(linear(x, w)));
+    CHECK(b.grad().to_vector() == std::vector<double>{0, 0});
+    // An op that adds (mul) onto a zeroed gradient adds onto zeros.
+    w.zero_grad();
+    backward(sum(w * 3.0));
+    CHECK(w.grad().to_vector() == std::vector<double>{3, 3, 3, 3});
+    // A zeroed leaf differentiated as the output itself: its gradient is the seed.
+    Var<double> s(Tensor<double>::scalar(2.0), true);
+    backward(s);
+    backward(s);
+    CHECK(s.grad().item() == 2.0);
+    s.zero_grad();
+    backward(s);
+    CHECK(s.grad().item() == 1.0);
+}
+
 TEST_CASE("a graph 100,000 nodes deep differentiates and frees without recursion") {
     Var<float> x(Tensor<float>::scalar(1.0f), true);
     Var<float> y = x;

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <functional>
 #include <tuple>
@@ -192,7 +193,8 @@ template <class T>
 struct KernelPair {
     Shape x, w, b, y;
     std::function<void(T*, const T*, const T*, const T*, const kernels::Activation&)> fast_forward, reference_forward;
-    std::function<void(T*, T*, T*, const T*, const T*, const T*, bool)> fast_backward, reference_backward;
+    std::function<void(T*, T*, T*, const T*, const T*, const T*, const kernels::Assign&)> fast_backward,
+        reference_backward;
 
     // The forward pass with an activation (the layer's own, kernels/cpu/layer_activation.hpp) is the
     // pass without one followed by the activation's own kernel, bit for bit, on every path of the
@@ -230,27 +232,47 @@ struct KernelPair {
 
         Tensor<T> dx_fast = randn<T>(x, seed + 4), dw_fast = randn<T>(w, seed + 5), db_fast = randn<T>(b, seed + 6);
         Tensor<T> dx_ref = dx_fast.clone(), dw_ref = dw_fast.clone(), db_ref = db_fast.clone();
-        fast_backward(dx_fast.data(), dw_fast.data(), db_fast.data(), dy.data(), xv.data(), wv.data(), false);
-        reference_backward(dx_ref.data(), dw_ref.data(), db_ref.data(), dy.data(), xv.data(), wv.data(), false);
+        fast_backward(dx_fast.data(), dw_fast.data(), db_fast.data(), dy.data(), xv.data(), wv.data(), {});
+        reference_backward(dx_ref.data(), dw_ref.data(), db_ref.data(), dy.data(), xv.data(), wv.data(), {});
         CHECK(relative_difference(dx_fast, dx_ref) < tolerance);
         CHECK(relative_difference(dw_fast, dw_ref) < tolerance);
         CHECK(relative_difference(db_fast, db_ref) < tolerance);
         // Each gradient on its own (the others null), as the ops ask for them.
         Tensor<T> dx_only = dx_ref.clone(), dw_only = dw_ref.clone();
-        fast_backward(dx_only.data(), nullptr, nullptr, dy.data(), xv.data(), wv.data(), false);
-        reference_backward(dx_ref.data(), nullptr, nullptr, dy.data(), xv.data(), wv.data(), false);
+        fast_backward(dx_only.data(), nullptr, nullptr, dy.data(), xv.data(), wv.data(), {});
+        reference_backward(dx_ref.data(), nullptr, nullptr, dy.data(), xv.data(), wv.data(), {});
         CHECK(relative_difference(dx_only, dx_ref) < tolerance);
-        fast_backward(nullptr, dw_only.data(), nullptr, dy.data(), xv.data(), wv.data(), false);
-        reference_backward(nullptr, dw_ref.data(), nullptr, dy.data(), xv.data(), wv.data(), false);
+        fast_backward(nullptr, dw_only.data(), nullptr, dy.data(), xv.data(), wv.data(), {});
+        reference_backward(nullptr, dw_ref.data(), nullptr, dy.data(), xv.data(), wv.data(), {});
         CHECK(relative_difference(dw_only, dw_ref) < tolerance);
-        // dx written, not added to (an input's first gradient): it starts as garbage, and comes out
-        // as the reference's sum from zeros, with the reference's own dx_assign and without.
-        Tensor<T> dx_set = randn<T>(x, seed + 7), dx_set_ref = randn<T>(x, seed + 8), dx_zero = Tensor<T>::zeros(x);
-        fast_backward(dx_set.data(), nullptr, nullptr, dy.data(), xv.data(), wv.data(), true);
-        reference_backward(dx_set_ref.data(), nullptr, nullptr, dy.data(), xv.data(), wv.data(), true);
-        reference_backward(dx_zero.data(), nullptr, nullptr, dy.data(), xv.data(), wv.data(), false);
-        CHECK(relative_difference(dx_set, dx_zero) < tolerance);
-        CHECK(relative_difference(dx_set_ref, dx_zero) < 1e-12);
+        // Gradients written, not added to (each one's first, kernels/cpu/layer_assign.hpp): they start
+        // as garbage and come out as the sums from zeros, the fast kernel's bit for bit, the
+        // reference's within rounding; each on its own, and all three at once.
+        const kernels::Assign writes[] = {{.dx = true}, {.dw = true}, {.db = true}, {true, true, true}};
+        for (const kernels::Assign& assign : writes) {
+            Tensor<T> set[3] = {randn<T>(x, seed + 7), randn<T>(w, seed + 8), randn<T>(b, seed + 9)};
+            Tensor<T> set_ref[3] = {randn<T>(x, seed + 10), randn<T>(w, seed + 11), randn<T>(b, seed + 12)};
+            Tensor<T> zero[3] = {Tensor<T>::zeros(x), Tensor<T>::zeros(w), Tensor<T>::zeros(b)};
+            Tensor<T> zero_ref[3] = {Tensor<T>::zeros(x), Tensor<T>::zeros(w), Tensor<T>::zeros(b)};
+            const bool on[3] = {assign.dx, assign.dw, assign.db};
+            auto pointers = [&on](Tensor<T>* g) {
+                return std::array<T*, 3>{on[0] ? g[0].data() : nullptr, on[1] ? g[1].data() : nullptr,
+                                         on[2] ? g[2].data() : nullptr};
+            };
+            const auto fs = pointers(set), rs = pointers(set_ref), fz = pointers(zero), rz = pointers(zero_ref);
+            fast_backward(fs[0], fs[1], fs[2], dy.data(), xv.data(), wv.data(), assign);
+            fast_backward(fz[0], fz[1], fz[2], dy.data(), xv.data(), wv.data(), {});
+            reference_backward(rs[0], rs[1], rs[2], dy.data(), xv.data(), wv.data(), assign);
+            reference_backward(rz[0], rz[1], rz[2], dy.data(), xv.data(), wv.data(), {});
+            for (int g = 0; g < 3; ++g) {
+                if (!on[g]) continue;
+                INFO("gradient " << "xwb"[g]);
+                CHECK(std::memcmp(set[g].data(), zero[g].data(), sizeof(T) * static_cast<size_t>(set[g].numel())) == 0);
+                CHECK(std::memcmp(set_ref[g].data(), zero_ref[g].data(),
+                                  sizeof(T) * static_cast<size_t>(set_ref[g].numel())) == 0);
+                CHECK(relative_difference(set[g], zero_ref[g]) < tolerance);
+            }
+        }
     }
 };
 
@@ -264,10 +286,10 @@ KernelPair<T> conv2d_pair(const ConvCase& c) {
             [s](T* y, const T* x, const T* w, const T* b, const kernels::Activation& a) {
                 kernels::reference::conv2d_forward(y, x, w, b, s, a);
             },
-            [s](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, bool set) {
+            [s](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const kernels::Assign& set) {
                 kernels::conv2d_backward(dx, dw, db, dy, x, w, s, set);
             },
-            [s](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, bool set) {
+            [s](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const kernels::Assign& set) {
                 kernels::reference::conv2d_backward(dx, dw, db, dy, x, w, s, set);
             }};
 }
@@ -282,10 +304,10 @@ KernelPair<T> conv_transpose2d_pair(const ConvCase& c) {
             [s](T* y, const T* x, const T* w, const T* b, const kernels::Activation& a) {
                 kernels::reference::conv_transpose2d_forward(y, x, w, b, s, a);
             },
-            [s](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, bool set) {
+            [s](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const kernels::Assign& set) {
                 kernels::conv_transpose2d_backward(dx, dw, db, dy, x, w, s, set);
             },
-            [s](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, bool set) {
+            [s](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const kernels::Assign& set) {
                 kernels::reference::conv_transpose2d_backward(dx, dw, db, dy, x, w, s, set);
             }};
 }
@@ -299,10 +321,10 @@ KernelPair<T> linear_pair(int64_t N, int64_t I, int64_t O) {
             [=](T* y, const T* x, const T* w, const T* b, const kernels::Activation& a) {
                 kernels::reference::linear_forward(y, x, w, b, N, I, O, a);
             },
-            [=](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, bool set) {
+            [=](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const kernels::Assign& set) {
                 kernels::linear_backward(dx, dw, db, dy, x, w, N, I, O, set);
             },
-            [=](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, bool set) {
+            [=](T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const kernels::Assign& set) {
                 kernels::reference::linear_backward(dx, dw, db, dy, x, w, N, I, O, set);
             }};
 }
@@ -368,7 +390,7 @@ void check_reference_against_differences(const KernelPair<double>& k, uint64_t s
         return l;
     };
     Tensor<double> dx(k.x), dw(k.w), db(k.b);
-    k.reference_backward(dx.data(), dw.data(), db.data(), r.data(), x.data(), w.data(), false);
+    k.reference_backward(dx.data(), dw.data(), db.data(), r.data(), x.data(), w.data(), {});
     for (auto [name, value, grad] : {std::tuple{"x", &x, &dx}, {"w", &w, &dw}, {"b", &b, &db}}) {
         INFO(name);
         double worst = 0;

@@ -127,10 +127,11 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
 }
 
 void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
-                     const Conv2dShape& s, bool dx_assign) {
-    if (db) channel_sum_grad(db, dy, s.N, s.O, s.Ho * s.Wo);
+                     const Conv2dShape& s, const kernels::Assign& assign) {
+    if (db) channel_sum_grad(db, dy, s.N, s.O, s.Ho * s.Wo, assign.db);
+    if (dw && assign.dw) fill(dw, s.O * s.K(), 0.0f);  // the chunks add
     if (dw) conv2d_weight_grad(dw, dy, x, s);
-    if (dx && dx_assign) fill(dx, s.N * s.C * s.H * s.W, 0.0f);  // col2im adds
+    if (dx && assign.dx) fill(dx, s.N * s.C * s.H * s.W, 0.0f);  // col2im adds
     if (dx) conv2d_input_grad(dx, dy, w, s);
 }
 
@@ -146,10 +147,11 @@ void conv_transpose2d_forward(float* y, const float* x, const float* w, const fl
 }
 
 void conv_transpose2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
-                               const Conv2dShape& s, bool dx_assign) {
-    if (db) channel_sum_grad(db, dy, s.N, s.C, s.H * s.W);
+                               const Conv2dShape& s, const kernels::Assign& assign) {
+    if (db) channel_sum_grad(db, dy, s.N, s.C, s.H * s.W, assign.db);
+    if (dw && assign.dw) fill(dw, s.O * s.K(), 0.0f);  // the chunks add
     if (dw) conv2d_weight_grad(dw, x, dy, s);
-    if (dx) conv2d_apply(dx, dy, w, /*accumulate=*/!dx_assign, s);
+    if (dx) conv2d_apply(dx, dy, w, /*accumulate=*/!assign.dx, s);
 }
 
 }  // namespace elbo::cuda

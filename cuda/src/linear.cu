@@ -20,16 +20,17 @@ void linear_forward(float* y, const float* x, const float* w, const float* b, in
 }
 
 void linear_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w, int64_t N,
-                     int64_t I, int64_t O, bool dx_assign) {
-    // dx [N, I] += dy w (= with dx_assign):  dx^T [I, N] += w^T dy^T
-    if (dx) sgemm(false, false, I, N, O, w, I, dy, O, dx_assign ? 0.0f : 1.0f, dx, I);
-    // dw [O, I] += dy^T x:  dw^T [I, O] += x^T dy
-    if (dw) sgemm(false, true, I, O, N, x, I, dy, O, 1.0f, dw, I);
-    if (db) channel_sum_grad(db, dy, N, O, 1);
+                     int64_t I, int64_t O, const kernels::Assign& assign) {
+    // dx [N, I] += dy w (= with assign.dx):  dx^T [I, N] += w^T dy^T
+    if (dx) sgemm(false, false, I, N, O, w, I, dy, O, assign.dx ? 0.0f : 1.0f, dx, I);
+    // dw [O, I] += dy^T x (= with assign.dw):  dw^T [I, O] += x^T dy
+    if (dw) sgemm(false, true, I, O, N, x, I, dy, O, assign.dw ? 0.0f : 1.0f, dw, I);
+    if (db) channel_sum_grad(db, dy, N, O, 1, assign.db);
 }
 
-// db[o] += the sum of dy [N, O, HW] over n and the image.
-void channel_sum_grad(float* db, const float* dy, int64_t N, int64_t O, int64_t HW) {
+// db[o] += (= with assign) the sum of dy [N, O, HW] over n and the image.
+void channel_sum_grad(float* db, const float* dy, int64_t N, int64_t O, int64_t HW, bool assign) {
+    if (assign) fill(db, O, 0.0f);
     detail::add_sums(db, O, N * HW, [=] __device__(int64_t o, int64_t j) {
         return static_cast<double>(dy[(j / HW * O + o) * HW + j % HW]);
     });

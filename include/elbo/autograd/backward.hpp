@@ -100,9 +100,10 @@ void backward(const Var<T>& output, const Tensor<T>& seed) {
           "the output does not depend on any Var with requires_grad (op '", root.op, "')");
     check(seed.shape() == root.value.shape(), "backward", "seed gradient has shape ", seed.shape(),
           ", the output has ", root.value.shape());
-    if (!root.has_grad) {  // the usual case: the seed is the output's gradient
+    if (!root.has_grad || root.grad_zeroed) {  // the usual case: the seed is the output's gradient
         root.grad = seed.to(root.value.device()).clone();
         root.has_grad = true;
+        root.grad_zeroed = false;
     } else {
         check(root.value.device() == Device::cpu, "backward",
               "adding a seed onto an existing gradient on ", to_string(root.value.device()),
@@ -123,7 +124,7 @@ void backward(const Var<T>& output, const Tensor<T>& seed) {
                 if (!p->backward && p->requires_grad) ++readers[p.get()];
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
         Node<T>& node = **it;
-        if (node.backward && node.has_grad) {
+        if (node.backward && node.has_grad && !node.grad_zeroed) {  // zeroed: no gradient arrived
             if (trace) trace->passes.back().push_back({node.op, node.value.clone(), node.grad.clone()});
             profile::timed_backward(node.op, [&] { node.backward(node); });
             // Its gradient is spent (every child ran before it): back to the pool now, so that the
@@ -137,7 +138,7 @@ void backward(const Var<T>& output, const Tensor<T>& seed) {
     if (trace)
         for (Node<T>* node : order)
             if (!node->backward && node->requires_grad && node->has_grad)
-                trace->passes.back().push_back({node->op, node->value.clone(), node->grad.clone(), node->value.data()});
+                trace->passes.back().push_back({node->op, node->value.clone(), node->grad_buffer().clone(), node->value.data()});
     for (Node<T>* node : order) {
         if (!node->backward) continue;
         node->backward = nullptr;

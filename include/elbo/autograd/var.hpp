@@ -43,6 +43,9 @@ struct Node {
     Tensor<T> value;
     Tensor<T> grad;  // allocated (zeros) the first time a gradient arrives
     bool has_grad = false;
+    // zero_grad() keeps the buffer but leaves its values to be read as zeros: the next gradient
+    // to arrive is written into it (parent_grad_to_write), or it is filled with zeros when read.
+    bool grad_zeroed = false;
     bool requires_grad = false;
     bool graph_freed = false;  // set on interior nodes once backward has run through them
     const char* op = "leaf";
@@ -54,7 +57,10 @@ struct Node {
         if (!has_grad) {
             grad = Tensor<T>::zeros(value.shape(), value.device());
             has_grad = true;
+        } else if (grad_zeroed) {
+            grad.fill(T(0));
         }
+        grad_zeroed = false;
         return grad;
     }
 
@@ -65,8 +71,9 @@ struct Node {
     }
 
     // The same, for a backward that writes every element of the parent's gradient: when this is the
-    // parent's first gradient its buffer is left unset and `assign` comes back true, and the kernel
-    // stores rather than adds (a pass of zeros and a read saved).
+    // parent's first gradient (the first since zero_grad() for a parameter) its buffer is left
+    // unset and `assign` comes back true, and the kernel stores rather than adds (a pass of zeros
+    // and a read saved).
     T* parent_grad_to_write(size_t i, bool& assign) {
         Node& p = *parents[i];
         assign = false;
@@ -74,6 +81,9 @@ struct Node {
         if (!p.has_grad) {
             p.grad = Tensor<T>::uninitialized(p.value.shape(), p.value.device());
             p.has_grad = true;
+            assign = true;
+        } else if (p.grad_zeroed) {
+            p.grad_zeroed = false;
             assign = true;
         }
         return p.grad.data();
@@ -147,8 +157,10 @@ public:
     // The accumulated gradient, zeros of the value's shape when none has arrived yet.
     const Tensor<T>& grad() const { return node_->grad_buffer(); }
     bool has_grad() const { return node().has_grad; }
+    // Zeros the gradient, lazily: the buffer is kept, and the next backward writes its first
+    // gradient into it instead of adding onto a pass of zeros (read before that, it is zeros).
     void zero_grad() {
-        if (node().has_grad) node_->grad.fill(T(0));
+        if (node().has_grad) node_->grad_zeroed = true;
     }
 
     // A leaf sharing this value, cut from the graph: no gradient flows back through it.

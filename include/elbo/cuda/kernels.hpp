@@ -13,6 +13,7 @@
 #include "elbo/kernels/cpu/conv_shape.hpp"   // Conv2dShape
 #include "elbo/kernels/cpu/elementwise.hpp"  // BroadcastShape, BinaryOp
 #include "elbo/kernels/cpu/layer_activation.hpp"  // Activation
+#include "elbo/kernels/cpu/layer_assign.hpp"      // Assign
 #include "elbo/kernels/cpu/optim.hpp"        // SGDStep, AdamStep
 #include "elbo/tensor/philox.hpp"              // random::Stream
 
@@ -71,18 +72,18 @@ void nll_backward(float* dlp, const float* dy, const int64_t* target, int64_t N,
 void activate(float* y, int64_t n, const kernels::Activation& act);
 void linear_forward(float* y, const float* x, const float* w, const float* b, int64_t N, int64_t I, int64_t O,
                     const kernels::Activation& act = {});
-// The backward passes accumulate into dx, dw, db (+=), but write dx (=) with dx_assign, as on the CPU.
+// The backward passes accumulate into dx, dw, db (+=), but write (=) those `assign` names, as on the CPU.
 void linear_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w, int64_t N,
-                     int64_t I, int64_t O, bool dx_assign = false);
-void channel_sum_grad(float* db, const float* dy, int64_t N, int64_t O, int64_t HW);
+                     int64_t I, int64_t O, const kernels::Assign& assign = {});
+void channel_sum_grad(float* db, const float* dy, int64_t N, int64_t O, int64_t HW, bool assign = false);
 void conv2d_forward(float* y, const float* x, const float* w, const float* b, const kernels::Conv2dShape& s,
                     const kernels::Activation& act = {});
 void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
-                     const kernels::Conv2dShape& s, bool dx_assign = false);
+                     const kernels::Conv2dShape& s, const kernels::Assign& assign = {});
 void conv_transpose2d_forward(float* y, const float* x, const float* w, const float* b,
                               const kernels::Conv2dShape& s, const kernels::Activation& act = {});
 void conv_transpose2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
-                               const kernels::Conv2dShape& s, bool dx_assign = false);
+                               const kernels::Conv2dShape& s, const kernels::Assign& assign = {});
 
 void sgd_step(float* w, const float* g, float* buf, int64_t n, const kernels::SGDStep<float>& s);
 void adam_step(float* w, const float* g, float* m, float* v, int64_t n, const kernels::AdamStep<float>& s);

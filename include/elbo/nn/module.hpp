@@ -96,6 +96,7 @@ public:
             node.value = node.value.to(device);
             node.grad = Tensor<T>();
             node.has_grad = false;
+            node.grad_zeroed = false;
         }
         return *this;
     }

@@ -112,12 +112,12 @@ void activation_backward(Device device, T* g, const T* dy, const T* y, int64_t n
 
 // Runs a layer op y = act(f(x, w, b)) with an optional bias (b empty: none) on `device` (the
 // operands' device, already checked) and records its backward. forward(device, y, x, w, b, act) and
-// backward(device, dx, dx_assign, dw, db, dy, x, w) are the raw kernels with the layer's sizes
-// bound; b and db are null without a bias, and any gradient nobody needs is null too. dx is the
-// input's first gradient where dx_assign is true: its buffer is left unset and the kernel writes
-// every element of it, instead of a pass of zeros first and its adding onto them. With an
-// activation, the backward takes dy f' (activation_backward) for dy; the value before the
-// activation is never stored.
+// backward(device, dx, dw, db, assign, dy, x, w) are the raw kernels with the layer's sizes bound;
+// b and db are null without a bias, and any gradient nobody needs is null too. Where a gradient is
+// its operand's first (since the graph was built, or since zero_grad()), `assign` says so: its
+// buffer holds nothing yet and the kernel writes every element of it, instead of a pass of zeros
+// first and its adding onto them. With an activation, the backward takes dy f'
+// (activation_backward) for dy; the value before the activation is never stored.
 template <class T, class Forward, class Backward>
 Var<T> layer_op(const char* op, Device device, const Shape& y_shape, const Var<T>& x, const Var<T>& w,
                 const Var<T>& b, const Activation& act, Forward forward, Backward backward) {
@@ -130,10 +130,17 @@ Var<T> layer_op(const char* op, Device device, const Shape& y_shape, const Var<T
     std::vector<Var<T>> parents{x, w};
     if (has_bias) parents.push_back(b);
     return Var<T>::from_op(std::move(y), op, std::move(parents), [=](Node<T>& self) {
-        // An input that is also the weight or the bias takes its gradients added, from zeros.
-        const bool alone = self.parents[0] != self.parents[1] && (!has_bias || self.parents[0] != self.parents[2]);
-        bool dx_assign = false;
-        T* dx = alone ? self.parent_grad_to_write(0, dx_assign) : self.parent_grad(0);
+        // An operand that is also another (an input that is the weight) takes its gradients added,
+        // from zeros.
+        auto gradient = [&self](size_t i, bool& assign) {
+            for (size_t j = 0; j < self.parents.size(); ++j)
+                if (j != i && self.parents[j] == self.parents[i]) return self.parent_grad(i);
+            return self.parent_grad_to_write(i, assign);
+        };
+        kernels::Assign assign;
+        T* dx = gradient(0, assign.dx);
+        T* dw = gradient(1, assign.dw);
+        T* db = has_bias ? gradient(2, assign.db) : nullptr;
         const T* dy = self.grad.data();
         Tensor<T> g;  // dy f', from the pool
         if (act) {
@@ -141,8 +148,7 @@ Var<T> layer_op(const char* op, Device device, const Shape& y_shape, const Var<T
             activation_backward(device, g.data(), dy, self.value.data(), g.numel(), act);
             dy = g.data();
         }
-        backward(device, dx, dx_assign, self.parent_grad(1), has_bias ? self.parent_grad(2) : nullptr, dy,
-                 self.parents[0]->value.data(), self.parents[1]->value.data());
+        backward(device, dx, dw, db, assign, dy, self.parents[0]->value.data(), self.parents[1]->value.data());
     });
 }
 

@@ -69,8 +69,8 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = {}, Conv2dOpti
         [s](Device d, T* y, const T* xd, const T* wd, const T* bd, const Activation& a) {
             ELBO_KERNEL(d, conv2d_forward, y, xd, wd, bd, s, a);
         },
-        [s](Device d, T* dx, bool dx_assign, T* dw, T* db, const T* dy, const T* xd, const T* wd) {
-            ELBO_KERNEL(d, conv2d_backward, dx, dw, db, dy, xd, wd, s, dx_assign);
+        [s](Device d, T* dx, T* dw, T* db, const kernels::Assign& assign, const T* dy, const T* xd, const T* wd) {
+            ELBO_KERNEL(d, conv2d_backward, dx, dw, db, dy, xd, wd, s, assign);
         });
 }
 
@@ -104,8 +104,8 @@ Var<T> conv_transpose2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = {},
         [s](Device d, T* y, const T* xd, const T* wd, const T* bd, const Activation& a) {
             ELBO_KERNEL(d, conv_transpose2d_forward, y, xd, wd, bd, s, a);
         },
-        [s](Device d, T* dx, bool dx_assign, T* dw, T* db, const T* dy, const T* xd, const T* wd) {
-            ELBO_KERNEL(d, conv_transpose2d_backward, dx, dw, db, dy, xd, wd, s, dx_assign);
+        [s](Device d, T* dx, T* dw, T* db, const kernels::Assign& assign, const T* dy, const T* xd, const T* wd) {
+            ELBO_KERNEL(d, conv_transpose2d_backward, dx, dw, db, dy, xd, wd, s, assign);
         });
 }
 

@@ -21,8 +21,8 @@ Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b = {}, const Acti
         [=](Device d, T* y, const T* xd, const T* wd, const T* bd, const Activation& a) {
             ELBO_KERNEL(d, linear_forward, y, xd, wd, bd, N, I, O, a);
         },
-        [=](Device d, T* dx, bool dx_assign, T* dw, T* db, const T* dy, const T* xd, const T* wd) {
-            ELBO_KERNEL(d, linear_backward, dx, dw, db, dy, xd, wd, N, I, O, dx_assign);
+        [=](Device d, T* dx, T* dw, T* db, const kernels::Assign& assign, const T* dy, const T* xd, const T* wd) {
+            ELBO_KERNEL(d, linear_backward, dx, dw, db, dy, xd, wd, N, I, O, assign);
         });
 }
 

@@ -176,6 +176,8 @@ TEST_CASE("losses, the Gaussian KL, the reparameterized sample, permuted codes a
 TEST_CASE("linear and the convolutions: the cuBLAS calls' layouts, im2col and col2im") {
     // Each forward pass without an activation of its own, and with each it can apply.
     const std::vector<kernels::Activation> activations{{}, kernels::Activation::relu(), kernels::Activation::leaky_relu(0.2)};
+    // Each gradient added to what it held (random here), or written over it: one at a time, and all.
+    const std::vector<kernels::Assign> assigns{{}, {.dx = true}, {.dw = true}, {.db = true}, {true, true, true}};
     // Empty sizes too: a product with no inner dimension must not reach cuBLAS, which refuses it.
     for (const auto& [N, I, O] : {std::tuple<int64_t, int64_t, int64_t>{5, 7, 3}, {5, 0, 3}, {5, 7, 0}, {0, 7, 3}}) {
         INFO("N ", N, " I ", I, " O ", O);
@@ -185,10 +187,10 @@ TEST_CASE("linear and the convolutions: the cuBLAS calls' layouts, im2col and co
                 twins({std::vector<float>(N * O)}, [&](Buffers& o, bool emulated) {
                     BOTH(linear_forward, o[0].data(), x.data(), w.data(), bias, N, I, O, act);
                 });
-        for (bool dx_assign : {false, true})
+        for (const kernels::Assign& assign : assigns)
             twins({randn(N * I, 44), randn(O * I, 45), randn(O, 46)}, [&](Buffers& o, bool emulated) {
                 BOTH(linear_backward, o[0].data(), o[1].data(), o[2].data(), dy.data(), x.data(), w.data(), N, I, O,
-                     dx_assign);
+                     assign);
             });
     }
 
@@ -219,15 +221,15 @@ TEST_CASE("linear and the convolutions: the cuBLAS calls' layouts, im2col and co
                          act);
                 });
             }
-        // dx_assign: dx written over what it held (random here), not added to.
-        for (bool dx_assign : {false, true}) {
+        // assign: gradients written over what they held (random here), not added to.
+        for (const kernels::Assign& assign : assigns) {
             twins({randn(nx, ++seed), randn(nw, ++seed), randn(c.O, ++seed)}, [&](Buffers& o, bool emulated) {
                 BOTH(conv2d_backward, o[0].data(), o[1].data(), o[2].data(), cdy.data(), cx.data(), cw.data(), s,
-                     dx_assign);
+                     assign);
             });
             twins({randn(ny, ++seed), randn(nw, ++seed), randn(c.C, ++seed)}, [&](Buffers& o, bool emulated) {
                 BOTH(conv_transpose2d_backward, o[0].data(), o[1].data(), o[2].data(), cx.data(), cdy.data(), cw.data(),
-                     s, dx_assign);
+                     s, assign);
             });
         }
     }

@@ -9,6 +9,7 @@
 #include "elbo/kernels/cpu/activations.hpp"
 #include "elbo/kernels/cpu/gemm.hpp"
 #include "elbo/kernels/cpu/im2col.hpp"
+#include "elbo/kernels/cpu/layer_assign.hpp"
 #include "elbo/kernels/cpu/reduce.hpp"
 
 namespace elbo::kernels {
@@ -230,12 +231,13 @@ void forward_by_broadcast(T* y, const T* bias, const T* wt, const im2col_detail:
 // The two products of the patches im2col(x), image group by image group, each group's input split
 // once for both: y [N, O, Ho, Wo] (+= or, with a bias [O] or without, = bias +) conv(x [N, C, H, W],
 // w [O, C, kh, kw]) where y is given, then act(y) on each group's output while it is in cache; and
-// dw [O, C, kh, kw] += dz im2col(x)^T where dw is given (dz [N, O, Ho, Wo] as a matrix [O, P]). A
+// dw [O, C, kh, kw] += (= with dw_assign) dz im2col(x)^T where dw is given (dz [N, O, Ho, Wo] as a
+// matrix [O, P]). A
 // transposed convolution's backward pass asks for both of one input. The weight gradient's groups
 // each make a partial product of their own, added to dw in the groups' order.
 template <class T>
 void patch_products(T* y, const T* w, const T* bias, bool accumulate, T* dw, const T* dz, const T* x,
-                    const Conv2dShape& s, const Activation& act = {}) {
+                    const Conv2dShape& s, const Activation& act = {}, bool dw_assign = false) {
     const int64_t HoWo = s.Ho * s.Wo, OK = s.O * s.K(), groups = image_groups(s, conv_group_columns).count;
     if (groups == 0 || (!y && !dw)) return;
     T* partial = dw ? scratch<T, 2>(groups * OK) : nullptr;  // the calling thread's; the groups' threads write it
@@ -264,7 +266,7 @@ void patch_products(T* y, const T* w, const T* bias, bool accumulate, T* dw, con
     for (int64_t i = 0; i < OK; ++i) {
         T sum = partial[i];
         for (int64_t q = 1; q < groups; ++q) sum += partial[q * OK + i];
-        dw[i] += sum;
+        dw[i] = (dw_assign ? T(0) : dw[i]) + sum;
     }
 }
 
@@ -352,10 +354,10 @@ void conv2d_input_grad(T* dx, const T* dy, const T* w, const Conv2dShape& s, con
     });
 }
 
-// dw [O, C, kh, kw] += dY im2col(x)^T, with dY = dy [N, O, Ho, Wo] as a matrix [O, P]
+// dw [O, C, kh, kw] += (= with assign) dY im2col(x)^T, with dY = dy [N, O, Ho, Wo] as a matrix [O, P]
 template <class T>
-void conv2d_weight_grad(T* dw, const T* dy, const T* x, const Conv2dShape& s) {
-    patch_products<T>(nullptr, nullptr, nullptr, false, dw, dy, x, s);
+void conv2d_weight_grad(T* dw, const T* dy, const T* x, const Conv2dShape& s, bool assign = false) {
+    patch_products<T>(nullptr, nullptr, nullptr, false, dw, dy, x, s, {}, assign);
 }
 
 // x [N, C, H, W], w [O, C, kh, kw], b [O] or null  ->  act(y [N, O, Ho, Wo])
@@ -365,14 +367,14 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape&
     patch_products<T>(y, w, b, /*accumulate=*/false, nullptr, nullptr, x, s, act);
 }
 
-// dx, dw, db accumulate (+=), but dx is written (=) with dx_assign; any of them may be null when not
-// needed.
+// dx, dw, db accumulate (+=), each written (=) instead where `assign` says (layer_assign.hpp); any
+// of them may be null when not needed.
 template <class T>
 void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const Conv2dShape& s,
-                     bool dx_assign = false) {
-    if (db) channel_sum_grad(db, dy, s.N, s.O, s.Ho * s.Wo);
-    if (dw) conv2d_weight_grad(dw, dy, x, s);
-    if (dx) conv2d_input_grad(dx, dy, w, s, ChannelStart<T>{.set = dx_assign});
+                     const Assign& assign = {}) {
+    if (db) channel_sum_grad(db, dy, s.N, s.O, s.Ho * s.Wo, assign.db);
+    if (dw) conv2d_weight_grad(dw, dy, x, s, assign.dw);
+    if (dx) conv2d_input_grad(dx, dy, w, s, ChannelStart<T>{.set = assign.dx});
 }
 
 }  // namespace elbo::kernels

@@ -20,15 +20,15 @@ void conv_transpose2d_forward(T* y, const T* x, const T* w, const T* b, const Co
     conv2d_input_grad(y, x, w, s, ChannelStart<T>{.set = true, .bias = b}, act);
 }
 
-// dx, dw, db accumulate (+=), but dx is written (=) with dx_assign; any of them may be null when not
-// needed.
+// dx, dw, db accumulate (+=), each written (=) instead where `assign` says (layer_assign.hpp); any
+// of them may be null when not needed.
 template <class T>
 void conv_transpose2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
-                               const Conv2dShape& s, bool dx_assign = false) {
-    if (db) channel_sum_grad(db, dy, s.N, s.C, s.H * s.W);
+                               const Conv2dShape& s, const Assign& assign = {}) {
+    if (db) channel_sum_grad(db, dy, s.N, s.C, s.H * s.W, assign.db);
     // dx = conv2d(dy, w) and dw = conv2d's weight gradient with x as its output gradient: both
     // products of dy's patches, split once.
-    patch_products<T>(dx, w, nullptr, /*accumulate=*/!dx_assign, dw, x, dy, s);
+    patch_products<T>(dx, w, nullptr, /*accumulate=*/!assign.dx, dw, x, dy, s, {}, assign.dw);
 }
 
 }  // namespace elbo::kernels

@@ -5,6 +5,7 @@
 
 #include "elbo/kernels/cpu/activations.hpp"
 #include "elbo/kernels/cpu/gemm.hpp"
+#include "elbo/kernels/cpu/layer_assign.hpp"
 #include "elbo/kernels/cpu/reduce.hpp"
 
 namespace elbo::kernels {
@@ -23,14 +24,14 @@ void linear_forward(T* y, const T* x, const T* w, const T* b, int64_t N, int64_t
     activate(y, N * O, act);
 }
 
-// dx [N, I] += dy w (= with dx_assign);  dw [O, I] += dy^T x;  db [O] += sum_n dy.  Any of dx, dw, db
-// may be null.
+// dx [N, I] += dy w;  dw [O, I] += dy^T x;  db [O] += sum_n dy; each written (=) instead where
+// `assign` says (layer_assign.hpp). Any of dx, dw, db may be null.
 template <class T>
 void linear_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int64_t N, int64_t I,
-                     int64_t O, bool dx_assign = false) {
-    if (dx) gemm(row_major(dx, N, I), row_major(dy, N, O), row_major(w, O, I), !dx_assign);
-    if (dw) gemm(row_major(dw, O, I), transposed(dy, N, O), row_major(x, N, I), true);
-    if (db) channel_sum_grad(db, dy, N, O, 1);
+                     int64_t O, const Assign& assign = {}) {
+    if (dx) gemm(row_major(dx, N, I), row_major(dy, N, O), row_major(w, O, I), !assign.dx);
+    if (dw) gemm(row_major(dw, O, I), transposed(dy, N, O), row_major(x, N, I), !assign.dw);
+    if (db) channel_sum_grad(db, dy, N, O, 1, assign.db);
 }
 
 }  // namespace elbo::kernels

@@ -56,10 +56,10 @@ void sum_axis_backward(T* dx, const T* dy, int64_t outer, int64_t n, int64_t inn
                 dx[(o * n + k) * inner + i] += static_cast<T>(scale * dy[o * inner + i]);
 }
 
-// db [O] += the sum of dy [N, O, HW] over n and the image (HW = 1 for a linear layer): a bias's
-// gradient. Each channel summed in double, in order, by one thread.
+// db [O] += (= with assign) the sum of dy [N, O, HW] over n and the image (HW = 1 for a linear
+// layer): a bias's gradient. Each channel summed in double, in order, by one thread.
 template <class T>
-void channel_sum_grad(T* db, const T* dy, int64_t N, int64_t O, int64_t HW) {
+void channel_sum_grad(T* db, const T* dy, int64_t N, int64_t O, int64_t HW, bool assign = false) {
     if (HW == 1) {
         // A linear layer's: the rows of dy added in order, every channel at once, the same sums as
         // below. Channel by channel, each read N values a row apart (a twentieth of the
@@ -68,14 +68,14 @@ void channel_sum_grad(T* db, const T* dy, int64_t N, int64_t O, int64_t HW) {
         std::fill(sum, sum + O, 0.0);
         for (int64_t n = 0; n < N; ++n)
             for (int64_t o = 0; o < O; ++o) sum[o] += static_cast<double>(dy[n * O + o]);
-        for (int64_t o = 0; o < O; ++o) db[o] += static_cast<T>(sum[o]);
+        for (int64_t o = 0; o < O; ++o) db[o] = (assign ? T(0) : db[o]) + static_cast<T>(sum[o]);
         return;
     }
 #pragma omp parallel for schedule(static) if (N * O * HW >= parallel_grain)
     for (int64_t o = 0; o < O; ++o) {
         double s = 0.0;
         for (int64_t n = 0; n < N; ++n) s += sum_in_double(dy + (n * O + o) * HW, HW);
-        db[o] += static_cast<T>(s);
+        db[o] = (assign ? T(0) : db[o]) + static_cast<T>(s);
     }
 }
 

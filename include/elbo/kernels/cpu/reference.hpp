@@ -9,10 +9,12 @@
 // the ops call these instead of the fast kernels (ops/common.hpp), so a training step can be
 // followed in a debugger loop by loop.
 
+#include <algorithm>
 #include <cstdint>
 
 #include "elbo/kernels/cpu/conv_shape.hpp"
 #include "elbo/kernels/cpu/layer_activation.hpp"
+#include "elbo/kernels/cpu/layer_assign.hpp"
 
 #ifndef ELBO_REFERENCE_KERNELS
 #define ELBO_REFERENCE_KERNELS 0
@@ -27,6 +29,13 @@ void activate(T* y, int64_t n, const Activation& act) {
     if (!act) return;
     const bool relu = act.kind == Activation::Kind::relu;
     for (int64_t i = 0; i < n; ++i) y[i] = y[i] > T(0) ? y[i] : relu ? T(0) : static_cast<T>(act.slope) * y[i];
+}
+
+// The n values of a gradient that the backward writes (=) rather than adds onto (layer_assign.hpp)
+// start from zeros: the loops below add.
+template <class T>
+void start_from_zeros(T* g, int64_t n, bool assign) {
+    if (g && assign) std::fill(g, g + n, T(0));
 }
 
 // ---- linear: y[n,o] = b[o] + Σ_i x[n,i] w[o,i].  docs/gradients.md#linear
@@ -45,12 +54,14 @@ void linear_forward(T* y, const T* x, const T* w, const T* b, int64_t N, int64_t
 }
 
 // Each term x[n,i] w[o,i] of y[n,o] sends dy[n,o] w[o,i] to x[n,i] and dy[n,o] x[n,i] to w[o,i];
-// b[o] appears once in each y[n,o]. dx, dw, db accumulate (+=), dx from zero with dx_assign; any may be
-// null.
+// b[o] appears once in each y[n,o]. dx, dw, db accumulate (+=), from zeros where `assign` says; any
+// may be null.
 template <class T>
 void linear_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int64_t N, int64_t I, int64_t O,
-                     bool dx_assign = false) {
-    if (dx && dx_assign) std::fill(dx, dx + N * I, T(0));
+                     const Assign& assign = {}) {
+    start_from_zeros(dx, N * I, assign.dx);
+    start_from_zeros(dw, O * I, assign.dw);
+    start_from_zeros(db, O, assign.db);
     for (int64_t n = 0; n < N; ++n)
         for (int64_t o = 0; o < O; ++o) {
             const T g = dy[n * O + o];
@@ -97,12 +108,14 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dShape&
     reference::activate(y, s.N * s.O * s.Ho * s.Wo, act);
 }
 
-// The same loops, each term w·x sending dy·x to w and dy·w to x. dx, dw, db accumulate (+=), dx from
-// zero with dx_assign; any may be null.
+// The same loops, each term w·x sending dy·x to w and dy·w to x. dx, dw, db accumulate
+// (+=), from zeros where `assign` says; any may be null.
 template <class T>
 void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const Conv2dShape& s,
-                     bool dx_assign = false) {
-    if (dx && dx_assign) std::fill(dx, dx + s.N * s.C * s.H * s.W, T(0));
+                     const Assign& assign = {}) {
+    start_from_zeros(dx, s.N * s.C * s.H * s.W, assign.dx);
+    start_from_zeros(dw, s.O * s.K(), assign.dw);
+    start_from_zeros(db, s.O, assign.db);
     for (int64_t n = 0; n < s.N; ++n)
         for (int64_t o = 0; o < s.O; ++o)
             for (int64_t oh = 0; oh < s.Ho; ++oh)
@@ -155,12 +168,14 @@ void conv_transpose2d_forward(T* y, const T* x, const T* w, const T* b, const Co
 }
 
 // The same loops, each term x·w sending dy·w to x and dy·x to w; b[co] reaches every output
-// position of channel co. dx, dw, db accumulate (+=), dx from zero with dx_assign; any may be null.
+// position of channel co. dx, dw, db accumulate (+=), from zeros where `assign` says; any may be null.
 template <class T>
 void conv_transpose2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const Conv2dShape& s,
-                               bool dx_assign = false) {
+                               const Assign& assign = {}) {
     const int64_t Ci = s.O, Co = s.C, H = s.Ho, W = s.Wo, Ho = s.H, Wo = s.W;
-    if (dx && dx_assign) std::fill(dx, dx + s.N * Ci * H * W, T(0));
+    start_from_zeros(dx, s.N * Ci * H * W, assign.dx);
+    start_from_zeros(dw, Ci * Co * s.kh * s.kw, assign.dw);
+    start_from_zeros(db, Co, assign.db);
     if (db)
         for (int64_t n = 0; n < s.N; ++n)
             for (int64_t co = 0; co < Co; ++co)

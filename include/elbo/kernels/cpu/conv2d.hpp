@@ -232,9 +232,8 @@ void forward_by_broadcast(T* y, const T* bias, const T* wt, const im2col_detail:
 // once for both: y [N, O, Ho, Wo] (+= or, with a bias [O] or without, = bias +) conv(x [N, C, H, W],
 // w [O, C, kh, kw]) where y is given, then act(y) on each group's output while it is in cache; and
 // dw [O, C, kh, kw] += (= with dw_assign) dz im2col(x)^T where dw is given (dz [N, O, Ho, Wo] as a
-// matrix [O, P]). A
-// transposed convolution's backward pass asks for both of one input. The weight gradient's groups
-// each make a partial product of their own, added to dw in the groups' order.
+// matrix [O, P]). A transposed convolution's backward pass asks for both of one input. The weight
+// gradient's groups each make a partial product of their own, added to dw in the groups' order.
 template <class T>
 void patch_products(T* y, const T* w, const T* bias, bool accumulate, T* dw, const T* dz, const T* x,
                     const Conv2dShape& s, const Activation& act = {}, bool dw_assign = false) {

@@ -99,10 +99,12 @@ void conv2d_input_grad(float* dx, const float* dy, const float* w, const Conv2dS
     });
 }
 
-// dw [O, K] += dY [O, P] cols^T [P, K], with dY the output gradient [N, O, L] copied channels first
-// (the sum runs over images and pixels together, which the NCHW layout does not hold as one matrix).
+// dw [O, K] += (= with assign) dY [O, P] cols^T [P, K], with dY the output gradient [N, O, L] copied
+// channels first (the sum runs over images and pixels together, which the NCHW layout does not hold
+// as one matrix).
 //   cuBLAS: dw^T [K, O] += (cols^T)^T dY^T
-void conv2d_weight_grad(float* dw, const float* dy, const float* x, const Conv2dShape& s) {
+void conv2d_weight_grad(float* dw, const float* dy, const float* x, const Conv2dShape& s, bool assign) {
+    if (assign) fill(dw, s.O * s.K(), 0.0f);  // the chunks add
     by_chunks(s, [&](const Conv2dShape& c, int64_t first) {
         const int64_t K = c.K(), L = c.Ho * c.Wo, P = c.P(), O = c.O;
         detail::Scratch<float> cols(K * P), g(O * P);
@@ -129,8 +131,7 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
 void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
                      const Conv2dShape& s, const kernels::Assign& assign) {
     if (db) channel_sum_grad(db, dy, s.N, s.O, s.Ho * s.Wo, assign.db);
-    if (dw && assign.dw) fill(dw, s.O * s.K(), 0.0f);  // the chunks add
-    if (dw) conv2d_weight_grad(dw, dy, x, s);
+    if (dw) conv2d_weight_grad(dw, dy, x, s, assign.dw);
     if (dx && assign.dx) fill(dx, s.N * s.C * s.H * s.W, 0.0f);  // col2im adds
     if (dx) conv2d_input_grad(dx, dy, w, s);
 }
@@ -149,8 +150,7 @@ void conv_transpose2d_forward(float* y, const float* x, const float* w, const fl
 void conv_transpose2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
                                const Conv2dShape& s, const kernels::Assign& assign) {
     if (db) channel_sum_grad(db, dy, s.N, s.C, s.H * s.W, assign.db);
-    if (dw && assign.dw) fill(dw, s.O * s.K(), 0.0f);  // the chunks add
-    if (dw) conv2d_weight_grad(dw, x, dy, s);
+    if (dw) conv2d_weight_grad(dw, x, dy, s, assign.dw);
     if (dx) conv2d_apply(dx, dy, w, /*accumulate=*/!assign.dx, s);
 }
 

@@ -97,8 +97,8 @@ TEST_CASE("zero_grad keeps the buffer, and the next gradient is written into it"
     // Two layers reading w: the first writes, the second adds.
     w.zero_grad();
     backward(sum(linear(x, w) + linear(x2, w)));
-    const std::vector<double> both = dw(1, x), second = dw(1, x2);
-    for (size_t i = 0; i < 4; ++i) CHECK(w.grad().to_vector()[i] == doctest::Approx(both[i] + second[i]).epsilon(1e-15));
+    const std::vector<double> first = dw(1, x), second = dw(1, x2);
+    for (size_t i = 0; i < 4; ++i) CHECK(w.grad().to_vector()[i] == doctest::Approx(first[i] + second[i]).epsilon(1e-15));
     // No gradient reaches b: it reads as zeros.
     b.zero_grad();
     backward(sum(linear(x, w)));

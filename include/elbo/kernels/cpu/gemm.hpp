@@ -16,7 +16,7 @@
 // Operands are read in place through MatrixView's strides, so a transpose, a column-major matrix or
 // the batch of an NCHW tensor seen as one [channels, images x pixels] matrix costs no copy.
 //
-// Determinism: each element of C is summed over k in one fixed order (KC blocks, in order, each
+// Determinism: each element of C is summed over k in one fixed order (k blocks, in order, each
 // accumulated in registers from zero and then added to C), whichever thread computes its tile and
 // however many threads there are: the threads split C, and k only where C is small and k long,
 // into chunks fixed by the sizes alone whose partial products are added in order.
@@ -91,16 +91,27 @@ using Simd = simd::Packet<T>;
 // the kim-mnih network's layers (benchmarks/bench_layers, AVX-512, 2 threads, best of 5): MC 96
 // (8 tiles on AVX-512, 16 on AVX2) and NC 1024, which keeps B's packed panel (KC x NC, 512 KiB on
 // AVX-512) in L2, took the convolutions from 34.6 to 30.1 ms forward and 75.3 to 71.3 backward
-// against MC 192 and NC 2048. A larger KC is faster on large square products (n = 2048: 151
-// GFLOP/s at KC 512 against 111) and slower on these layers, whose M is 32 to 64.
+// against MC 192 and NC 2048. A larger KC is slower on these layers, whose M is 32 to 64, and
+// faster on large products, where C is added to K / KC times: those with M, N and K all from 512
+// take k blocks of KC_large = 512 (AVX-512, 2 threads: n = 768 184-186 -> 225-234 GFLOP/s, n = 2048
+// 190-194 -> 235-236, where Eigen's reaches 243-264; with N = 64 or 256 it was 5-15% slower, so
+// those keep KC). No product of the two networks' steps or evaluations at batch 64 has such a
+// shape, so their sums do not change; the depth follows from the shape alone, so a product's sums
+// are still the same for any number of threads.
 template <class T>
 struct Blocking {
     static constexpr int64_t MR = simd::registers < 32 ? 6 : simd::fma_by_lane ? 8 : 12;
     static constexpr int64_t NR = 2 * Simd<T>::width;
     static constexpr int64_t KC = std::clamp<int64_t>(16384 / (NR * int64_t(sizeof(T))), 64, 512);
+    static constexpr int64_t KC_large = std::max<int64_t>(KC, 512);
     static constexpr int64_t MC = 96;
     static constexpr int64_t NC = 1024;
     static_assert(MC % MR == 0 && NC % NR == 0, "the packed buffers hold whole tiles");
+
+    // The k blocks' depth for a product [M, K] x [K, N].
+    static constexpr int64_t depth(int64_t M, int64_t N, int64_t K) {
+        return M >= 512 && N >= 512 && K >= 512 ? KC_large : KC;
+    }
 };
 
 // tile[MR, NR] = a b over kc, with A(i, k) broadcast from a_at(k, i) and b's row k read by
@@ -250,8 +261,8 @@ void pack_a(T* dst, const MatrixView<const T>& a, const int64_t* offsets, int64_
 }
 
 // All of A [M, K] packed, for when every thread's share of C spans all of its rows: k block by k
-// block (KC values each), and within one, MC-row blocks of MR-row micro-panels, as pack_a writes
-// them. The block for rows from ic (a multiple of MR) in the k block from k0 starts at
+// block (`depth` values each), and within one, MC-row blocks of MR-row micro-panels, as pack_a
+// writes them. The block for rows from ic (a multiple of MR) in the k block from k0 starts at
 // k0 * rows_padded(M) + ic * kc.
 template <class T>
 int64_t rows_padded(int64_t M) {
@@ -259,12 +270,12 @@ int64_t rows_padded(int64_t M) {
     return (M + MR - 1) / MR * MR;
 }
 template <class T>
-void pack_all_of_a(T* dst, const MatrixView<const T>& a) {
+void pack_all_of_a(T* dst, const MatrixView<const T>& a, int64_t depth) {
     using Bk = Blocking<T>;
     const int64_t M = a.rows, K = a.cols;
-    int64_t offsets[Bk::KC];
-    for (int64_t k0 = 0; k0 < K; k0 += Bk::KC) {
-        const int64_t kc = std::min(Bk::KC, K - k0);
+    int64_t offsets[Bk::KC_large];
+    for (int64_t k0 = 0; k0 < K; k0 += depth) {
+        const int64_t kc = std::min(depth, K - k0);
         for (int64_t k = 0; k < kc; ++k) offsets[k] = a.column_offset(k0 + k);
         for (int64_t ic = 0; ic < M; ic += Bk::MC)
             pack_a(dst + k0 * rows_padded<T>(M) + ic * kc, a, offsets, ic, std::min(Bk::MC, M - ic), kc);
@@ -272,28 +283,29 @@ void pack_all_of_a(T* dst, const MatrixView<const T>& a) {
 }
 
 // One thread's share: the block of C with rows [i0, i1) and columns [j0, j1), over all of k, in
-// BLIS's loop order (columns by NC, k by KC with B's panel packed once, rows by MC with A's block
-// packed, then the micro-tiles). A comes packed already (pack_all_of_a) when a_packed_all is given.
+// BLIS's loop order (columns by NC, k by `depth` with B's panel packed once, rows by MC with A's
+// block packed, then the micro-tiles). A comes packed already (pack_all_of_a, in blocks of the
+// same depth) when a_packed_all is given.
 template <class T, class B>
 void gemm_block(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b, bool accumulate, int64_t i0,
-                int64_t i1, int64_t j0, int64_t j1, int64_t k_begin, int64_t k_end, const T* a_packed_all = nullptr,
-                const T* row_init = nullptr) {
+                int64_t i1, int64_t j0, int64_t j1, int64_t k_begin, int64_t k_end, int64_t depth,
+                const T* a_packed_all = nullptr, const T* row_init = nullptr) {
     using Bk = Blocking<T>;
-    constexpr int64_t MR = Bk::MR, NR = Bk::NR, KC = Bk::KC, MC = Bk::MC, NC = Bk::NC;
+    constexpr int64_t MR = Bk::MR, NR = Bk::NR, MC = Bk::MC, NC = Bk::NC;
     thread_local std::vector<T> a_packed, b_packed;
     thread_local std::vector<int64_t> offsets, b_rows;
-    a_packed.resize(static_cast<size_t>(MC * KC));
-    b_packed.resize(static_cast<size_t>(KC * NC));
-    offsets.resize(static_cast<size_t>(KC));
-    b_rows.resize(static_cast<size_t>(KC));
+    a_packed.resize(static_cast<size_t>(MC * depth));
+    b_packed.resize(static_cast<size_t>(depth * NC));
+    offsets.resize(static_cast<size_t>(depth));
+    b_rows.resize(static_cast<size_t>(depth));
     alignas(64) T tile[MR * NR];
     constexpr bool readable_in_place = requires { reads_in_place(b, j0, j1); };
     for (int64_t jc = j0; jc < j1; jc += NC) {
         const int64_t nc = std::min(NC, j1 - jc);
         bool in_place = false;
         if constexpr (readable_in_place) in_place = reads_in_place(b, jc, nc);
-        for (int64_t k0 = k_begin; k0 < k_end; k0 += KC) {
-            const int64_t kc = std::min(KC, k_end - k0);
+        for (int64_t k0 = k_begin; k0 < k_end; k0 += depth) {
+            const int64_t kc = std::min(depth, k_end - k0);
             const bool add = accumulate || k0 > k_begin;
             if (!in_place)
                 pack_panels(b_packed.data(), b, k0, kc, jc, nc);
@@ -386,14 +398,15 @@ void pack_panels(T* dst, const MatrixView<const T>& b, int64_t k0, int64_t kc, i
     }
 }
 
-// A [M, K] packed once into dst (packed_a_size(a) values) for gemm's a_packed.
+// A [M, K] packed once into dst (packed_a_size(a) values) for gemm's a_packed, in k blocks of KC
+// (gemm then multiplies in blocks of KC, whatever its shape).
 template <class T>
 int64_t packed_a_size(const MatrixView<const T>& a) {
     return gemm_detail::rows_padded<T>(a.rows) * a.cols;
 }
 template <class T>
 const T* pack_a_once(T* dst, const MatrixView<const T>& a) {
-    gemm_detail::pack_all_of_a(dst, a);
+    gemm_detail::pack_all_of_a(dst, a, gemm_detail::Blocking<T>::KC);
     return dst;
 }
 
@@ -418,6 +431,7 @@ void gemm(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b, bool
         return;
     }
     const bool parallel = 2.0 * M * N * K >= 1e6;
+    const int64_t depth = a_packed ? Bk::KC : Bk::depth(M, N, K);  // a caller's packed A is in blocks of KC
     // A few rows of C over a long k (a convolution of many input channels onto a few output
     // positions): cutting C into column ranges would pack A once per range, so k is cut
     // instead, into chunks fixed by the sizes, each into its own partial product, added in order.
@@ -425,14 +439,14 @@ void gemm(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b, bool
     const int64_t chunks =
         M <= 2 * Bk::MC && M * N <= (int64_t(1) << 18) && K >= 2048 ? std::min<int64_t>(16, K / 1024) : 1;
     if (chunks > 1) {
-        const int64_t chunk = ((K + chunks - 1) / chunks + Bk::KC - 1) / Bk::KC * Bk::KC;
+        const int64_t chunk = ((K + chunks - 1) / chunks + depth - 1) / depth * depth;
         thread_local std::vector<T> buffer;  // the calling thread's; the team writes into it
         buffer.resize(static_cast<size_t>(chunks * M * N));
         T* partial = buffer.data();
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
         for (int64_t s = 0; s < chunks; ++s)
             gemm_detail::gemm_block(row_major(partial + s * M * N, M, N), a, b, false, 0, M, 0, N,
-                                    std::min(K, s * chunk), std::min(K, (s + 1) * chunk), a_packed);
+                                    std::min(K, s * chunk), std::min(K, (s + 1) * chunk), depth, a_packed);
         for (int64_t i = 0; i < M; ++i)
             for (int64_t j = 0; j < N; ++j) {
                 T sum = partial[i * N + j];
@@ -465,14 +479,15 @@ void gemm(const MatrixView<T>& c, const MatrixView<const T>& a, const B& b, bool
     if (!a_packed_all && parallel && row_parts == 1 && col_parts > 1 && M * K <= (int64_t(1) << 20)) {
         thread_local std::vector<T> packed;  // the calling thread's; the team reads it
         packed.resize(static_cast<size_t>(packed_a_size(a)));
-        a_packed_all = pack_a_once(packed.data(), a);
+        gemm_detail::pack_all_of_a(packed.data(), a, depth);
+        a_packed_all = packed.data();
     }
 #pragma omp parallel for schedule(dynamic, 1) if (parallel && parts > 1)
     for (int64_t t = 0; t < parts; ++t) {
         const int64_t i0 = t / col_parts * rows_each, j0 = t % col_parts * cols_each;
         if (i0 < M && j0 < N)
             gemm_detail::gemm_block(c, a, b, accumulate, i0, std::min(M, i0 + rows_each), j0,
-                                    std::min(N, j0 + cols_each), 0, K, a_packed_all, row_init);
+                                    std::min(N, j0 + cols_each), 0, K, depth, a_packed_all, row_init);
     }
 }
 

@@ -300,9 +300,9 @@ im2col_detail::SplitInput<T> split_patches(const T* x, const Conv2dShape& s) {
 // runs along output rows, whose values at one kernel offset are contiguous in the split input.
 template <class T>
 void pack_panels(T* dst, const Patches<T>& b, int64_t k0, int64_t kc, int64_t j0, int64_t nc) {
-    constexpr int64_t NR = gemm_detail::Blocking<T>::NR, KC = gemm_detail::Blocking<T>::KC;
+    constexpr int64_t NR = gemm_detail::Blocking<T>::NR;
     const auto& in = b.in;
-    int64_t offsets[KC];
+    int64_t offsets[gemm_detail::Blocking<T>::KC_large];
     for (int64_t k = 0; k < kc; ++k) offsets[k] = in.offset(k0 + k);
     for (int64_t q = 0; q * NR < nc; ++q, dst += kc * NR) {
         const int64_t p0 = j0 + q * NR, columns = std::min(NR, nc - q * NR);

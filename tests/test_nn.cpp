@@ -202,6 +202,24 @@ TEST_CASE("an optimizer's step sums its gradients' squares, and the layers' grad
     }
 }
 
+TEST_CASE("the decoder's saturation: the logits past 15 either way, and of those the ones sure of the wrong pixel") {
+    // Past 15 and right: 16 on a pixel of 1, -20 on 0. Past 15 and wrong: 15.5 on 0, -16 on 0.7 (a
+    // target above 0.5 counts as 1). Not past 15: exactly 15 and -15, 14.9, 0, -0. So 4 of 9 sure,
+    // 2 of 9 wrong; and the same counted over 1000 copies, past any vector width's remainder.
+    const std::vector<float> logits{16.f, -20.f, 15.5f, -16.f, 15.f, -15.f, 14.9f, 0.f, -0.f};
+    const std::vector<float> targets{1.f, 0.f, 0.f, 0.7f, 0.f, 1.f, 0.f, 1.f, 0.f};
+    for (int copies : {1, 1000}) {
+        INFO(copies, " copies");
+        std::vector<float> l, t;
+        for (int c = 0; c < copies; ++c) l.insert(l.end(), logits.begin(), logits.end()), t.insert(t.end(), targets.begin(), targets.end());
+        const int64_t n = static_cast<int64_t>(l.size());
+        const auto [sure, wrong] = train::saturation(Var<float>(Tensor<float>::from_vector(Shape{n}, l)),
+                                                     Var<float>(Tensor<float>::from_vector(Shape{n}, t)));
+        CHECK(sure == doctest::Approx(4.0 / 9.0).epsilon(1e-12));
+        CHECK(wrong == doctest::Approx(2.0 / 9.0).epsilon(1e-12));
+    }
+}
+
 TEST_CASE("optimizer state round-trips, so a resumed run continues exactly") {
     Generator gen(4);
     auto run = [](optim::Adam<double>& opt, Var<double>& w, int steps) {

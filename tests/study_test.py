@@ -134,7 +134,10 @@ def main(elbo, pythons):
         out = share("0/2")
         assert "process 0 of 2" in out and "evaluate" in out, out
         assert len(evaluations(other)) == 4, evaluations(other)
-        share("1/2")
+        out = share("1/2")
+        # The second share takes the models in reverse (so that two shares train different models
+        # side by side): FactorVAE's seed 1 before the VAE's.
+        assert out.index("1 of 2: factor-vae-s1:") < out.index("1 of 2: vae-s1:"), out
         assert evaluations(other) == expected, evaluations(other)
         with open(os.path.join(other, "docs", "results.json")) as f:
             theirs = comparable(json.load(f), other)

@@ -515,17 +515,12 @@ TEST_CASE("gemm packs a small A once for all column ranges: right, and the same 
     }
 }
 
-TEST_CASE("gemm of a large product in deeper k blocks: right, and the same for 1 and 2 threads") {
-    // C [512, 1000] over K = 520: M, N and K all from 512, so k blocks of KC_large (512, then a
-    // short one of 8). On one thread one range packs A block by block; on two, A is packed once for
-    // all column ranges, in blocks of the same depth. Every 31st value of C is checked against the
-    // exact sum (the whole check would be slow under the ISA matrix's emulators).
-    using Bk = kernels::gemm_detail::Blocking<float>;
-    const int64_t M = 512, N = 1000, K = 520;
-    REQUIRE(Bk::depth(M, N, K) == Bk::KC_large);
-    REQUIRE(Bk::depth(M, 511, K) == Bk::KC);
+// C [M, N] = A B of random row-major A and B on one thread and on two, bit for bit the same, and
+// every `every`-th value of C within the classical bound of the exact sum (the whole check would
+// be slow under the ISA matrix's emulators).
+void check_gemm_threads_and_sums(int64_t M, int64_t N, int64_t K, uint64_t seed, int64_t every) {
     const int threads = omp_get_max_threads();
-    const Tensor<float> a = randn<float>(Shape{M, K}, 41), b = randn<float>(Shape{K, N}, 42);
+    const Tensor<float> a = randn<float>(Shape{M, K}, seed), b = randn<float>(Shape{K, N}, seed + 1);
     Tensor<float> c1(Shape{M, N}), c2(Shape{M, N});
     omp_set_num_threads(1);
     kernels::gemm(kernels::row_major(c1.data(), M, N), kernels::row_major(a.data(), M, K), kernels::row_major(b.data(), K, N), false);
@@ -534,7 +529,7 @@ TEST_CASE("gemm of a large product in deeper k blocks: right, and the same for 1
     omp_set_num_threads(threads);
     CHECK(c1.to_vector() == c2.to_vector());
     int wrong = 0;
-    for (int64_t e = 0; e < M * N; e += 31) {
+    for (int64_t e = 0; e < M * N; e += every) {
         const int64_t i = e / N, j = e % N;
         double exact = 0, scale = 0;
         for (int64_t k = 0; k < K; ++k) {
@@ -547,32 +542,20 @@ TEST_CASE("gemm of a large product in deeper k blocks: right, and the same for 1
     CHECK(wrong == 0);
 }
 
+TEST_CASE("gemm of a large product in deeper k blocks: right, and the same for 1 and 2 threads") {
+    // C [512, 1000] over K = 520: M, N and K all from 512, so k blocks of KC_large (512, then a
+    // short one of 8). On one thread one range packs A block by block; on two, A is packed once for
+    // all column ranges, in blocks of the same depth.
+    using Bk = kernels::gemm_detail::Blocking<float>;
+    REQUIRE(Bk::depth(512, 1000, 520) == Bk::KC_large);
+    REQUIRE(Bk::depth(512, 511, 520) == Bk::KC);
+    check_gemm_threads_and_sums(512, 1000, 520, 41, 31);
+}
+
 TEST_CASE("gemm with an A past 2^20 values, packed by each column range: right, and the same for 1 and 2 threads") {
     // C [1030, 100] over K = 1024: too large an A to pack once for all column ranges, so each range
-    // packs the rows it multiplies, and there is one range a thread. Every 7th value of C is checked
-    // against the exact sum (the whole product would be slow under the ISA matrix's emulators).
-    const int64_t M = 1030, N = 100, K = 1024;
-    const int threads = omp_get_max_threads();
-    const Tensor<float> a = randn<float>(Shape{M, K}, 31), b = randn<float>(Shape{K, N}, 32);
-    Tensor<float> c1(Shape{M, N}), c2(Shape{M, N});
-    omp_set_num_threads(1);
-    kernels::gemm(kernels::row_major(c1.data(), M, N), kernels::row_major(a.data(), M, K), kernels::row_major(b.data(), K, N), false);
-    omp_set_num_threads(2);
-    kernels::gemm(kernels::row_major(c2.data(), M, N), kernels::row_major(a.data(), M, K), kernels::row_major(b.data(), K, N), false);
-    omp_set_num_threads(threads);
-    CHECK(c1.to_vector() == c2.to_vector());
-    int wrong = 0;
-    for (int64_t e = 0; e < M * N; e += 7) {
-        const int64_t i = e / N, j = e % N;
-        double exact = 0, scale = 0;
-        for (int64_t k = 0; k < K; ++k) {
-            const double p = double(a[i * K + k]) * double(b[k * N + j]);
-            exact += p;
-            scale += std::abs(p);
-        }
-        if (std::abs(double(c2[e]) - exact) > (K + 2) * 0.5 * std::numeric_limits<float>::epsilon() * scale) ++wrong;
-    }
-    CHECK(wrong == 0);
+    // packs the rows it multiplies, and there is one range a thread.
+    check_gemm_threads_and_sums(1030, 100, 1024, 31, 7);
 }
 
 TEST_CASE("gemm and the convolutions give bit-identical results for 1, 2 and 3 threads") {
